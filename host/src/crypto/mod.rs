@@ -1,0 +1,265 @@
+//! Cryptography done natively by the host: argon2id password hashing and JWT signing.
+//!
+//! The signing key lives only here: from `[auth] signing_key` (best through the
+//! `MICRO_API__AUTH__SIGNING_KEY` environment variable) or a key file; without either, a
+//! random development key is created once under the data folder (0600). Plugins sign and
+//! verify through the `crypto` import and never see it.
+
+mod host;
+
+use std::path::Path;
+use std::sync::Arc;
+
+use argon2::password_hash::{PasswordHasher, PasswordVerifier};
+use argon2::{Algorithm, Argon2, Params, Version};
+use jsonwebtoken::{DecodingKey, EncodingKey, Header, Validation};
+use serde_json::{Map, Value};
+use tokio::sync::Semaphore;
+
+use crate::app::App;
+use crate::config::AuthConfig;
+use crate::plugins::Plugin;
+
+/// OWASP's argon2id parameters: 19 MiB, 2 passes, 1 lane.
+const ARGON2_M_COST_KIB: u32 = 19 * 1024;
+const ARGON2_T_COST: u32 = 2;
+const ARGON2_P_COST: u32 = 1;
+
+/// The only algorithm tokens are signed and accepted with (`none` and confusion refused).
+const TOKEN_ALGORITHM: jsonwebtoken::Algorithm = jsonwebtoken::Algorithm::HS256;
+
+#[derive(Debug, thiserror::Error)]
+pub enum CryptoError {
+    #[error("cannot read or create the signing key at {path}: {source}")]
+    KeyFile {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("the signing key must be at least 32 bytes")]
+    WeakKey,
+    #[error("malformed password hash")]
+    MalformedHash,
+    #[error("claims must be a JSON object")]
+    BadClaims,
+    #[error("invalid or expired token")]
+    InvalidToken,
+    #[error("crypto failed: {0}")]
+    Internal(String),
+}
+
+pub struct Crypto {
+    encoding: EncodingKey,
+    decoding: DecodingKey,
+    issuer: String,
+    audience: String,
+    /// Each argon2 run takes 19 MiB and a core for tens of milliseconds: bound how many run
+    /// at once so a burst of logins queues instead of exhausting memory.
+    hashing: Semaphore,
+}
+
+impl Crypto {
+    pub fn from_config(auth: &AuthConfig) -> Result<Self, CryptoError> {
+        let key = match &auth.signing_key {
+            Some(key) => key.as_bytes().to_vec(),
+            None => load_or_create_key(&auth.key_file)?,
+        };
+        if key.len() < 32 {
+            return Err(CryptoError::WeakKey);
+        }
+        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+        Ok(Self {
+            encoding: EncodingKey::from_secret(&key)
+                .map_err(|e| CryptoError::Internal(e.to_string()))?,
+            decoding: DecodingKey::from_secret(&key)
+                .map_err(|e| CryptoError::Internal(e.to_string()))?,
+            issuer: auth.issuer.clone(),
+            audience: auth.audience.clone(),
+            hashing: Semaphore::new(cores * 2),
+        })
+    }
+
+    fn argon2() -> Argon2<'static> {
+        let params = Params::new(ARGON2_M_COST_KIB, ARGON2_T_COST, ARGON2_P_COST, None)
+            .expect("valid argon2 parameters");
+        Argon2::new(Algorithm::Argon2id, Version::V0x13, params)
+    }
+
+    /// Runs an argon2 job on the blocking pool, never on a tokio worker.
+    async fn blocking<T: Send + 'static>(
+        &self,
+        job: impl FnOnce() -> T + Send + 'static,
+    ) -> Result<T, CryptoError> {
+        let _permit = self
+            .hashing
+            .acquire()
+            .await
+            .map_err(|e| CryptoError::Internal(e.to_string()))?;
+        tokio::task::spawn_blocking(job)
+            .await
+            .map_err(|e| CryptoError::Internal(e.to_string()))
+    }
+
+    pub async fn hash_password(&self, password: String) -> Result<String, CryptoError> {
+        self.blocking(move || {
+            Self::argon2()
+                .hash_password(password.as_bytes())
+                .map(|h| h.to_string())
+                .map_err(|e| CryptoError::Internal(e.to_string()))
+        })
+        .await?
+    }
+
+    pub async fn verify_password(&self, password: String, hash: String) -> Result<bool, CryptoError> {
+        self.blocking(move || {
+            let parsed = argon2::password_hash::phc::PasswordHash::new(&hash)
+                .map_err(|_| CryptoError::MalformedHash)?;
+            Ok(Self::argon2()
+                .verify_password(password.as_bytes(), &parsed)
+                .is_ok())
+        })
+        .await?
+    }
+
+    /// Signs `claims` for `ttl_seconds`; `iss`, `aud`, `iat` and `exp` are the host's.
+    pub fn sign_token(&self, claims: &str, ttl_seconds: u32) -> Result<String, CryptoError> {
+        let Ok(Value::Object(mut claims)) = serde_json::from_str::<Value>(claims) else {
+            return Err(CryptoError::BadClaims);
+        };
+        let now = jsonwebtoken::get_current_timestamp();
+        claims.insert("iss".into(), self.issuer.clone().into());
+        claims.insert("aud".into(), self.audience.clone().into());
+        claims.insert("iat".into(), now.into());
+        claims.insert("exp".into(), (now + u64::from(ttl_seconds)).into());
+        jsonwebtoken::encode(&Header::new(TOKEN_ALGORITHM), &claims, &self.encoding)
+            .map_err(|e| CryptoError::Internal(e.to_string()))
+    }
+
+    /// The claims of a token this host signed, if signature, issuer, audience and expiry hold.
+    pub fn verify_token(&self, token: &str) -> Result<Map<String, Value>, CryptoError> {
+        let mut validation = Validation::new(TOKEN_ALGORITHM);
+        validation.set_issuer(&[&self.issuer]);
+        validation.set_audience(&[&self.audience]);
+        validation.leeway = 0;
+        jsonwebtoken::decode::<Map<String, Value>>(token, &self.decoding, &validation)
+            .map(|data| data.claims)
+            .map_err(|_| CryptoError::InvalidToken)
+    }
+}
+
+/// Reads the key file, or creates it with a random key. Creation is atomic: the key is
+/// written to a private temporary file and hard-linked into place, which fails if another
+/// process got there first, so two processes never end up with two keys.
+fn load_or_create_key(path: &Path) -> Result<Vec<u8>, CryptoError> {
+    let err = |source| CryptoError::KeyFile {
+        path: path.display().to_string(),
+        source,
+    };
+    if let Ok(key) = std::fs::read(path) {
+        return Ok(trim(key));
+    }
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(err)?;
+    }
+    let key = hex::encode(rand::random::<[u8; 32]>());
+    let tmp = path.with_extension(format!("tmp{}", std::process::id()));
+    {
+        use std::io::Write;
+        use std::os::unix::fs::OpenOptionsExt;
+        let mut file = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&tmp)
+            .map_err(err)?;
+        file.write_all(key.as_bytes()).map_err(err)?;
+        file.sync_all().map_err(err)?;
+    }
+    let linked = std::fs::hard_link(&tmp, path);
+    let _ = std::fs::remove_file(&tmp);
+    match linked {
+        Ok(()) => {
+            tracing::warn!(path = %path.display(), "created a development signing key; set [auth] signing_key or key_file in production");
+            Ok(key.into_bytes())
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            std::fs::read(path).map(trim).map_err(err)
+        }
+        Err(e) => Err(err(e)),
+    }
+}
+
+fn trim(mut key: Vec<u8>) -> Vec<u8> {
+    while key.last().is_some_and(|b| b.is_ascii_whitespace()) {
+        key.pop();
+    }
+    key
+}
+
+/// Per-instance state of the `crypto` import.
+pub struct CryptoState {
+    crypto: Option<Arc<Crypto>>,
+    plugin: String,
+}
+
+impl CryptoState {
+    pub fn prepare(app: &App, plugin: &Plugin) -> Self {
+        Self {
+            crypto: plugin.grants.crypto.then(|| app.crypto.clone()),
+            plugin: plugin.name.clone(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn crypto(dir: &Path) -> Crypto {
+        Crypto::from_config(&AuthConfig {
+            key_file: dir.join("signing.key"),
+            ..AuthConfig::default()
+        })
+        .unwrap()
+    }
+
+    #[tokio::test]
+    async fn hash_and_verify() {
+        let dir = tempfile::tempdir().unwrap();
+        let c = crypto(dir.path());
+        let hash = c.hash_password("123".into()).await.unwrap();
+        assert!(hash.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"), "{hash}");
+        assert!(c.verify_password("123".into(), hash.clone()).await.unwrap());
+        assert!(!c.verify_password("124".into(), hash).await.unwrap());
+        assert!(c.verify_password("1".into(), "nope".into()).await.is_err());
+    }
+
+    #[test]
+    fn tokens_round_trip_and_are_pinned() {
+        let dir = tempfile::tempdir().unwrap();
+        let c = crypto(dir.path());
+        let token = c.sign_token(r#"{"sub":"10001","exp":1}"#, 60).unwrap();
+        let claims = c.verify_token(&token).unwrap();
+        assert_eq!(claims["sub"], "10001");
+        assert!(claims["exp"].as_u64().unwrap() > 1, "the host sets exp");
+        let expired = c.sign_token(r#"{"sub":"1"}"#, 0).unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(1100));
+        assert!(c.verify_token(&expired).is_err());
+        // The same key file gives the same key; another key refuses the token.
+        assert!(crypto(dir.path()).verify_token(&token).is_ok());
+        let other = tempfile::tempdir().unwrap();
+        assert!(crypto(other.path()).verify_token(&token).is_err());
+    }
+
+    #[test]
+    fn dev_key_file_is_private() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        crypto(dir.path());
+        let mode = std::fs::metadata(dir.path().join("signing.key"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+}

@@ -1,0 +1,172 @@
+//! Routes from `[[route]]`: a path pattern, the methods it accepts, and the plugin behind it.
+//! Patterns are literal segments, `{name}` for one segment, and `{*rest}` for the rest.
+
+use http::Method;
+
+use crate::config::RouteConfig;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Segment {
+    Literal(String),
+    Param,
+    Rest,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PathPattern(Vec<Segment>);
+
+impl PathPattern {
+    pub fn parse(path: &str) -> Result<Self, String> {
+        let Some(rest) = path.strip_prefix('/') else {
+            return Err("a route path starts with /".into());
+        };
+        let parts: Vec<&str> = if rest.is_empty() {
+            Vec::new()
+        } else {
+            rest.split('/').collect()
+        };
+        let mut segments = Vec::with_capacity(parts.len());
+        for (i, part) in parts.iter().enumerate() {
+            let segment = if let Some(name) = part.strip_prefix('{').and_then(|p| p.strip_suffix('}')) {
+                if let Some(rest_name) = name.strip_prefix('*') {
+                    if i + 1 != parts.len() || rest_name.is_empty() {
+                        return Err("{*name} must name the last segment".into());
+                    }
+                    Segment::Rest
+                } else if name.is_empty() || name.contains(['{', '}']) {
+                    return Err(format!("bad parameter {part:?}"));
+                } else {
+                    Segment::Param
+                }
+            } else if part.contains(['{', '}']) {
+                return Err(format!("bad segment {part:?}: a parameter is a whole segment"));
+            } else {
+                Segment::Literal((*part).to_string())
+            };
+            segments.push(segment);
+        }
+        Ok(Self(segments))
+    }
+
+    pub fn matches(&self, path: &str) -> bool {
+        let mut parts = path.strip_prefix('/').unwrap_or(path).split('/');
+        let path_is_root = path == "/" || path.is_empty();
+        for segment in &self.0 {
+            match segment {
+                Segment::Rest => return true,
+                Segment::Literal(literal) => {
+                    if parts.next() != Some(literal.as_str()) {
+                        return false;
+                    }
+                }
+                Segment::Param => match parts.next() {
+                    Some(p) if !p.is_empty() => {}
+                    _ => return false,
+                },
+            }
+        }
+        if self.0.is_empty() {
+            return path_is_root;
+        }
+        parts.next().is_none()
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Route {
+    pattern: PathPattern,
+    methods: Vec<Method>,
+    pub plugin: String,
+}
+
+/// What the router decided for a request.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Routed<'a> {
+    Plugin(&'a str),
+    /// The path is routed, not for this method: these are the allowed ones.
+    MethodNotAllowed(Vec<Method>),
+    NotFound,
+}
+
+#[derive(Debug, Default)]
+pub struct Router {
+    routes: Vec<Route>,
+}
+
+impl Router {
+    /// Builds the table from config already validated by `Config::validate`.
+    pub fn new(routes: &[RouteConfig]) -> Self {
+        let routes = routes
+            .iter()
+            .filter_map(|r| {
+                Some(Route {
+                    pattern: PathPattern::parse(&r.path).ok()?,
+                    methods: r
+                        .methods
+                        .iter()
+                        .filter_map(|m| Method::from_bytes(m.to_ascii_uppercase().as_bytes()).ok())
+                        .collect(),
+                    plugin: r.plugin.clone(),
+                })
+            })
+            .collect();
+        Self { routes }
+    }
+
+    pub fn route(&self, method: &Method, path: &str) -> Routed<'_> {
+        let mut allowed = Vec::new();
+        for route in self.routes.iter().filter(|r| r.pattern.matches(path)) {
+            if route.methods.is_empty() || route.methods.contains(method) {
+                return Routed::Plugin(&route.plugin);
+            }
+            allowed.extend(route.methods.iter().cloned());
+        }
+        if allowed.is_empty() {
+            Routed::NotFound
+        } else {
+            Routed::MethodNotAllowed(allowed)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn router() -> Router {
+        let route = |path: &str, methods: &[&str], plugin: &str| RouteConfig {
+            path: path.into(),
+            methods: methods.iter().map(|m| m.to_string()).collect(),
+            plugin: plugin.into(),
+        };
+        Router::new(&[
+            route("/user/login", &["POST"], "user-api"),
+            route("/hello/{name}", &[], "hello"),
+            route("/files/{*rest}", &["GET"], "files"),
+        ])
+    }
+
+    #[test]
+    fn routes_by_path_and_method() {
+        let r = router();
+        assert_eq!(r.route(&Method::POST, "/user/login"), Routed::Plugin("user-api"));
+        assert_eq!(
+            r.route(&Method::GET, "/user/login"),
+            Routed::MethodNotAllowed(vec![Method::POST])
+        );
+        assert_eq!(r.route(&Method::GET, "/hello/world"), Routed::Plugin("hello"));
+        assert_eq!(r.route(&Method::GET, "/hello/"), Routed::NotFound);
+        assert_eq!(r.route(&Method::GET, "/hello/a/b"), Routed::NotFound);
+        assert_eq!(r.route(&Method::GET, "/files/a/b/c"), Routed::Plugin("files"));
+        assert_eq!(r.route(&Method::GET, "/nope"), Routed::NotFound);
+        assert_eq!(r.route(&Method::POST, "/user/login/x"), Routed::NotFound);
+    }
+
+    #[test]
+    fn bad_patterns_are_refused() {
+        assert!(PathPattern::parse("user").is_err());
+        assert!(PathPattern::parse("/a/{*rest}/b").is_err());
+        assert!(PathPattern::parse("/a/x{id}").is_err());
+        assert!(PathPattern::parse("/").is_ok());
+    }
+}

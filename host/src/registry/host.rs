@@ -1,0 +1,18 @@
+//! The `registry` import.
+
+use super::RegistryState;
+use crate::bindings::micro_api::host::registry::{Endpoint, Host};
+
+impl Host for &mut RegistryState {
+    async fn endpoints(&mut self, service: String) -> Vec<Endpoint> {
+        self.registry
+            .endpoints(&service)
+            .into_iter()
+            .map(|e| Endpoint {
+                node: e.node,
+                address: e.address,
+                local: e.local,
+            })
+            .collect()
+    }
+}

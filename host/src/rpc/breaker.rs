@@ -1,0 +1,332 @@
+//! A Hystrix-style circuit breaker, one per command (`service.method`).
+//!
+//! Written here rather than taken from a crate: the maintained Rust breakers (`failsafe`,
+//! `tower`'s load-shed) model failure-rate policies, but none has Hystrix's combination of a
+//! rolling window of per-second buckets, a request-volume threshold, an immediate
+//! max-concurrent rejection and a single half-open probe, which is the behaviour the seed's
+//! users rely on.
+//!
+//! - Closed: calls go through. Every outcome lands in the bucket of its second; the window
+//!   is the last [`WINDOW_BUCKETS`] seconds. Once the window holds at least
+//!   `volume_threshold` calls and `error_percent` of them failed, the breaker opens.
+//!   Failures, timeouts, rejections and short-circuits count as errors; an application
+//!   error (the callee's own refusal) counts as a success.
+//! - Open: calls fail at once with `circuit-open` until `sleep_window_ms` has passed.
+//! - Half-open: exactly one probe goes through; everyone else is short-circuited. The
+//!   probe's success closes the breaker and clears the window; its failure reopens it.
+//!
+//! Independently, a call beyond `max_concurrent` in flight is rejected at once.
+
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use crate::config::BreakerSettings;
+
+/// Seconds in the rolling window.
+pub const WINDOW_BUCKETS: usize = 10;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum State {
+    Closed,
+    Open,
+    HalfOpen,
+}
+
+/// How a call ended, as the breaker counts it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    Success,
+    Failure,
+    Timeout,
+}
+
+/// Why the breaker refused a call without running it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    CircuitOpen,
+    Rejected,
+}
+
+#[derive(Debug, Clone, Copy, Default)]
+struct Bucket {
+    second: u64,
+    successes: u32,
+    errors: u32,
+}
+
+#[derive(Debug)]
+struct Inner {
+    state: State,
+    opened_at: Instant,
+    in_flight: u32,
+    buckets: [Bucket; WINDOW_BUCKETS],
+}
+
+/// A snapshot for the admin API.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct BreakerStatus {
+    pub command: String,
+    pub state: State,
+    pub in_flight: u32,
+    pub window_total: u32,
+    pub window_errors: u32,
+}
+
+pub struct Breaker {
+    command: String,
+    settings: BreakerSettings,
+    epoch: Instant,
+    inner: Mutex<Inner>,
+}
+
+/// A call admitted by the breaker. Dropping it without [`Permit::complete`] (the caller
+/// went away) counts as a failure, so a probe can never be lost.
+pub struct Permit<'a> {
+    breaker: &'a Breaker,
+    probe: bool,
+    done: bool,
+}
+
+impl Breaker {
+    pub fn new(command: impl Into<String>, settings: BreakerSettings) -> Self {
+        let now = Instant::now();
+        Self {
+            command: command.into(),
+            settings,
+            epoch: now,
+            inner: Mutex::new(Inner {
+                state: State::Closed,
+                opened_at: now,
+                in_flight: 0,
+                buckets: [Bucket::default(); WINDOW_BUCKETS],
+            }),
+        }
+    }
+
+    pub fn settings(&self) -> BreakerSettings {
+        self.settings
+    }
+
+    pub fn timeout(&self) -> Duration {
+        Duration::from_millis(self.settings.timeout_ms)
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        self.inner.lock().expect("breaker lock")
+    }
+
+    /// Admits a call or refuses it at once.
+    pub fn try_acquire(&self) -> Result<Permit<'_>, Refusal> {
+        let mut inner = self.lock();
+        let now = Instant::now();
+        let mut probe = false;
+        match inner.state {
+            State::Closed => {}
+            State::Open
+                if now.duration_since(inner.opened_at)
+                    >= Duration::from_millis(self.settings.sleep_window_ms) =>
+            {
+                self.transition(&mut inner, State::HalfOpen);
+                probe = true;
+            }
+            State::Open | State::HalfOpen => {
+                self.record(&mut inner, false);
+                return Err(Refusal::CircuitOpen);
+            }
+        }
+        if inner.in_flight >= self.settings.max_concurrent {
+            if probe {
+                // The probe could not run: stay open for another sleep window.
+                inner.opened_at = now;
+                self.transition(&mut inner, State::Open);
+            }
+            self.record(&mut inner, false);
+            self.trip_if_unhealthy(&mut inner);
+            return Err(Refusal::Rejected);
+        }
+        inner.in_flight += 1;
+        Ok(Permit {
+            breaker: self,
+            probe,
+            done: false,
+        })
+    }
+
+    fn finish(&self, probe: bool, outcome: Outcome) {
+        let mut inner = self.lock();
+        inner.in_flight -= 1;
+        let success = outcome == Outcome::Success;
+        if probe {
+            if success {
+                inner.buckets = [Bucket::default(); WINDOW_BUCKETS];
+                self.transition(&mut inner, State::Closed);
+            } else {
+                inner.opened_at = Instant::now();
+                self.transition(&mut inner, State::Open);
+            }
+            return;
+        }
+        self.record(&mut inner, success);
+        if !success {
+            self.trip_if_unhealthy(&mut inner);
+        }
+    }
+
+    fn record(&self, inner: &mut Inner, success: bool) {
+        let second = self.epoch.elapsed().as_secs();
+        let bucket = &mut inner.buckets[second as usize % WINDOW_BUCKETS];
+        if bucket.second != second {
+            *bucket = Bucket {
+                second,
+                ..Bucket::default()
+            };
+        }
+        if success {
+            bucket.successes += 1;
+        } else {
+            bucket.errors += 1;
+        }
+    }
+
+    /// (total, errors) over the rolling window.
+    fn window(&self, inner: &Inner) -> (u32, u32) {
+        let now = self.epoch.elapsed().as_secs();
+        inner
+            .buckets
+            .iter()
+            .filter(|b| now.saturating_sub(b.second) < WINDOW_BUCKETS as u64)
+            .fold((0, 0), |(total, errors), b| {
+                (total + b.successes + b.errors, errors + b.errors)
+            })
+    }
+
+    fn trip_if_unhealthy(&self, inner: &mut Inner) {
+        if inner.state != State::Closed {
+            return;
+        }
+        let (total, errors) = self.window(inner);
+        if total >= self.settings.volume_threshold
+            && total > 0
+            && errors * 100 >= self.settings.error_percent * total
+        {
+            inner.opened_at = Instant::now();
+            self.transition(inner, State::Open);
+        }
+    }
+
+    fn transition(&self, inner: &mut Inner, to: State) {
+        if inner.state != to {
+            tracing::warn!(command = %self.command, from = ?inner.state, to = ?to, "circuit breaker transition");
+            inner.state = to;
+        }
+    }
+
+    pub fn status(&self) -> BreakerStatus {
+        let inner = self.lock();
+        let (window_total, window_errors) = self.window(&inner);
+        BreakerStatus {
+            command: self.command.clone(),
+            state: inner.state,
+            in_flight: inner.in_flight,
+            window_total,
+            window_errors,
+        }
+    }
+}
+
+impl Permit<'_> {
+    pub fn complete(mut self, outcome: Outcome) {
+        self.done = true;
+        self.breaker.finish(self.probe, outcome);
+    }
+}
+
+impl Drop for Permit<'_> {
+    fn drop(&mut self) {
+        if !self.done {
+            self.breaker.finish(self.probe, Outcome::Failure);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings() -> BreakerSettings {
+        BreakerSettings {
+            timeout_ms: 100,
+            max_concurrent: 2,
+            error_percent: 50,
+            volume_threshold: 4,
+            sleep_window_ms: 50,
+        }
+    }
+
+    #[test]
+    fn no_trip_below_the_volume_threshold() {
+        let b = Breaker::new("s.m", settings());
+        for _ in 0..3 {
+            b.try_acquire().unwrap().complete(Outcome::Failure);
+        }
+        assert_eq!(b.status().state, State::Closed);
+        b.try_acquire().unwrap().complete(Outcome::Failure);
+        assert_eq!(b.status().state, State::Open);
+        assert_eq!(b.try_acquire().err(), Some(Refusal::CircuitOpen));
+    }
+
+    #[test]
+    fn trips_at_the_error_percentage_only() {
+        let b = Breaker::new("s.m", settings());
+        for _ in 0..3 {
+            b.try_acquire().unwrap().complete(Outcome::Success);
+        }
+        b.try_acquire().unwrap().complete(Outcome::Failure);
+        b.try_acquire().unwrap().complete(Outcome::Timeout);
+        // 2 errors of 5 calls: 40% < 50%.
+        assert_eq!(b.status().state, State::Closed);
+        b.try_acquire().unwrap().complete(Outcome::Failure);
+        // 3 of 6: 50%.
+        assert_eq!(b.status().state, State::Open);
+    }
+
+    #[test]
+    fn max_concurrent_rejects_immediately() {
+        let b = Breaker::new("s.m", settings());
+        let p1 = b.try_acquire().unwrap();
+        let p2 = b.try_acquire().unwrap();
+        assert_eq!(b.try_acquire().err(), Some(Refusal::Rejected));
+        p1.complete(Outcome::Success);
+        assert!(b.try_acquire().is_ok());
+        p2.complete(Outcome::Success);
+    }
+
+    #[test]
+    fn half_open_lets_exactly_one_probe_through() {
+        let b = Breaker::new("s.m", settings());
+        for _ in 0..4 {
+            b.try_acquire().unwrap().complete(Outcome::Failure);
+        }
+        std::thread::sleep(Duration::from_millis(60));
+        let probe = b.try_acquire().expect("the probe");
+        assert_eq!(b.status().state, State::HalfOpen);
+        assert_eq!(b.try_acquire().err(), Some(Refusal::CircuitOpen));
+        probe.complete(Outcome::Failure);
+        assert_eq!(b.status().state, State::Open);
+        std::thread::sleep(Duration::from_millis(60));
+        b.try_acquire().unwrap().complete(Outcome::Success);
+        assert_eq!(b.status().state, State::Closed);
+        assert_eq!(b.status().window_total, 0);
+    }
+
+    #[test]
+    fn a_dropped_permit_counts_as_a_failure() {
+        let b = Breaker::new("s.m", settings());
+        for _ in 0..4 {
+            drop(b.try_acquire().unwrap());
+        }
+        assert_eq!(b.status().state, State::Open);
+        assert_eq!(b.status().in_flight, 0);
+    }
+}

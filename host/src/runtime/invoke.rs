@@ -1,0 +1,163 @@
+//! Running one invocation: a fresh store and instance for an HTTP request or an rpc call,
+//! on its own task, bounded by its deadline. A trap, a timeout or a memory bomb ends that
+//! invocation alone; the outcome is counted on the plugin and logged with its name.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use bytes::Bytes;
+use http_body_util::Full;
+use wasmtime_wasi_http::WasiHttpView;
+use wasmtime_wasi_http::p2::bindings::http::types::Scheme;
+use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
+
+use super::state::{CallContext, PluginState};
+use super::is_deadline_trap;
+use crate::app::App;
+use crate::plugins::{Entry, Plugin, PluginStats};
+use crate::rpc::CallError;
+
+/// Why an HTTP plugin produced no response.
+#[derive(Debug, thiserror::Error)]
+pub enum HttpInvokeError {
+    #[error("the plugin ran past its deadline")]
+    Timeout,
+    #[error("the plugin trapped")]
+    Trap,
+    #[error("the plugin returned without a response")]
+    NoResponse,
+    #[error("{0} is not an HTTP plugin")]
+    NotHttp(String),
+}
+
+/// How a guest call ended, from the host's side.
+enum Ended {
+    Timeout,
+    Trap,
+}
+
+/// Classifies and logs a failed guest call.
+fn ended(plugin: &Plugin, error: Option<wasmtime::Error>) -> Ended {
+    PluginStats::count(&plugin.stats.errors);
+    match error {
+        None => {
+            tracing::warn!(plugin = %plugin.name, version = %plugin.version, "plugin deadline exceeded");
+            Ended::Timeout
+        }
+        Some(e) if is_deadline_trap(&e) => {
+            tracing::warn!(plugin = %plugin.name, version = %plugin.version, "plugin interrupted at its deadline");
+            Ended::Timeout
+        }
+        Some(e) => {
+            PluginStats::count(&plugin.stats.traps);
+            tracing::error!(plugin = %plugin.name, version = %plugin.version, error = %format!("{e:?}"), "plugin trapped");
+            Ended::Trap
+        }
+    }
+}
+
+/// Calls `handle(method, payload)` of a service plugin.
+pub async fn call_service(
+    app: &Arc<App>,
+    plugin: Arc<Plugin>,
+    method: String,
+    payload: Vec<u8>,
+    call: CallContext,
+) -> Result<Vec<u8>, CallError> {
+    let Entry::Service(pre) = &plugin.entry else {
+        return Err(CallError::Unavailable(format!("{} is not a service", plugin.name)));
+    };
+    PluginStats::count(&plugin.stats.invocations);
+    let pre = pre.clone();
+    let deadline = call.deadline.min(Instant::now() + plugin.deadline());
+    let mut store = app
+        .runtime
+        .new_store(PluginState::new(app, &plugin, call), deadline);
+    let task = tokio::spawn(async move {
+        tokio::time::timeout_at(deadline.into(), async {
+            let service = pre.instantiate_async(&mut store).await?;
+            service
+                .micro_api_host_handler()
+                .call_handle(&mut store, &method, &payload)
+                .await
+        })
+        .await
+    });
+    let outcome = task
+        .await
+        .map_err(|e| CallError::Unavailable(format!("{} failed: {e}", plugin.name)))?;
+    match outcome {
+        Ok(Ok(Ok(answer))) => Ok(answer),
+        Ok(Ok(Err(refusal))) => Err(refusal.into()),
+        Ok(Err(trap)) => Err(failure(&plugin, Some(trap))),
+        Err(_elapsed) => Err(failure(&plugin, None)),
+    }
+}
+
+fn failure(plugin: &Plugin, error: Option<wasmtime::Error>) -> CallError {
+    match ended(plugin, error) {
+        Ended::Timeout => CallError::Timeout,
+        Ended::Trap => CallError::Unavailable(format!("{} failed", plugin.name)),
+    }
+}
+
+/// Hands `request` to an HTTP plugin and returns its response as soon as the plugin has
+/// set it; the body then streams while the instance (on its own task) writes it.
+pub async fn handle_http(
+    app: &Arc<App>,
+    plugin: Arc<Plugin>,
+    request: http::Request<Full<Bytes>>,
+) -> Result<http::Response<HyperOutgoingBody>, HttpInvokeError> {
+    let Entry::Http(pre) = &plugin.entry else {
+        return Err(HttpInvokeError::NotHttp(plugin.name.clone()));
+    };
+    PluginStats::count(&plugin.stats.invocations);
+    let pre = pre.clone();
+    let deadline = Instant::now() + plugin.deadline();
+    let call = CallContext { deadline, depth: 0 };
+    let mut store = app
+        .runtime
+        .new_store(PluginState::new(app, &plugin, call), deadline);
+    let (sender, receiver) = tokio::sync::oneshot::channel();
+    let setup = (|| -> wasmtime::Result<_> {
+        let mut http = store.data_mut().http();
+        let request = http.new_incoming_request(Scheme::Http, request)?;
+        let out = http.new_response_outparam(sender)?;
+        Ok((request, out))
+    })();
+    let (request, out) = setup.map_err(|e| {
+        tracing::error!(plugin = %plugin.name, error = %e, "cannot hand the request to the plugin");
+        HttpInvokeError::NoResponse
+    })?;
+    let task_plugin = plugin.clone();
+    let task = tokio::spawn(async move {
+        let outcome = tokio::time::timeout_at(deadline.into(), async {
+            let proxy = pre.instantiate_async(&mut store).await?;
+            proxy
+                .wasi_http_incoming_handler()
+                .call_handle(&mut store, request, out)
+                .await
+        })
+        .await;
+        match outcome {
+            Ok(Ok(())) => None,
+            Ok(Err(trap)) => Some(ended(&task_plugin, Some(trap))),
+            Err(_elapsed) => Some(ended(&task_plugin, None)),
+        }
+    });
+    match receiver.await {
+        Ok(Ok(response)) => Ok(response),
+        // The guest answered with an error code instead of a response.
+        Ok(Err(code)) => {
+            tracing::warn!(plugin = %plugin.name, error = ?code, "plugin answered with an error code");
+            PluginStats::count(&plugin.stats.errors);
+            Err(HttpInvokeError::NoResponse)
+        }
+        // The outparam was dropped unset: the task has ended, say how.
+        Err(_) => match task.await {
+            Ok(Some(Ended::Timeout)) => Err(HttpInvokeError::Timeout),
+            Ok(Some(Ended::Trap)) | Err(_) => Err(HttpInvokeError::Trap),
+            Ok(None) => Err(HttpInvokeError::NoResponse),
+        },
+    }
+}

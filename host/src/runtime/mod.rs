@@ -1,0 +1,149 @@
+//! The wasmtime runtime: one `Engine` and one `Linker` for every plugin, a compile cache,
+//! and the per-invocation `Store` (see [`state`]).
+//!
+//! Isolation is the product: every HTTP request and every rpc call gets a fresh `Store`
+//! and instance from a pre-instantiated component, with its own memory limit and deadline.
+//! CPU-bound guests are interrupted by epochs: a background thread ticks the engine's epoch
+//! every [`EPOCH_TICK`], and each tick the guest yields to tokio (so it never holds a worker
+//! thread) or traps once its deadline has passed.
+
+mod cache;
+pub mod invoke;
+pub mod state;
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use wasmtime::component::{Component, Linker};
+use wasmtime::{Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store};
+
+pub use cache::CompileCache;
+pub use state::PluginState;
+
+use crate::config::MAX_MEMORY_MB;
+
+/// How often the epoch advances: the granularity of deadlines and of guest yields.
+pub const EPOCH_TICK: Duration = Duration::from_millis(5);
+
+/// Component instances that may be alive at once (requests in flight, nested rpc callees,
+/// old and new versions during a reload).
+const MAX_INSTANCES: u32 = 1000;
+
+#[derive(Debug, thiserror::Error)]
+pub enum RuntimeError {
+    #[error("cannot configure the wasmtime engine: {0}")]
+    Engine(String),
+    #[error("cannot link the host imports: {0}")]
+    Link(String),
+}
+
+/// The engine, the linker with every host import, and the compile cache.
+pub struct Runtime {
+    engine: Engine,
+    linker: Linker<PluginState>,
+    cache: CompileCache,
+    /// True when the pooling allocator could not reserve its address space.
+    pub on_demand_allocator: bool,
+}
+
+impl Runtime {
+    pub fn new(cache_dir: &Path) -> Result<Self, RuntimeError> {
+        let (engine, on_demand_allocator) = match Engine::new(&engine_config(true)) {
+            Ok(engine) => (engine, false),
+            Err(e) => {
+                // Pooling reserves address space for every slot up front; where that is
+                // short (a restrictive ulimit -v), fall back rather than refuse to start.
+                tracing::warn!(error = %e, "pooling allocator unavailable, using on-demand allocation");
+                let engine = Engine::new(&engine_config(false))
+                    .map_err(|e| RuntimeError::Engine(e.to_string()))?;
+                (engine, true)
+            }
+        };
+        spawn_epoch_ticker(&engine);
+        let mut linker = Linker::new(&engine);
+        state::add_to_linker(&mut linker).map_err(|e| RuntimeError::Link(e.to_string()))?;
+        let cache = CompileCache::new(&engine, cache_dir);
+        Ok(Self {
+            engine,
+            linker,
+            cache,
+            on_demand_allocator,
+        })
+    }
+
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    pub fn linker(&self) -> &Linker<PluginState> {
+        &self.linker
+    }
+
+    /// Compiles `bytes` (or loads the cached compilation of the same bytes).
+    pub fn compile(&self, bytes: &[u8]) -> wasmtime::Result<Component> {
+        self.cache.load_or_compile(&self.engine, bytes)
+    }
+
+    /// A fresh store whose guest is interrupted at `deadline` and yields every epoch tick.
+    pub fn new_store(&self, data: PluginState, deadline: Instant) -> Store<PluginState> {
+        let mut store = Store::new(&self.engine, data);
+        store.limiter(|state| &mut state.limits);
+        store.set_epoch_deadline(1);
+        store.epoch_deadline_callback(move |_| {
+            if Instant::now() >= deadline {
+                Ok(wasmtime::UpdateDeadline::Interrupt)
+            } else {
+                Ok(wasmtime::UpdateDeadline::Yield(1))
+            }
+        });
+        store
+    }
+}
+
+fn engine_config(pooling: bool) -> wasmtime::Config {
+    let mut config = wasmtime::Config::new();
+    config.wasm_component_model(true);
+    config.epoch_interruption(true);
+    // A deep recursion traps cleanly at this stack size instead of overflowing the host's.
+    config.max_wasm_stack(1 << 20);
+    config.async_stack_size(2 << 20);
+    if pooling {
+        let mut pool = PoolingAllocationConfig::default();
+        pool.total_component_instances(MAX_INSTANCES);
+        pool.total_core_instances(MAX_INSTANCES * 4);
+        pool.total_memories(MAX_INSTANCES * 2);
+        pool.total_tables(MAX_INSTANCES * 2);
+        pool.total_stacks(MAX_INSTANCES);
+        pool.max_memory_size((MAX_MEMORY_MB as usize) << 20);
+        config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+    }
+    config
+}
+
+/// Advances the epoch of `engine` forever; the thread holds only a weak handle so it ends
+/// with the engine.
+fn spawn_epoch_ticker(engine: &Engine) {
+    let weak = engine.weak();
+    std::thread::Builder::new()
+        .name("epoch-ticker".into())
+        .spawn(move || {
+            while let Some(engine) = weak.upgrade() {
+                engine.increment_epoch();
+                drop(engine);
+                std::thread::sleep(EPOCH_TICK);
+            }
+        })
+        .expect("spawn the epoch ticker thread");
+}
+
+/// Whether a wasmtime error is the epoch interruption of a passed deadline.
+pub fn is_deadline_trap(error: &wasmtime::Error) -> bool {
+    matches!(
+        error.downcast_ref::<wasmtime::Trap>(),
+        Some(wasmtime::Trap::Interrupt)
+    )
+}
+
+/// Shared handle to the runtime.
+pub type SharedRuntime = Arc<Runtime>;

@@ -1,0 +1,365 @@
+//! The three sqlx backends behind [`Database`]: one generic implementation, and per
+//! database a [`Dialect`] that knows its migrations, its SQL rewriting and how its column
+//! types map onto [`Value`].
+
+use std::str::FromStr;
+
+use sqlx::{
+    Arguments, AssertSqlSafe, Column, ConnectOptions, Executor, IntoArguments, Pool, Row,
+    TypeInfo, ValueRef,
+};
+
+use super::{Database, Rows, SqlError, Transaction, Value, rewrite};
+
+/// Connects to `url`, creating a SQLite file if needed, and runs the migrations.
+pub async fn connect(url: &str, max_connections: u32) -> Result<Box<dyn Database>, SqlError> {
+    if url.starts_with("sqlite:") {
+        Sqlx::<sqlx::Sqlite>::connect(url, max_connections).await
+    } else if url.starts_with("mysql:") || url.starts_with("mariadb:") {
+        Sqlx::<sqlx::MySql>::connect(&url.replacen("mariadb:", "mysql:", 1), max_connections)
+            .await
+    } else {
+        Sqlx::<sqlx::Postgres>::connect(url, max_connections).await
+    }
+}
+
+/// What differs between the databases.
+pub trait Dialect: sqlx::Database + Sync
+where
+    usize: sqlx::ColumnIndex<Self::Row>,
+{
+    const SYSTEM: &'static str;
+    fn migrator() -> sqlx::migrate::Migrator;
+    fn rewrite(statement: &str) -> String {
+        statement.to_string()
+    }
+    fn options(url: &str) -> Result<<Self::Connection as sqlx::Connection>::Options, SqlError> {
+        <Self::Connection as sqlx::Connection>::Options::from_str(url)
+            .map_err(|e| SqlError::Unavailable(format!("bad database url: {e}")))
+    }
+    fn decode(row: &Self::Row, index: usize) -> Result<Value, sqlx::Error>;
+    /// `QueryResult` has no shared trait in sqlx.
+    fn rows_affected(result: &Self::QueryResult) -> u64;
+    fn bind(args: &mut Self::Arguments, value: &Value) -> Result<(), sqlx::error::BoxDynError>;
+}
+
+pub struct Sqlx<DB: sqlx::Database> {
+    pool: Pool<DB>,
+}
+
+impl<DB> Sqlx<DB>
+where
+    DB: Dialect,
+    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
+    DB::Arguments: IntoArguments<DB>,
+    DB::Connection: sqlx::migrate::Migrate,
+    usize: sqlx::ColumnIndex<DB::Row>,
+{
+    async fn connect(url: &str, max_connections: u32) -> Result<Box<dyn Database>, SqlError> {
+        let options = DB::options(url)?.disable_statement_logging();
+        let pool = sqlx::pool::PoolOptions::<DB>::new()
+            .max_connections(max_connections)
+            .acquire_timeout(std::time::Duration::from_secs(5))
+            .connect_with(options)
+            .await
+            .map_err(|e| SqlError::Unavailable(e.to_string()))?;
+        DB::migrator()
+            .run(&pool)
+            .await
+            .map_err(|e| SqlError::Unavailable(format!("migrations failed: {e}")))?;
+        Ok(Box::new(Self { pool }))
+    }
+}
+
+fn arguments<DB: Dialect>(params: &[Value]) -> Result<DB::Arguments, SqlError>
+where
+    usize: sqlx::ColumnIndex<DB::Row>,
+{
+    let mut args = DB::Arguments::default();
+    for (i, value) in params.iter().enumerate() {
+        DB::bind(&mut args, value)
+            .map_err(|e| SqlError::Statement(format!("parameter {}: {e}", i + 1)))?;
+    }
+    Ok(args)
+}
+
+fn to_rows<DB: Dialect>(rows: Vec<DB::Row>) -> Result<Rows, SqlError>
+where
+    usize: sqlx::ColumnIndex<DB::Row>,
+{
+    let columns = rows.first().map_or_else(Vec::new, |row| {
+        row.columns().iter().map(|c| c.name().to_string()).collect()
+    });
+    let rows = rows
+        .iter()
+        .map(|row| {
+            (0..row.len())
+                .map(|i| decode_nullable::<DB>(row, i))
+                .collect::<Result<Vec<_>, _>>()
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(Rows { columns, rows })
+}
+
+fn decode_nullable<DB: Dialect>(row: &DB::Row, index: usize) -> Result<Value, sqlx::Error>
+where
+    usize: sqlx::ColumnIndex<DB::Row>,
+{
+    if row.try_get_raw(index)?.is_null() {
+        return Ok(Value::Null);
+    }
+    DB::decode(row, index)
+}
+
+async fn query_on<'c, DB, E>(executor: E, statement: &str, params: &[Value]) -> Result<Rows, SqlError>
+where
+    DB: Dialect,
+    E: Executor<'c, Database = DB>,
+    DB::Arguments: IntoArguments<DB>,
+    usize: sqlx::ColumnIndex<DB::Row>,
+{
+    let sql = DB::rewrite(statement);
+    let rows = sqlx::query_with(AssertSqlSafe(sql), arguments::<DB>(params)?)
+        .fetch_all(executor)
+        .await?;
+    to_rows::<DB>(rows)
+}
+
+async fn execute_on<'c, DB, E>(executor: E, statement: &str, params: &[Value]) -> Result<u64, SqlError>
+where
+    DB: Dialect,
+    E: Executor<'c, Database = DB>,
+    DB::Arguments: IntoArguments<DB>,
+    usize: sqlx::ColumnIndex<DB::Row>,
+{
+    let sql = DB::rewrite(statement);
+    let done = sqlx::query_with(AssertSqlSafe(sql), arguments::<DB>(params)?)
+        .execute(executor)
+        .await?;
+    Ok(DB::rows_affected(&done))
+}
+
+#[async_trait::async_trait]
+impl<DB> Database for Sqlx<DB>
+where
+    DB: Dialect,
+    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
+    for<'c> &'c Pool<DB>: Executor<'c, Database = DB>,
+    DB::Arguments: IntoArguments<DB>,
+    usize: sqlx::ColumnIndex<DB::Row>,
+{
+    fn system(&self) -> &'static str {
+        DB::SYSTEM
+    }
+
+    async fn query(&self, statement: &str, params: &[Value]) -> Result<Rows, SqlError> {
+        query_on(&self.pool, statement, params).await
+    }
+
+    async fn execute(&self, statement: &str, params: &[Value]) -> Result<u64, SqlError> {
+        execute_on(&self.pool, statement, params).await
+    }
+
+    async fn begin(&self) -> Result<Box<dyn Transaction>, SqlError> {
+        Ok(Box::new(SqlxTransaction(self.pool.begin().await?)))
+    }
+
+    async fn ping(&self) -> Result<(), SqlError> {
+        self.pool.acquire().await?;
+        Ok(())
+    }
+}
+
+struct SqlxTransaction<DB: sqlx::Database>(sqlx::Transaction<'static, DB>);
+
+#[async_trait::async_trait]
+impl<DB> Transaction for SqlxTransaction<DB>
+where
+    DB: Dialect,
+    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
+    DB::Arguments: IntoArguments<DB>,
+    usize: sqlx::ColumnIndex<DB::Row>,
+{
+    async fn query(&mut self, statement: &str, params: &[Value]) -> Result<Rows, SqlError> {
+        query_on(&mut *self.0, statement, params).await
+    }
+
+    async fn execute(&mut self, statement: &str, params: &[Value]) -> Result<u64, SqlError> {
+        execute_on(&mut *self.0, statement, params).await
+    }
+
+    async fn commit(self: Box<Self>) -> Result<(), SqlError> {
+        Ok(self.0.commit().await?)
+    }
+
+    async fn rollback(self: Box<Self>) -> Result<(), SqlError> {
+        Ok(self.0.rollback().await?)
+    }
+}
+
+/// Binds one value with the Rust type each database maps it to.
+macro_rules! bind_value {
+    ($args:expr, $value:expr) => {
+        match $value {
+            Value::Null => $args.add(None::<String>),
+            Value::Integer(v) => $args.add(*v),
+            Value::Real(v) => $args.add(*v),
+            Value::Text(v) => $args.add(v.clone()),
+            Value::Blob(v) => $args.add(v.clone()),
+        }
+    };
+}
+
+fn unsupported(row_type: &str, index: usize) -> sqlx::Error {
+    sqlx::Error::ColumnDecode {
+        index: index.to_string(),
+        source: format!("column type {row_type} has no sql.value mapping").into(),
+    }
+}
+
+impl Dialect for sqlx::Sqlite {
+    const SYSTEM: &'static str = "sqlite";
+
+    fn rows_affected(result: &sqlx::sqlite::SqliteQueryResult) -> u64 {
+        result.rows_affected()
+    }
+
+    fn migrator() -> sqlx::migrate::Migrator {
+        sqlx::migrate!("./migrations/sqlite")
+    }
+
+    fn options(url: &str) -> Result<sqlx::sqlite::SqliteConnectOptions, SqlError> {
+        let options = sqlx::sqlite::SqliteConnectOptions::from_str(url)
+            .map_err(|e| SqlError::Unavailable(format!("bad database url: {e}")))?;
+        if let Some(parent) = options.get_filename().parent() {
+            std::fs::create_dir_all(parent).map_err(|e| SqlError::Unavailable(e.to_string()))?;
+        }
+        // WAL lets readers proceed while a writer commits; the busy timeout makes
+        // concurrent writers wait instead of failing with SQLITE_BUSY.
+        Ok(options
+            .create_if_missing(true)
+            .journal_mode(sqlx::sqlite::SqliteJournalMode::Wal)
+            .busy_timeout(std::time::Duration::from_secs(5)))
+    }
+
+    fn decode(row: &sqlx::sqlite::SqliteRow, index: usize) -> Result<Value, sqlx::Error> {
+        // SQLite is dynamically typed: go by the storage class of this very value.
+        let raw = row.try_get_raw(index)?;
+        let storage = raw.type_info().name().to_string();
+        Ok(match storage.as_str() {
+            "INTEGER" | "BOOLEAN" => Value::Integer(row.try_get_unchecked(index)?),
+            "REAL" => Value::Real(row.try_get_unchecked(index)?),
+            "BLOB" => Value::Blob(row.try_get_unchecked(index)?),
+            _ => Value::Text(row.try_get_unchecked(index)?),
+        })
+    }
+
+    fn bind(
+        args: &mut sqlx::sqlite::SqliteArguments,
+        value: &Value,
+    ) -> Result<(), sqlx::error::BoxDynError> {
+        bind_value!(args, value)
+    }
+}
+
+impl Dialect for sqlx::MySql {
+    const SYSTEM: &'static str = "mysql";
+
+    fn rows_affected(result: &sqlx::mysql::MySqlQueryResult) -> u64 {
+        result.rows_affected()
+    }
+
+    fn migrator() -> sqlx::migrate::Migrator {
+        sqlx::migrate!("./migrations/mysql")
+    }
+
+    fn decode(row: &sqlx::mysql::MySqlRow, index: usize) -> Result<Value, sqlx::Error> {
+        let column = row.column(index).type_info().name().to_string();
+        Ok(match column.as_str() {
+            "BOOLEAN" | "TINYINT" | "SMALLINT" | "MEDIUMINT" | "INT" | "BIGINT" => {
+                Value::Integer(row.try_get(index)?)
+            }
+            "TINYINT UNSIGNED" | "SMALLINT UNSIGNED" | "MEDIUMINT UNSIGNED" | "INT UNSIGNED" => {
+                Value::Integer(row.try_get::<u32, _>(index)?.into())
+            }
+            "BIGINT UNSIGNED" => {
+                let v: u64 = row.try_get(index)?;
+                Value::Integer(i64::try_from(v).map_err(|e| sqlx::Error::Decode(e.into()))?)
+            }
+            "FLOAT" | "DOUBLE" => Value::Real(row.try_get(index)?),
+            "CHAR" | "VARCHAR" | "TEXT" | "TINYTEXT" | "MEDIUMTEXT" | "LONGTEXT" | "ENUM"
+            | "SET" | "JSON" | "DECIMAL" | "TIME" | "YEAR" => {
+                Value::Text(row.try_get_unchecked(index)?)
+            }
+            "BINARY" | "VARBINARY" | "BLOB" | "TINYBLOB" | "MEDIUMBLOB" | "LONGBLOB" => {
+                Value::Blob(row.try_get(index)?)
+            }
+            "TIMESTAMP" => Value::Text(
+                row.try_get::<chrono::DateTime<chrono::Utc>, _>(index)?
+                    .to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+            ),
+            "DATETIME" => Value::Text(
+                row.try_get::<chrono::NaiveDateTime, _>(index)?
+                    .format("%Y-%m-%d %H:%M:%S%.3f")
+                    .to_string(),
+            ),
+            "DATE" => Value::Text(row.try_get::<chrono::NaiveDate, _>(index)?.to_string()),
+            other => return Err(unsupported(other, index)),
+        })
+    }
+
+    fn bind(
+        args: &mut sqlx::mysql::MySqlArguments,
+        value: &Value,
+    ) -> Result<(), sqlx::error::BoxDynError> {
+        bind_value!(args, value)
+    }
+}
+
+impl Dialect for sqlx::Postgres {
+    const SYSTEM: &'static str = "postgresql";
+
+    fn rows_affected(result: &sqlx::postgres::PgQueryResult) -> u64 {
+        result.rows_affected()
+    }
+
+    fn migrator() -> sqlx::migrate::Migrator {
+        sqlx::migrate!("./migrations/postgres")
+    }
+
+    fn rewrite(statement: &str) -> String {
+        rewrite::for_postgres(statement)
+    }
+
+    fn decode(row: &sqlx::postgres::PgRow, index: usize) -> Result<Value, sqlx::Error> {
+        let column = row.column(index).type_info().name().to_string();
+        Ok(match column.as_str() {
+            "BOOL" => Value::Integer(row.try_get::<bool, _>(index)?.into()),
+            "INT2" => Value::Integer(row.try_get::<i16, _>(index)?.into()),
+            "INT4" => Value::Integer(row.try_get::<i32, _>(index)?.into()),
+            "INT8" => Value::Integer(row.try_get(index)?),
+            "FLOAT4" => Value::Real(row.try_get::<f32, _>(index)?.into()),
+            "FLOAT8" => Value::Real(row.try_get(index)?),
+            "TEXT" | "VARCHAR" | "BPCHAR" | "NAME" | "CHAR" => Value::Text(row.try_get(index)?),
+            "BYTEA" => Value::Blob(row.try_get(index)?),
+            "TIMESTAMPTZ" => Value::Text(
+                row.try_get::<chrono::DateTime<chrono::Utc>, _>(index)?
+                    .to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+            ),
+            "TIMESTAMP" => Value::Text(
+                row.try_get::<chrono::NaiveDateTime, _>(index)?
+                    .format("%Y-%m-%d %H:%M:%S%.3f")
+                    .to_string(),
+            ),
+            "DATE" => Value::Text(row.try_get::<chrono::NaiveDate, _>(index)?.to_string()),
+            other => return Err(unsupported(other, index)),
+        })
+    }
+
+    fn bind(
+        args: &mut sqlx::postgres::PgArguments,
+        value: &Value,
+    ) -> Result<(), sqlx::error::BoxDynError> {
+        bind_value!(args, value)
+    }
+}

@@ -1,0 +1,55 @@
+//! A test-only HTTP handler for the host's integration tests: a greeting, rpc from an
+//! HTTP plugin, a trap, a spin, and echoes of the request.
+
+#[path = "../../misbehave.rs"]
+mod misbehave;
+
+use micro_api_sdk::http::{Handler, HttpError, Request, Response};
+use micro_api_sdk::rpc;
+
+struct ProbeHttp;
+
+impl Handler for ProbeHttp {
+    fn handle(request: Request) -> Result<Response, HttpError> {
+        let path = request.path().to_owned();
+        match (request.method(), path.as_str()) {
+            ("GET", "/probe/hello") => Ok(Response::text(200, "hello from probe-http")),
+            ("POST", call) if call.starts_with("/probe/call/") => {
+                let target = &call["/probe/call/".len()..];
+                let Some((service, method)) = target.split_once('/') else {
+                    return Err(HttpError::not_found("use /probe/call/{service}/{method}"));
+                };
+                let answer = rpc::call(service, method, request.body())?;
+                Ok(Response::bytes(200, "application/json", answer))
+            }
+            ("GET", "/probe/trap") => panic!("probe-http panicked on purpose"),
+            ("GET", "/probe/spin") => misbehave::spin(),
+            ("GET", "/probe/echo-headers") => Ok(Response::json(200, &headers(&request))),
+            ("POST", "/probe/echo") => {
+                let content_type = request
+                    .header("content-type")
+                    .unwrap_or("application/octet-stream")
+                    .to_owned();
+                Ok(Response::bytes(200, &content_type, request.into_body()))
+            }
+            _ => Err(HttpError::not_found("no such route")),
+        }
+    }
+}
+
+micro_api_sdk::export_http!(ProbeHttp);
+
+/// The request headers as a JSON object; repeated headers are joined with `, `.
+fn headers(request: &Request) -> serde_json::Map<String, serde_json::Value> {
+    let mut joined = serde_json::Map::new();
+    for (name, value) in request.headers() {
+        let value = String::from_utf8_lossy(value);
+        match joined.get_mut(name) {
+            Some(serde_json::Value::String(previous)) => *previous = format!("{previous}, {value}"),
+            _ => {
+                joined.insert(name.clone(), value.into());
+            }
+        }
+    }
+    joined
+}

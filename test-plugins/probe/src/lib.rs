@@ -1,0 +1,83 @@
+//! A test-only service that misbehaves on demand, for the host's integration tests:
+//! slow, failing, trapping, spinning or memory-hungry calls, nested rpc and config reads.
+
+use std::hint::black_box;
+use std::time::Duration;
+
+#[path = "../../misbehave.rs"]
+mod misbehave;
+
+use micro_api_sdk::{Error, config, error, rpc, service};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+struct Probe;
+
+impl service::Guest for Probe {
+    fn handle(method: String, payload: Vec<u8>) -> Result<Vec<u8>, Error> {
+        match method.as_str() {
+            "echo" => Ok(payload),
+            "sleep" => service::json(&payload, sleep),
+            "fail" => Err(error::unavailable("probe failed on purpose")),
+            "app-error" => Err(error::app("nope", "refused on purpose")),
+            "trap" => panic!("probe panicked on purpose"),
+            "spin" => misbehave::spin(),
+            "grow" => service::json(&payload, grow),
+            // The callee's answer and errors go back untouched.
+            "call" => {
+                let Call {
+                    service,
+                    method,
+                    payload,
+                } = service::decode(&payload)?;
+                rpc::call(&service, &method, &service::encode(&payload)?)
+            }
+            "config" => service::json(&payload, |Key { key }| {
+                Ok(json!({ "value": config::get(&key)? }))
+            }),
+            other => Err(service::unknown_method(other)),
+        }
+    }
+}
+
+micro_api_sdk::export_service!(Probe);
+
+#[derive(Deserialize, Serialize)]
+struct Millis {
+    ms: u64,
+}
+
+fn sleep(Millis { ms }: Millis) -> Result<Value, Error> {
+    std::thread::sleep(Duration::from_millis(ms));
+    Ok(json!({ "slept": ms }))
+}
+
+#[derive(Deserialize)]
+struct Megabytes {
+    mb: u64,
+}
+
+/// Allocates `mb` MiB and writes all of it, so the memory really grows.
+fn grow(Megabytes { mb }: Megabytes) -> Result<Value, Error> {
+    let size = mb
+        .checked_mul(1 << 20)
+        .and_then(|size| usize::try_from(size).ok())
+        .ok_or_else(|| error::invalid("too many megabytes"))?;
+    // Not zeroes, so that every byte is written: zeroed memory may never be touched.
+    let bomb = vec![1u8; size];
+    black_box(&bomb);
+    Ok(json!({ "grown": mb }))
+}
+
+#[derive(Deserialize)]
+struct Call {
+    service: String,
+    method: String,
+    #[serde(default)]
+    payload: Value,
+}
+
+#[derive(Deserialize)]
+struct Key {
+    key: String,
+}
