@@ -1,1 +1,135 @@
-fn main() {}
+//! `cargo xtask <task>`: the project's build tasks, in Rust so they need nothing installed
+//! beyond rustup's toolchain (no `just`, no `cargo-component`).
+//!
+//! - `plugins`: build the plugins in `plugins/` for wasm32-wasip2 and deploy them to
+//!   `plugins/dist/` (the host picks them up from there);
+//! - `run [ARGS]`: `plugins`, then `micro-api serve ARGS` with the repo's `config.toml`;
+//! - `test [ARGS]`: build the plugins and the test plugins, then run every test;
+//! - `lint`: rustfmt, and clippy `-D warnings` for the host and for the plugins.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{Context, Result, bail};
+
+/// Plugin crates deployed by `plugins` (the SDK is a library, not a plugin).
+const PLUGINS: &[&str] = &["auth", "user", "user-api"];
+/// Components only the tests load.
+const TEST_PLUGINS: &[&str] = &["probe", "probe-http"];
+const WASM_TARGET: &str = "wasm32-wasip2";
+const PLUGIN_PROFILE: &str = "plugin";
+
+fn main() -> Result<()> {
+    let mut args = std::env::args().skip(1);
+    let task = args.next().unwrap_or_default();
+    let rest: Vec<String> = args.collect();
+    let root = workspace_root();
+    std::env::set_current_dir(&root)?;
+    match task.as_str() {
+        "plugins" => deploy_plugins(&root).map(drop),
+        "run" => {
+            deploy_plugins(&root)?;
+            cargo(&["run", "--package", "micro-api", "--", "serve"], &rest, &[])
+        }
+        "test" => {
+            build_wasm(PLUGINS.iter().chain(TEST_PLUGINS))?;
+            let components = wasm_dir(&root);
+            cargo(
+                &["test", "--package", "micro-api", "--package", "xtask"],
+                &rest,
+                &[("MICRO_API_TEST_COMPONENTS", components.as_os_str())],
+            )
+        }
+        "lint" => lint(),
+        _ => bail!(
+            "usage: cargo xtask <plugins | run [serve args] | test [cargo test args] | lint>"
+        ),
+    }
+}
+
+fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("xtask lives in the workspace")
+        .to_path_buf()
+}
+
+/// Where cargo puts the plugin components.
+fn wasm_dir(root: &Path) -> PathBuf {
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root.join("target"));
+    target.join(WASM_TARGET).join(PLUGIN_PROFILE)
+}
+
+/// The file cargo writes for crate `name`, and the name it is deployed under.
+fn component_file(name: &str) -> String {
+    format!("{}.wasm", name.replace('-', "_"))
+}
+
+fn build_wasm<'a>(crates: impl IntoIterator<Item = &'a &'a str>) -> Result<()> {
+    let mut args = vec!["build", "--target", WASM_TARGET, "--profile", PLUGIN_PROFILE];
+    for name in crates {
+        args.extend(["--package", name]);
+    }
+    cargo(&args, &[], &[])
+}
+
+/// Builds the plugins and copies each into `plugins/dist/` by write-then-rename, so a
+/// running host never sees half a file.
+fn deploy_plugins(root: &Path) -> Result<PathBuf> {
+    build_wasm(PLUGINS)?;
+    let dist = root.join("plugins").join("dist");
+    std::fs::create_dir_all(&dist)?;
+    for name in PLUGINS {
+        let file = component_file(name);
+        let from = wasm_dir(root).join(&file);
+        let tmp = dist.join(format!(".{file}.tmp"));
+        std::fs::copy(&from, &tmp).with_context(|| format!("copy {}", from.display()))?;
+        std::fs::rename(&tmp, dist.join(&file))?;
+    }
+    println!("deployed {} plugins to {}", PLUGINS.len(), dist.display());
+    Ok(dist)
+}
+
+fn lint() -> Result<()> {
+    cargo(&["fmt", "--all", "--check"], &[], &[])?;
+    cargo(
+        &["clippy", "--package", "micro-api", "--package", "xtask", "--all-targets"],
+        &["--", "-D", "warnings"].map(String::from),
+        &[],
+    )?;
+    let mut args = vec!["clippy", "--target", WASM_TARGET, "--package", "micro-api-sdk"];
+    for name in PLUGINS.iter().chain(TEST_PLUGINS) {
+        args.extend(["--package", name]);
+    }
+    cargo(&args, &["--", "-D", "warnings"].map(String::from), &[])
+}
+
+fn cargo(args: &[&str], extra: &[String], env: &[(&str, &std::ffi::OsStr)]) -> Result<()> {
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let mut command = Command::new(cargo);
+    command.args(args).args(extra);
+    for (key, value) in env {
+        command.env(key, value);
+    }
+    let status = command
+        .status()
+        .with_context(|| format!("cannot run cargo {}", args.join(" ")))?;
+    if !status.success() {
+        bail!("cargo {} failed ({status})", args.join(" "));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn deployed_names_read_back_as_plugin_names() {
+        // The host reads `user_api.wasm` as the plugin `user-api`.
+        assert_eq!(component_file("user-api"), "user_api.wasm");
+        assert_eq!(component_file("auth"), "auth.wasm");
+    }
+}

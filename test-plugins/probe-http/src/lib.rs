@@ -11,17 +11,11 @@ struct ProbeHttp;
 
 impl Handler for ProbeHttp {
     fn handle(request: Request) -> Result<Response, HttpError> {
+        // Owned, so that the echo arm can take the body out of the request.
         let path = request.path().to_owned();
         match (request.method(), path.as_str()) {
             ("GET", "/probe/hello") => Ok(Response::text(200, "hello from probe-http")),
-            ("POST", call) if call.starts_with("/probe/call/") => {
-                let target = &call["/probe/call/".len()..];
-                let Some((service, method)) = target.split_once('/') else {
-                    return Err(HttpError::not_found("use /probe/call/{service}/{method}"));
-                };
-                let answer = rpc::call(service, method, request.body())?;
-                Ok(Response::bytes(200, "application/json", answer))
-            }
+            ("POST", path) if path.starts_with(CALL) => call(&path[CALL.len()..], request.body()),
             ("GET", "/probe/trap") => panic!("probe-http panicked on purpose"),
             ("GET", "/probe/spin") => misbehave::spin(),
             ("GET", "/probe/echo-headers") => Ok(Response::json(200, &headers(&request))),
@@ -38,6 +32,18 @@ impl Handler for ProbeHttp {
 }
 
 micro_api_sdk::export_http!(ProbeHttp);
+
+const CALL: &str = "/probe/call/";
+
+/// `{service}/{method}` with the body as payload: the callee's JSON, or its error as the
+/// SDK maps it (503 `circuit_open`...).
+fn call(target: &str, payload: &[u8]) -> Result<Response, HttpError> {
+    let Some((service, method)) = target.split_once('/') else {
+        return Err(HttpError::not_found("use /probe/call/{service}/{method}"));
+    };
+    let answer = rpc::call(service, method, payload)?;
+    Ok(Response::bytes(200, "application/json", answer))
+}
 
 /// The request headers as a JSON object; repeated headers are joined with `, `.
 fn headers(request: &Request) -> serde_json::Map<String, serde_json::Value> {
