@@ -8,7 +8,11 @@ use clap::{Parser, Subcommand};
 use micro_api::config::Config;
 
 #[derive(Parser)]
-#[command(name = "micro-api", version, about = "An API gateway that runs its services as WebAssembly components")]
+#[command(
+    name = "micro-api",
+    version,
+    about = "An API gateway that runs its services as WebAssembly components"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,

@@ -23,9 +23,9 @@ impl Server {
         let http = TcpListener::bind(config.server.listen)
             .await
             .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", config.server.listen))?;
-        let admin = TcpListener::bind(config.server.admin)
-            .await
-            .map_err(|e| anyhow::anyhow!("cannot listen on {} (admin): {e}", config.server.admin))?;
+        let admin = TcpListener::bind(config.server.admin).await.map_err(|e| {
+            anyhow::anyhow!("cannot listen on {} (admin): {e}", config.server.admin)
+        })?;
         let app = App::new(config).await?;
         let server = Self {
             http_addr: http.local_addr()?,
@@ -55,11 +55,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let gateway = Gateway::new(server.app.clone());
     let front = front::serve(http, move |r| gateway.clone().handle(r), wait());
     let app = server.app.clone();
-    let admin = front::serve(
-        admin,
-        move |r| crate::admin::handle(app.clone(), r),
-        wait(),
-    );
+    let admin = front::serve(admin, move |r| crate::admin::handle(app.clone(), r), wait());
     let signal = async move {
         shutdown_signal().await;
         tracing::info!("shutting down: draining requests in flight");

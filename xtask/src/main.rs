@@ -29,7 +29,11 @@ fn main() -> Result<()> {
         "plugins" => deploy_plugins(&root).map(drop),
         "run" => {
             deploy_plugins(&root)?;
-            cargo(&["run", "--package", "micro-api", "--", "serve"], &rest, &[])
+            cargo(
+                &["run", "--package", "micro-api", "--", "serve"],
+                &rest,
+                &[],
+            )
         }
         "test" => {
             build_wasm(PLUGINS.iter().chain(TEST_PLUGINS))?;
@@ -41,9 +45,9 @@ fn main() -> Result<()> {
             )
         }
         "lint" => lint(),
-        _ => bail!(
-            "usage: cargo xtask <plugins | run [serve args] | test [cargo test args] | lint>"
-        ),
+        _ => {
+            bail!("usage: cargo xtask <plugins | run [serve args] | test [cargo test args] | lint>")
+        }
     }
 }
 
@@ -68,7 +72,13 @@ fn component_file(name: &str) -> String {
 }
 
 fn build_wasm<'a>(crates: impl IntoIterator<Item = &'a &'a str>) -> Result<()> {
-    let mut args = vec!["build", "--target", WASM_TARGET, "--profile", PLUGIN_PROFILE];
+    let mut args = vec![
+        "build",
+        "--target",
+        WASM_TARGET,
+        "--profile",
+        PLUGIN_PROFILE,
+    ];
     for name in crates {
         args.extend(["--package", name]);
     }
@@ -95,11 +105,24 @@ fn deploy_plugins(root: &Path) -> Result<PathBuf> {
 fn lint() -> Result<()> {
     cargo(&["fmt", "--all", "--check"], &[], &[])?;
     cargo(
-        &["clippy", "--package", "micro-api", "--package", "xtask", "--all-targets"],
+        &[
+            "clippy",
+            "--package",
+            "micro-api",
+            "--package",
+            "xtask",
+            "--all-targets",
+        ],
         &["--", "-D", "warnings"].map(String::from),
         &[],
     )?;
-    let mut args = vec!["clippy", "--target", WASM_TARGET, "--package", "micro-api-sdk"];
+    let mut args = vec![
+        "clippy",
+        "--target",
+        WASM_TARGET,
+        "--package",
+        "micro-api-sdk",
+    ];
     for name in PLUGINS.iter().chain(TEST_PLUGINS) {
         args.extend(["--package", name]);
     }

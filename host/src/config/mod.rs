@@ -28,7 +28,10 @@ pub enum ConfigError {
     #[error("environment variable {name}: {message}")]
     Env { name: String, message: String },
     #[error("{path} has {} problem(s):\n{}", problems.len(), problems.iter().map(|p| format!("  - {p}")).collect::<Vec<_>>().join("\n"))]
-    Invalid { path: PathBuf, problems: Vec<String> },
+    Invalid {
+        path: PathBuf,
+        problems: Vec<String>,
+    },
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -428,7 +431,9 @@ impl Config {
                 ));
             }
             if limits.deadline_ms == 0 {
-                problems.push(format!("[plugin.{name}] limits.deadline_ms must be at least 1"));
+                problems.push(format!(
+                    "[plugin.{name}] limits.deadline_ms must be at least 1"
+                ));
             }
         }
         let d = self.plugins.limits;
@@ -531,7 +536,10 @@ mod tests {
         assert_eq!(c.server.listen.to_string(), "127.0.0.1:8080");
         assert_eq!(c.server.admin.to_string(), "127.0.0.1:9090");
         let b = c.breaker_settings("auth.MakeAccessToken");
-        assert_eq!((b.timeout_ms, b.max_concurrent, b.error_percent), (1000, 100, 50));
+        assert_eq!(
+            (b.timeout_ms, b.max_concurrent, b.error_percent),
+            (1000, 100, 50)
+        );
         assert!(c.database.url.starts_with("sqlite://"));
     }
 

@@ -109,7 +109,11 @@ impl Crypto {
         .await?
     }
 
-    pub async fn verify_password(&self, password: String, hash: String) -> Result<bool, CryptoError> {
+    pub async fn verify_password(
+        &self,
+        password: String,
+        hash: String,
+    ) -> Result<bool, CryptoError> {
         self.blocking(move || {
             let parsed = argon2::password_hash::phc::PasswordHash::new(&hash)
                 .map_err(|_| CryptoError::MalformedHash)?;
@@ -228,7 +232,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let c = crypto(dir.path());
         let hash = c.hash_password("123".into()).await.unwrap();
-        assert!(hash.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"), "{hash}");
+        assert!(
+            hash.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"),
+            "{hash}"
+        );
         assert!(c.verify_password("123".into(), hash.clone()).await.unwrap());
         assert!(!c.verify_password("124".into(), hash).await.unwrap());
         assert!(c.verify_password("1".into(), "nope".into()).await.is_err());

@@ -107,7 +107,11 @@ impl Gateway {
                     "method_not_allowed",
                     "this method is not allowed on this path",
                 );
-                let allow = allowed.iter().map(|m| m.as_str()).collect::<Vec<_>>().join(", ");
+                let allow = allowed
+                    .iter()
+                    .map(|m| m.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ");
                 if let Ok(value) = HeaderValue::from_str(&allow) {
                     response.headers_mut().insert(header::ALLOW, value);
                 }

@@ -27,22 +27,25 @@ impl PathPattern {
         };
         let mut segments = Vec::with_capacity(parts.len());
         for (i, part) in parts.iter().enumerate() {
-            let segment = if let Some(name) = part.strip_prefix('{').and_then(|p| p.strip_suffix('}')) {
-                if let Some(rest_name) = name.strip_prefix('*') {
-                    if i + 1 != parts.len() || rest_name.is_empty() {
-                        return Err("{*name} must name the last segment".into());
+            let segment =
+                if let Some(name) = part.strip_prefix('{').and_then(|p| p.strip_suffix('}')) {
+                    if let Some(rest_name) = name.strip_prefix('*') {
+                        if i + 1 != parts.len() || rest_name.is_empty() {
+                            return Err("{*name} must name the last segment".into());
+                        }
+                        Segment::Rest
+                    } else if name.is_empty() || name.contains(['{', '}']) {
+                        return Err(format!("bad parameter {part:?}"));
+                    } else {
+                        Segment::Param
                     }
-                    Segment::Rest
-                } else if name.is_empty() || name.contains(['{', '}']) {
-                    return Err(format!("bad parameter {part:?}"));
+                } else if part.contains(['{', '}']) {
+                    return Err(format!(
+                        "bad segment {part:?}: a parameter is a whole segment"
+                    ));
                 } else {
-                    Segment::Param
-                }
-            } else if part.contains(['{', '}']) {
-                return Err(format!("bad segment {part:?}: a parameter is a whole segment"));
-            } else {
-                Segment::Literal((*part).to_string())
-            };
+                    Segment::Literal((*part).to_string())
+                };
             segments.push(segment);
         }
         Ok(Self(segments))
@@ -149,15 +152,24 @@ mod tests {
     #[test]
     fn routes_by_path_and_method() {
         let r = router();
-        assert_eq!(r.route(&Method::POST, "/user/login"), Routed::Plugin("user-api"));
+        assert_eq!(
+            r.route(&Method::POST, "/user/login"),
+            Routed::Plugin("user-api")
+        );
         assert_eq!(
             r.route(&Method::GET, "/user/login"),
             Routed::MethodNotAllowed(vec![Method::POST])
         );
-        assert_eq!(r.route(&Method::GET, "/hello/world"), Routed::Plugin("hello"));
+        assert_eq!(
+            r.route(&Method::GET, "/hello/world"),
+            Routed::Plugin("hello")
+        );
         assert_eq!(r.route(&Method::GET, "/hello/"), Routed::NotFound);
         assert_eq!(r.route(&Method::GET, "/hello/a/b"), Routed::NotFound);
-        assert_eq!(r.route(&Method::GET, "/files/a/b/c"), Routed::Plugin("files"));
+        assert_eq!(
+            r.route(&Method::GET, "/files/a/b/c"),
+            Routed::Plugin("files")
+        );
         assert_eq!(r.route(&Method::GET, "/nope"), Routed::NotFound);
         assert_eq!(r.route(&Method::POST, "/user/login/x"), Routed::NotFound);
     }

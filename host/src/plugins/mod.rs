@@ -179,10 +179,16 @@ fn check_grants(
         return Err(refuse(i, "add `sql = true` to grant the database"));
     }
     if let Some(i) = imported("crypto").filter(|_| !grants.crypto) {
-        return Err(refuse(i, "add `crypto = true` to grant password hashing and tokens"));
+        return Err(refuse(
+            i,
+            "add `crypto = true` to grant password hashing and tokens",
+        ));
     }
     if let Some(i) = imported("rpc").filter(|_| grants.rpc.is_empty()) {
-        return Err(refuse(i, "list the services it may call: `rpc = [\"user\"]`"));
+        return Err(refuse(
+            i,
+            "list the services it may call: `rpc = [\"user\"]`",
+        ));
     }
     Ok(())
 }

@@ -48,7 +48,11 @@ mod tests {
         Endpoint {
             service: service.into(),
             node: node.into(),
-            address: if local { String::new() } else { format!("{node}:7000") },
+            address: if local {
+                String::new()
+            } else {
+                format!("{node}:7000")
+            },
             local,
         }
     }

@@ -59,9 +59,7 @@ impl From<CallError> for bindings::Error {
             CallError::Unavailable(m) => Self::Unavailable(m),
             CallError::Forbidden(m) => Self::Forbidden(m),
             CallError::Invalid(m) => Self::Invalid(m),
-            CallError::App { code, message } => {
-                Self::App(bindings::AppError { code, message })
-            }
+            CallError::App { code, message } => Self::App(bindings::AppError { code, message }),
         }
     }
 }

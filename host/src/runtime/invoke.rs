@@ -11,8 +11,8 @@ use wasmtime_wasi_http::WasiHttpView;
 use wasmtime_wasi_http::p2::bindings::http::types::Scheme;
 use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
 
-use super::state::{CallContext, PluginState};
 use super::is_deadline_trap;
+use super::state::{CallContext, PluginState};
 use crate::app::App;
 use crate::plugins::{Entry, Plugin, PluginStats};
 use crate::rpc::CallError;
@@ -65,7 +65,10 @@ pub async fn call_service(
     call: CallContext,
 ) -> Result<Vec<u8>, CallError> {
     let Entry::Service(pre) = &plugin.entry else {
-        return Err(CallError::Unavailable(format!("{} is not a service", plugin.name)));
+        return Err(CallError::Unavailable(format!(
+            "{} is not a service",
+            plugin.name
+        )));
     };
     PluginStats::count(&plugin.stats.invocations);
     let pre = pre.clone();

@@ -5,8 +5,8 @@
 use std::str::FromStr;
 
 use sqlx::{
-    Arguments, AssertSqlSafe, Column, ConnectOptions, Executor, IntoArguments, Pool, Row,
-    TypeInfo, ValueRef,
+    Arguments, AssertSqlSafe, Column, ConnectOptions, Executor, IntoArguments, Pool, Row, TypeInfo,
+    ValueRef,
 };
 
 use super::{Database, Rows, SqlError, Transaction, Value, rewrite};
@@ -16,8 +16,7 @@ pub async fn connect(url: &str, max_connections: u32) -> Result<Box<dyn Database
     if url.starts_with("sqlite:") {
         Sqlx::<sqlx::Sqlite>::connect(url, max_connections).await
     } else if url.starts_with("mysql:") || url.starts_with("mariadb:") {
-        Sqlx::<sqlx::MySql>::connect(&url.replacen("mariadb:", "mysql:", 1), max_connections)
-            .await
+        Sqlx::<sqlx::MySql>::connect(&url.replacen("mariadb:", "mysql:", 1), max_connections).await
     } else {
         Sqlx::<sqlx::Postgres>::connect(url, max_connections).await
     }
@@ -111,7 +110,11 @@ where
     DB::decode(row, index)
 }
 
-async fn query_on<'c, DB, E>(executor: E, statement: &str, params: &[Value]) -> Result<Rows, SqlError>
+async fn query_on<'c, DB, E>(
+    executor: E,
+    statement: &str,
+    params: &[Value],
+) -> Result<Rows, SqlError>
 where
     DB: Dialect,
     E: Executor<'c, Database = DB>,
@@ -125,7 +128,11 @@ where
     to_rows::<DB>(rows)
 }
 
-async fn execute_on<'c, DB, E>(executor: E, statement: &str, params: &[Value]) -> Result<u64, SqlError>
+async fn execute_on<'c, DB, E>(
+    executor: E,
+    statement: &str,
+    params: &[Value],
+) -> Result<u64, SqlError>
 where
     DB: Dialect,
     E: Executor<'c, Database = DB>,
@@ -291,8 +298,13 @@ impl Dialect for sqlx::MySql {
             | "SET" | "JSON" | "DECIMAL" | "TIME" | "YEAR" => {
                 Value::Text(row.try_get_unchecked(index)?)
             }
+            // A `*_bin` collation makes text look binary by name; the collation tells.
             "BINARY" | "VARBINARY" | "BLOB" | "TINYBLOB" | "MEDIUMBLOB" | "LONGBLOB" => {
-                Value::Blob(row.try_get(index)?)
+                if <String as sqlx::Type<sqlx::MySql>>::compatible(row.column(index).type_info()) {
+                    Value::Text(row.try_get(index)?)
+                } else {
+                    Value::Blob(row.try_get(index)?)
+                }
             }
             "TIMESTAMP" => Value::Text(
                 row.try_get::<chrono::DateTime<chrono::Utc>, _>(index)?

@@ -1,0 +1,417 @@
+//! The integration-test harness: real `micro-api` processes, real components built from the
+//! repo (by `cargo xtask test`), real HTTP, real databases.
+#![allow(dead_code)] // each test binary uses its own part of the harness
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// Where `cargo xtask test` put the components.
+pub fn components_dir() -> PathBuf {
+    std::env::var_os("MICRO_API_TEST_COMPONENTS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/wasm32-wasip2/plugin")
+        })
+}
+
+/// The component of crate `name` (`user-api` -> `user_api.wasm`).
+pub fn component(name: &str) -> PathBuf {
+    let path = components_dir().join(format!("{}.wasm", name.replace('-', "_")));
+    assert!(
+        path.exists(),
+        "{} is missing: run the tests with `cargo xtask test`, which builds the components",
+        path.display()
+    );
+    path
+}
+
+/// A compile cache shared by every test process, so each component compiles once per run.
+fn shared_cache_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/test-compile-cache")
+}
+
+/// The seed's plugins with their grants and route, as `config.toml` ships them.
+pub const SEED_CONFIG: &str = r#"
+[[route]]
+path = "/user/login"
+methods = ["POST"]
+plugin = "user-api"
+
+[plugin.user-api]
+rpc = ["user", "auth"]
+
+[plugin.user]
+sql = true
+crypto = true
+
+[plugin.auth]
+crypto = true
+"#;
+
+pub const SEED_PLUGINS: &[&str] = &["auth", "user", "user-api"];
+
+/// A signing key the tests know, to verify tokens independently of the host.
+pub const TEST_SIGNING_KEY: &str = "test-signing-key-0123456789abcdef0123456789";
+
+pub struct HostBuilder {
+    plugins: Vec<String>,
+    config: String,
+    database_url: Option<String>,
+    env: Vec<(String, String)>,
+}
+
+impl HostBuilder {
+    pub fn new() -> Self {
+        Self {
+            plugins: Vec::new(),
+            config: String::new(),
+            database_url: None,
+            env: Vec::new(),
+        }
+    }
+
+    pub fn seed() -> Self {
+        Self::new().plugins(SEED_PLUGINS).config(SEED_CONFIG)
+    }
+
+    pub fn plugins(mut self, names: &[&str]) -> Self {
+        self.plugins.extend(names.iter().map(|s| s.to_string()));
+        self
+    }
+
+    /// Appends TOML to the config file.
+    pub fn config(mut self, toml: &str) -> Self {
+        self.config.push_str(toml);
+        self.config.push('\n');
+        self
+    }
+
+    pub fn database(mut self, url: Option<&str>) -> Self {
+        self.database_url = url.map(str::to_string);
+        self
+    }
+
+    pub fn env(mut self, key: &str, value: &str) -> Self {
+        self.env.push((key.into(), value.into()));
+        self
+    }
+
+    pub fn start(self) -> TestHost {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let plugins_dir = dir.path().join("plugins");
+        std::fs::create_dir_all(&plugins_dir).unwrap();
+        for name in &self.plugins {
+            let file = format!("{}.wasm", name.replace('-', "_"));
+            std::fs::copy(component(name), plugins_dir.join(file)).unwrap();
+        }
+        let mut config = format!(
+            "data_dir = \"data\"\n{}\n[plugins]\ndir = \"plugins\"\ncache_dir = {:?}\n[auth]\nsigning_key = {:?}\n",
+            self.database_url
+                .as_ref()
+                .map(|url| format!("[database]\nurl = {url:?}\n"))
+                .unwrap_or_default(),
+            shared_cache_dir(),
+            TEST_SIGNING_KEY,
+        );
+        config.push_str(&self.config);
+        let config_path = dir.path().join("config.toml");
+        std::fs::write(&config_path, config).unwrap();
+        TestHost::spawn(dir, config_path, self.env)
+    }
+}
+
+impl Default for HostBuilder {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// A `micro-api serve` process on free ports; killed on drop.
+pub struct TestHost {
+    pub dir: tempfile::TempDir,
+    pub config_path: PathBuf,
+    pub http: String,
+    pub admin: String,
+    child: Child,
+    logs: Arc<Mutex<Vec<String>>>,
+}
+
+impl TestHost {
+    fn spawn(dir: tempfile::TempDir, config_path: PathBuf, env: Vec<(String, String)>) -> Self {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_micro-api"))
+            .args(["serve", "--config"])
+            .arg(&config_path)
+            .args(["--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0"])
+            .envs(env)
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start micro-api");
+        let logs = Arc::new(Mutex::new(Vec::new()));
+        let stdout = child.stdout.take().unwrap();
+        let sink = logs.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                sink.lock().unwrap().push(line);
+            }
+        });
+        let mut host = Self {
+            dir,
+            config_path,
+            http: String::new(),
+            admin: String::new(),
+            child,
+            logs,
+        };
+        let started = Instant::now();
+        loop {
+            if let Some(line) = host.find_log("micro-api listening") {
+                let v: serde_json::Value = serde_json::from_str(&line).unwrap();
+                host.http = format!("http://{}", v["http"].as_str().unwrap());
+                host.admin = format!("http://{}", v["admin"].as_str().unwrap());
+                return host;
+            }
+            if let Ok(Some(status)) = host.child.try_wait() {
+                panic!(
+                    "micro-api exited with {status}:\n{}",
+                    host.logs().join("\n")
+                );
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(60),
+                "micro-api did not start:\n{}",
+                host.logs().join("\n")
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    pub fn logs(&self) -> Vec<String> {
+        self.logs.lock().unwrap().clone()
+    }
+
+    pub fn find_log(&self, needle: &str) -> Option<String> {
+        self.logs().into_iter().find(|l| l.contains(needle))
+    }
+
+    /// Waits up to 5 s for a log line containing every needle.
+    pub fn wait_for_log(&self, needles: &[&str]) -> String {
+        let started = Instant::now();
+        loop {
+            if let Some(line) = self
+                .logs()
+                .into_iter()
+                .find(|l| needles.iter().all(|n| l.contains(n)))
+            {
+                return line;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(5),
+                "no log line with {needles:?}:\n{}",
+                self.logs().join("\n")
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.http)
+    }
+
+    pub fn is_running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+
+    /// `GET /admin/plugins`, the entry of plugin `name`.
+    pub async fn plugin_stats(&self, name: &str) -> serde_json::Value {
+        let all: serde_json::Value = client()
+            .get(format!("{}/admin/plugins", self.admin))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        all["plugins"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["name"] == name)
+            .cloned()
+            .unwrap_or_else(|| panic!("plugin {name} not loaded: {all}"))
+    }
+
+    /// `GET /admin/breakers`, the entry of `command`.
+    pub async fn breaker(&self, command: &str) -> serde_json::Value {
+        let all: serde_json::Value = client()
+            .get(format!("{}/admin/breakers", self.admin))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        all["breakers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|b| b["command"] == command)
+            .cloned()
+            .unwrap_or(serde_json::Value::Null)
+    }
+
+    pub fn stop(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for TestHost {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!("--- micro-api log ---\n{}\n---", self.logs().join("\n"));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .pool_max_idle_per_host(256)
+        .build()
+        .unwrap()
+}
+
+/// `POST /user/login` with the seed's form encoding.
+pub async fn login(host: &TestHost, body: &str) -> (u16, serde_json::Value) {
+    let response = client()
+        .post(host.url("/user/login"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(body.to_string())
+        .send()
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    let text = response.text().await.unwrap();
+    let json = serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text));
+    (status, json)
+}
+
+/// The external databases configured for this run: (name, admin URL).
+pub fn external_databases() -> Vec<(&'static str, String)> {
+    let mut found = Vec::new();
+    for (name, var) in [
+        ("mysql", "MICRO_API_TEST_MYSQL_URL"),
+        ("postgres", "MICRO_API_TEST_POSTGRES_URL"),
+    ] {
+        match std::env::var(var) {
+            Ok(url) if !url.is_empty() => found.push((name, url)),
+            _ => eprintln!("SKIPPED on {name}: set {var} to run this test there too"),
+        }
+    }
+    found
+}
+
+/// A database of its own for one test, dropped at the end: tests never share state, and
+/// the machine's shared `test` database stays clean.
+pub struct ScratchDatabase {
+    pub url: String,
+    admin_url: String,
+    name: String,
+}
+
+impl ScratchDatabase {
+    pub async fn create(kind: &str, admin_url: &str) -> Self {
+        use sqlx::{AssertSqlSafe, Connection};
+        let name = format!("micro_api_test_{}", rand::random::<u32>());
+        let sql = format!("CREATE DATABASE {name}");
+        match kind {
+            "mysql" => {
+                let mut c = sqlx::MySqlConnection::connect(admin_url).await.unwrap();
+                sqlx::query(AssertSqlSafe(sql))
+                    .execute(&mut c)
+                    .await
+                    .unwrap();
+            }
+            _ => {
+                let mut c = sqlx::PgConnection::connect(admin_url).await.unwrap();
+                sqlx::query(AssertSqlSafe(sql))
+                    .execute(&mut c)
+                    .await
+                    .unwrap();
+            }
+        }
+        let mut url = url::Url::parse(admin_url).unwrap();
+        url.set_path(&format!("/{name}"));
+        Self {
+            url: url.to_string(),
+            admin_url: admin_url.to_string(),
+            name,
+        }
+    }
+
+    pub async fn drop_database(self) {
+        use sqlx::{AssertSqlSafe, Connection};
+        let sql = format!("DROP DATABASE IF EXISTS {}", self.name);
+        if self.admin_url.starts_with("mysql") {
+            let mut c = sqlx::MySqlConnection::connect(&self.admin_url)
+                .await
+                .unwrap();
+            sqlx::query(AssertSqlSafe(sql))
+                .execute(&mut c)
+                .await
+                .unwrap();
+        } else {
+            let mut c = sqlx::PgConnection::connect(&self.admin_url).await.unwrap();
+            let force = format!("{} WITH (FORCE)", sql);
+            sqlx::query(AssertSqlSafe(force))
+                .execute(&mut c)
+                .await
+                .unwrap();
+        }
+    }
+}
+
+/// Writes `request` as it is on a fresh connection and returns everything the server sends
+/// until it closes or goes quiet (for requests no well-behaved client would send).
+pub async fn raw_http(base: &str, request: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let addr = base.trim_start_matches("http://");
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    // The server may answer and close before it has read everything: that is the point.
+    let _ = stream.write_all(request.as_bytes()).await;
+    let mut answer = Vec::new();
+    let mut buf = [0u8; 8192];
+    loop {
+        match tokio::time::timeout(Duration::from_secs(3), stream.read(&mut buf)).await {
+            Ok(Ok(0)) | Ok(Err(_)) | Err(_) => break,
+            Ok(Ok(n)) => {
+                answer.extend_from_slice(&buf[..n]);
+                if answer.windows(4).any(|w| w == b"\r\n\r\n") && is_complete(&answer) {
+                    break;
+                }
+            }
+        }
+    }
+    String::from_utf8_lossy(&answer).into_owned()
+}
+
+/// Whether a buffered HTTP/1.1 response with a content-length is complete.
+fn is_complete(answer: &[u8]) -> bool {
+    let text = String::from_utf8_lossy(answer);
+    let Some((head, body)) = text.split_once("\r\n\r\n") else {
+        return false;
+    };
+    head.lines()
+        .find_map(|l| {
+            l.to_ascii_lowercase()
+                .strip_prefix("content-length:")
+                .map(|v| v.trim().parse::<usize>().unwrap_or(0))
+        })
+        .is_some_and(|len| body.len() >= len)
+}
