@@ -61,6 +61,7 @@ pub struct HostBuilder {
     config: String,
     database_url: Option<String>,
     env: Vec<(String, String)>,
+    cache_dir: Option<PathBuf>,
 }
 
 impl HostBuilder {
@@ -70,7 +71,14 @@ impl HostBuilder {
             config: String::new(),
             database_url: None,
             env: Vec::new(),
+            cache_dir: None,
         }
+    }
+
+    /// A compile cache of this test's own instead of the shared one.
+    pub fn cache_dir(mut self, dir: &Path) -> Self {
+        self.cache_dir = Some(dir.to_path_buf());
+        self
     }
 
     pub fn seed() -> Self {
@@ -113,7 +121,7 @@ impl HostBuilder {
                 .as_ref()
                 .map(|url| format!("[database]\nurl = {url:?}\n"))
                 .unwrap_or_default(),
-            shared_cache_dir(),
+            self.cache_dir.unwrap_or_else(shared_cache_dir),
             TEST_SIGNING_KEY,
         );
         config.push_str(&self.config);

@@ -1,0 +1,288 @@
+//! Breakers, deadlines and recovery, with the test-only `probe` service and `probe-http`
+//! handler: real components, a real host, real HTTP.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::{HostBuilder, TestHost, client};
+use serde_json::{Value, json};
+
+/// probe-http routed under /probe, granted rpc to probe; probe granted rpc to itself.
+const PROBES: &str = r#"
+[[route]]
+path = "/probe/{*rest}"
+plugin = "probe-http"
+
+[plugin.probe-http]
+rpc = ["probe"]
+limits = { deadline_ms = 10000 }
+
+[plugin.probe]
+rpc = ["probe"]
+config = { greeting = "hello" }
+"#;
+
+fn probe_host(extra: &str) -> TestHost {
+    HostBuilder::new()
+        .plugins(&["probe", "probe-http"])
+        .config(PROBES)
+        .config(extra)
+        .start()
+}
+
+/// `POST /probe/call/probe/{method}` with `payload`: (status, body, Retry-After).
+async fn call(host: &TestHost, method: &str, payload: Value) -> (u16, Value, Option<String>) {
+    let response = client()
+        .post(host.url(&format!("/probe/call/probe/{method}")))
+        .json(&payload)
+        .send()
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    let retry_after = response
+        .headers()
+        .get("retry-after")
+        .map(|v| v.to_str().unwrap().to_string());
+    let body = response.json().await.unwrap_or(Value::Null);
+    (status, body, retry_after)
+}
+
+async fn invocations(host: &TestHost, plugin: &str) -> u64 {
+    host.plugin_stats(plugin).await["invocations"].as_u64().unwrap()
+}
+
+#[tokio::test]
+async fn an_open_breaker_never_invokes_the_callee() {
+    let host = probe_host(
+        "[breaker.\"probe.fail\"]\nvolume_threshold = 4\nsleep_window_ms = 60000\n",
+    );
+    for _ in 0..4 {
+        let (status, body, _) = call(&host, "fail", json!({})).await;
+        assert_eq!((status, body["error"]["code"].as_str()), (503, Some("unavailable")));
+    }
+    for _ in 0..3 {
+        let (status, body, retry_after) = call(&host, "fail", json!({})).await;
+        assert_eq!((status, body["error"]["code"].as_str()), (503, Some("circuit_open")));
+        assert!(retry_after.is_some(), "circuit_open carries Retry-After");
+    }
+    assert_eq!(invocations(&host, "probe").await, 4);
+    assert_eq!(host.breaker("probe.fail").await["state"], "open");
+    host.wait_for_log(&["circuit breaker transition", "probe.fail"]);
+}
+
+#[tokio::test]
+async fn application_errors_never_trip_the_breaker() {
+    let host = probe_host("[breaker.\"probe.app-error\"]\nvolume_threshold = 4\n");
+    for _ in 0..30 {
+        let (status, body, _) = call(&host, "app-error", json!({})).await;
+        assert_eq!(body["error"]["code"], "nope", "{status}");
+    }
+    assert_eq!(host.breaker("probe.app-error").await["state"], "closed");
+    assert_eq!(invocations(&host, "probe").await, 30);
+}
+
+#[tokio::test]
+async fn one_call_over_max_concurrent_is_rejected_at_once() {
+    let host = probe_host(
+        "[breaker.\"probe.sleep\"]\nmax_concurrent = 100\ntimeout_ms = 8000\nvolume_threshold = 1000\n",
+    );
+    let calls = (0..101).map(|_| {
+        let host = &host;
+        async move {
+            let started = Instant::now();
+            let (status, body, _) = call(host, "sleep", json!({ "ms": 2000 })).await;
+            (status, body, started.elapsed())
+        }
+    });
+    let results = futures::future::join_all(calls).await;
+    let rejected: Vec<_> = results
+        .iter()
+        .filter(|(status, _, _)| *status == 503)
+        .collect();
+    assert_eq!(rejected.len(), 1, "{:?}", results.iter().map(|r| r.0).collect::<Vec<_>>());
+    assert_eq!(rejected[0].1["error"]["code"], "rejected");
+    assert!(rejected[0].2 < Duration::from_millis(1500), "rejected after {:?}", rejected[0].2);
+    assert_eq!(results.iter().filter(|(status, _, _)| *status == 200).count(), 100);
+}
+
+#[tokio::test]
+async fn half_open_lets_exactly_one_probe_through_then_recovers() {
+    let host = probe_host(
+        "[breaker.\"probe.sleep\"]\ntimeout_ms = 300\nvolume_threshold = 4\nsleep_window_ms = 1500\n",
+    );
+    for _ in 0..4 {
+        let (status, body, _) = call(&host, "sleep", json!({ "ms": 1000 })).await;
+        assert_eq!((status, body["error"]["code"].as_str()), (504, Some("timeout")));
+    }
+    let (status, body, _) = call(&host, "sleep", json!({ "ms": 10 })).await;
+    assert_eq!((status, body["error"]["code"].as_str()), (503, Some("circuit_open")));
+    let before = invocations(&host, "probe").await;
+
+    tokio::time::sleep(Duration::from_millis(1600)).await;
+    let batch = (0..5).map(|_| call(&host, "sleep", json!({ "ms": 200 })));
+    let statuses: Vec<u16> = futures::future::join_all(batch)
+        .await
+        .into_iter()
+        .map(|(status, _, _)| status)
+        .collect();
+    assert_eq!(statuses.iter().filter(|s| **s == 200).count(), 1, "{statuses:?}");
+    assert_eq!(statuses.iter().filter(|s| **s == 503).count(), 4, "{statuses:?}");
+    assert_eq!(invocations(&host, "probe").await, before + 1, "only the probe ran");
+
+    // The probe's success closed the breaker.
+    assert_eq!(host.breaker("probe.sleep").await["state"], "closed");
+    assert_eq!(call(&host, "sleep", json!({ "ms": 10 })).await.0, 200);
+}
+
+#[tokio::test]
+async fn the_callee_gets_what_is_left_of_the_callers_deadline() {
+    // probe.call has 500 ms; the probe.sleep it makes would get 10 s on its own breaker.
+    let host = probe_host(
+        "[breaker.\"probe.call\"]\ntimeout_ms = 500\n[breaker.\"probe.sleep\"]\ntimeout_ms = 10000\n",
+    );
+    let started = Instant::now();
+    let (status, body, _) = call(
+        &host,
+        "call",
+        json!({ "service": "probe", "method": "sleep", "payload": { "ms": 4000 } }),
+    )
+    .await;
+    assert_eq!((status, body["error"]["code"].as_str()), (504, Some("timeout")));
+    assert!(started.elapsed() < Duration::from_millis(1500), "{:?}", started.elapsed());
+    // The inner call was cut at the outer deadline too, not left running for 4 s.
+    loop {
+        let inner = host.breaker("probe.sleep").await;
+        if inner["in_flight"] == 0 {
+            assert_eq!(inner["window_errors"], 1, "{inner}");
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_millis(2000), "inner call still running: {inner}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_call_cycle_hits_the_depth_limit_fast() {
+    let host = probe_host("");
+    let mut payload = json!({ "ms": 1 });
+    let mut method = "sleep";
+    for _ in 0..12 {
+        payload = json!({ "service": "probe", "method": method, "payload": payload });
+        method = "call";
+    }
+    let started = Instant::now();
+    let (status, body, _) = call(&host, "call", payload).await;
+    assert_eq!((status, body["error"]["code"].as_str()), (503, Some("unavailable")));
+    assert!(started.elapsed() < Duration::from_secs(2));
+    assert!(invocations(&host, "probe").await <= 9);
+}
+
+#[tokio::test]
+async fn a_trapping_plugin_fails_its_request_alone() {
+    let host = probe_host("");
+    let http = client();
+    let hellos = (0..20).map(|_| http.get(host.url("/probe/hello")).send());
+    let traps = (0..5).map(|_| http.get(host.url("/probe/trap")).send());
+    let (hellos, traps) = tokio::join!(
+        futures::future::join_all(hellos),
+        futures::future::join_all(traps)
+    );
+    for hello in hellos {
+        let hello = hello.unwrap();
+        assert_eq!(hello.status(), 200);
+        assert_eq!(hello.text().await.unwrap(), "hello from probe-http");
+    }
+    for trap in traps {
+        let trap = trap.unwrap();
+        assert_eq!(trap.status(), 500);
+        let body: Value = trap.json().await.unwrap();
+        assert_eq!(body["error"]["code"], "plugin_trap");
+    }
+    host.wait_for_log(&["probe-http panicked on purpose", "\"plugin\":\"probe-http\""]);
+    assert_eq!(host.plugin_stats("probe-http").await["traps"], 5);
+
+    // A trapping rpc callee is `unavailable` to its caller.
+    let (status, body, _) = call(&host, "trap", json!({})).await;
+    assert_eq!((status, body["error"]["code"].as_str()), (503, Some("unavailable")));
+    host.wait_for_log(&["probe panicked on purpose", "\"plugin\":\"probe\""]);
+    assert_eq!(http.get(host.url("/probe/hello")).send().await.unwrap().status(), 200);
+}
+
+#[tokio::test]
+async fn a_spinning_plugin_is_stopped_at_its_deadline() {
+    let host = HostBuilder::new()
+        .plugins(&["probe", "probe-http"])
+        .config("[[route]]\npath = \"/probe/{*rest}\"\nplugin = \"probe-http\"\n[plugin.probe-http]\nrpc = [\"probe\"]\nlimits = { deadline_ms = 500 }\n[plugin.probe]\nrpc = [\"probe\"]\n")
+        .start();
+    let http = client();
+    let started = Instant::now();
+    let spin = http.get(host.url("/probe/spin")).send();
+    let hellos = futures::future::join_all((0..10).map(|_| http.get(host.url("/probe/hello")).send()));
+    let (spin, hellos) = tokio::join!(spin, hellos);
+    let spin = spin.unwrap();
+    assert_eq!(spin.status(), 504);
+    assert!(started.elapsed() < Duration::from_secs(2), "{:?}", started.elapsed());
+    assert!(hellos.into_iter().all(|h| h.unwrap().status() == 200));
+    // A spinning rpc callee times out the same way.
+    let (status, _, _) = call(&host, "spin", json!({})).await;
+    assert_eq!(status, 504);
+}
+
+#[tokio::test]
+async fn a_memory_bomb_is_stopped_at_the_memory_limit() {
+    let host = probe_host("[plugin.probe.limits]\nmemory_mb = 32\n");
+    let (status, body, _) = call(&host, "grow", json!({ "mb": 256 })).await;
+    assert_eq!((status, body["error"]["code"].as_str()), (503, Some("unavailable")));
+    let (status, _, _) = call(&host, "grow", json!({ "mb": 4 })).await;
+    assert_eq!(status, 200, "a reasonable allocation still works");
+}
+
+#[tokio::test]
+async fn grants_are_enforced_at_run_time() {
+    let host = probe_host("");
+    // probe-http may call probe, not auth.
+    let response = client()
+        .post(host.url("/probe/call/auth/MakeAccessToken"))
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 500);
+    host.wait_for_log(&["probe-http is not granted rpc to auth"]);
+    // probe reads its granted config key, not another one.
+    let (status, body, _) = call(&host, "config", json!({ "key": "greeting" })).await;
+    assert_eq!((status, &body), (200, &json!({ "value": "hello" })));
+    let (status, _, _) = call(&host, "config", json!({ "key": "secret" })).await;
+    assert_eq!(status, 500);
+}
+
+#[tokio::test]
+async fn a_corrupt_compile_cache_entry_is_recompiled() {
+    let cache = tempfile::tempdir().unwrap();
+    let cache_dir = cache.path().join("cache");
+    let start = || {
+        HostBuilder::new()
+            .plugins(&["probe-http"])
+            .config("[[route]]\npath = \"/probe/{*rest}\"\nplugin = \"probe-http\"\n[plugin.probe-http]\nrpc = [\"probe\"]\n")
+            .cache_dir(&cache_dir)
+            .start()
+    };
+    let host = start();
+    host.stop();
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(&cache_dir).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o700, "the cache folder is private");
+    let entries: Vec<_> = std::fs::read_dir(&cache_dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(entries.len(), 1, "{entries:?}");
+    std::fs::write(&entries[0], b"not a compiled component").unwrap();
+
+    let host = start();
+    host.wait_for_log(&["corrupt compile cache entry"]);
+    let hello = client().get(host.url("/probe/hello")).send().await.unwrap();
+    assert_eq!(hello.status(), 200);
+    assert_ne!(std::fs::read(&entries[0]).unwrap(), b"not a compiled component");
+}
