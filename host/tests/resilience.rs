@@ -20,6 +20,7 @@ limits = { deadline_ms = 10000 }
 
 [plugin.probe]
 rpc = ["probe"]
+sql = true
 config = { greeting = "hello" }
 "#;
 
@@ -49,21 +50,28 @@ async fn call(host: &TestHost, method: &str, payload: Value) -> (u16, Value, Opt
 }
 
 async fn invocations(host: &TestHost, plugin: &str) -> u64 {
-    host.plugin_stats(plugin).await["invocations"].as_u64().unwrap()
+    host.plugin_stats(plugin).await["invocations"]
+        .as_u64()
+        .unwrap()
 }
 
 #[tokio::test]
 async fn an_open_breaker_never_invokes_the_callee() {
-    let host = probe_host(
-        "[breaker.\"probe.fail\"]\nvolume_threshold = 4\nsleep_window_ms = 60000\n",
-    );
+    let host =
+        probe_host("[breaker.\"probe.fail\"]\nvolume_threshold = 4\nsleep_window_ms = 60000\n");
     for _ in 0..4 {
         let (status, body, _) = call(&host, "fail", json!({})).await;
-        assert_eq!((status, body["error"]["code"].as_str()), (503, Some("unavailable")));
+        assert_eq!(
+            (status, body["error"]["code"].as_str()),
+            (503, Some("unavailable"))
+        );
     }
     for _ in 0..3 {
         let (status, body, retry_after) = call(&host, "fail", json!({})).await;
-        assert_eq!((status, body["error"]["code"].as_str()), (503, Some("circuit_open")));
+        assert_eq!(
+            (status, body["error"]["code"].as_str()),
+            (503, Some("circuit_open"))
+        );
         assert!(retry_after.is_some(), "circuit_open carries Retry-After");
     }
     assert_eq!(invocations(&host, "probe").await, 4);
@@ -100,10 +108,25 @@ async fn one_call_over_max_concurrent_is_rejected_at_once() {
         .iter()
         .filter(|(status, _, _)| *status == 503)
         .collect();
-    assert_eq!(rejected.len(), 1, "{:?}", results.iter().map(|r| r.0).collect::<Vec<_>>());
+    assert_eq!(
+        rejected.len(),
+        1,
+        "{:?}",
+        results.iter().map(|r| r.0).collect::<Vec<_>>()
+    );
     assert_eq!(rejected[0].1["error"]["code"], "rejected");
-    assert!(rejected[0].2 < Duration::from_millis(1500), "rejected after {:?}", rejected[0].2);
-    assert_eq!(results.iter().filter(|(status, _, _)| *status == 200).count(), 100);
+    assert!(
+        rejected[0].2 < Duration::from_millis(1500),
+        "rejected after {:?}",
+        rejected[0].2
+    );
+    assert_eq!(
+        results
+            .iter()
+            .filter(|(status, _, _)| *status == 200)
+            .count(),
+        100
+    );
 }
 
 #[tokio::test]
@@ -113,10 +136,16 @@ async fn half_open_lets_exactly_one_probe_through_then_recovers() {
     );
     for _ in 0..4 {
         let (status, body, _) = call(&host, "sleep", json!({ "ms": 1000 })).await;
-        assert_eq!((status, body["error"]["code"].as_str()), (504, Some("timeout")));
+        assert_eq!(
+            (status, body["error"]["code"].as_str()),
+            (504, Some("timeout"))
+        );
     }
     let (status, body, _) = call(&host, "sleep", json!({ "ms": 10 })).await;
-    assert_eq!((status, body["error"]["code"].as_str()), (503, Some("circuit_open")));
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (503, Some("circuit_open"))
+    );
     let before = invocations(&host, "probe").await;
 
     tokio::time::sleep(Duration::from_millis(1600)).await;
@@ -126,9 +155,21 @@ async fn half_open_lets_exactly_one_probe_through_then_recovers() {
         .into_iter()
         .map(|(status, _, _)| status)
         .collect();
-    assert_eq!(statuses.iter().filter(|s| **s == 200).count(), 1, "{statuses:?}");
-    assert_eq!(statuses.iter().filter(|s| **s == 503).count(), 4, "{statuses:?}");
-    assert_eq!(invocations(&host, "probe").await, before + 1, "only the probe ran");
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 200).count(),
+        1,
+        "{statuses:?}"
+    );
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 503).count(),
+        4,
+        "{statuses:?}"
+    );
+    assert_eq!(
+        invocations(&host, "probe").await,
+        before + 1,
+        "only the probe ran"
+    );
 
     // The probe's success closed the breaker.
     assert_eq!(host.breaker("probe.sleep").await["state"], "closed");
@@ -148,8 +189,15 @@ async fn the_callee_gets_what_is_left_of_the_callers_deadline() {
         json!({ "service": "probe", "method": "sleep", "payload": { "ms": 4000 } }),
     )
     .await;
-    assert_eq!((status, body["error"]["code"].as_str()), (504, Some("timeout")));
-    assert!(started.elapsed() < Duration::from_millis(1500), "{:?}", started.elapsed());
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (504, Some("timeout"))
+    );
+    assert!(
+        started.elapsed() < Duration::from_millis(1500),
+        "{:?}",
+        started.elapsed()
+    );
     // The inner call was cut at the outer deadline too, not left running for 4 s.
     loop {
         let inner = host.breaker("probe.sleep").await;
@@ -157,7 +205,10 @@ async fn the_callee_gets_what_is_left_of_the_callers_deadline() {
             assert_eq!(inner["window_errors"], 1, "{inner}");
             break;
         }
-        assert!(started.elapsed() < Duration::from_millis(2000), "inner call still running: {inner}");
+        assert!(
+            started.elapsed() < Duration::from_millis(2000),
+            "inner call still running: {inner}"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
@@ -173,7 +224,10 @@ async fn a_call_cycle_hits_the_depth_limit_fast() {
     }
     let started = Instant::now();
     let (status, body, _) = call(&host, "call", payload).await;
-    assert_eq!((status, body["error"]["code"].as_str()), (503, Some("unavailable")));
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (503, Some("unavailable"))
+    );
     assert!(started.elapsed() < Duration::from_secs(2));
     assert!(invocations(&host, "probe").await <= 9);
 }
@@ -199,30 +253,48 @@ async fn a_trapping_plugin_fails_its_request_alone() {
         let body: Value = trap.json().await.unwrap();
         assert_eq!(body["error"]["code"], "plugin_trap");
     }
-    host.wait_for_log(&["probe-http panicked on purpose", "\"plugin\":\"probe-http\""]);
+    host.wait_for_log(&[
+        "probe-http panicked on purpose",
+        "\"plugin\":\"probe-http\"",
+    ]);
     assert_eq!(host.plugin_stats("probe-http").await["traps"], 5);
 
     // A trapping rpc callee is `unavailable` to its caller.
     let (status, body, _) = call(&host, "trap", json!({})).await;
-    assert_eq!((status, body["error"]["code"].as_str()), (503, Some("unavailable")));
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (503, Some("unavailable"))
+    );
     host.wait_for_log(&["probe panicked on purpose", "\"plugin\":\"probe\""]);
-    assert_eq!(http.get(host.url("/probe/hello")).send().await.unwrap().status(), 200);
+    assert_eq!(
+        http.get(host.url("/probe/hello"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
 }
 
 #[tokio::test]
 async fn a_spinning_plugin_is_stopped_at_its_deadline() {
     let host = HostBuilder::new()
         .plugins(&["probe", "probe-http"])
-        .config("[[route]]\npath = \"/probe/{*rest}\"\nplugin = \"probe-http\"\n[plugin.probe-http]\nrpc = [\"probe\"]\nlimits = { deadline_ms = 500 }\n[plugin.probe]\nrpc = [\"probe\"]\n")
+        .config("[[route]]\npath = \"/probe/{*rest}\"\nplugin = \"probe-http\"\n[plugin.probe-http]\nrpc = [\"probe\"]\nlimits = { deadline_ms = 500 }\n[plugin.probe]\nrpc = [\"probe\"]\nsql = true\n")
         .start();
     let http = client();
     let started = Instant::now();
     let spin = http.get(host.url("/probe/spin")).send();
-    let hellos = futures::future::join_all((0..10).map(|_| http.get(host.url("/probe/hello")).send()));
+    let hellos =
+        futures::future::join_all((0..10).map(|_| http.get(host.url("/probe/hello")).send()));
     let (spin, hellos) = tokio::join!(spin, hellos);
     let spin = spin.unwrap();
     assert_eq!(spin.status(), 504);
-    assert!(started.elapsed() < Duration::from_secs(2), "{:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
     assert!(hellos.into_iter().all(|h| h.unwrap().status() == 200));
     // A spinning rpc callee times out the same way.
     let (status, _, _) = call(&host, "spin", json!({})).await;
@@ -233,7 +305,10 @@ async fn a_spinning_plugin_is_stopped_at_its_deadline() {
 async fn a_memory_bomb_is_stopped_at_the_memory_limit() {
     let host = probe_host("[plugin.probe.limits]\nmemory_mb = 32\n");
     let (status, body, _) = call(&host, "grow", json!({ "mb": 256 })).await;
-    assert_eq!((status, body["error"]["code"].as_str()), (503, Some("unavailable")));
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (503, Some("unavailable"))
+    );
     let (status, _, _) = call(&host, "grow", json!({ "mb": 4 })).await;
     assert_eq!(status, 200, "a reasonable allocation still works");
 }
@@ -284,5 +359,34 @@ async fn a_corrupt_compile_cache_entry_is_recompiled() {
     host.wait_for_log(&["corrupt compile cache entry"]);
     let hello = client().get(host.url("/probe/hello")).send().await.unwrap();
     assert_eq!(hello.status(), 200);
-    assert_ne!(std::fs::read(&entries[0]).unwrap(), b"not a compiled component");
+    assert_ne!(
+        std::fs::read(&entries[0]).unwrap(),
+        b"not a compiled component"
+    );
+}
+
+#[tokio::test]
+async fn a_request_transaction_commits_or_rolls_back_with_the_request() {
+    let host = probe_host("");
+    let count = |key: &'static str| {
+        let host = &host;
+        async move { call(host, "count", json!({ "key": key })).await.1["count"].clone() }
+    };
+    for (key, then, status) in [
+        ("committed", "commit", 200),
+        ("rolled-back", "rollback", 200),
+        ("trapped", "trap", 503),
+        ("left-open", "leave", 200),
+    ] {
+        let (got, body, _) = call(&host, "tx", json!({ "key": key, "then": then })).await;
+        assert_eq!(got, status, "{then}: {body}");
+    }
+    assert_eq!(count("committed").await, 1);
+    assert_eq!(count("rolled-back").await, 0);
+    assert_eq!(
+        count("trapped").await,
+        0,
+        "a trap rolls the transaction back"
+    );
+    assert_eq!(count("left-open").await, 0, "no commit, no row");
 }

@@ -72,6 +72,7 @@ fn component_file(name: &str) -> String {
 }
 
 fn build_wasm<'a>(crates: impl IntoIterator<Item = &'a &'a str>) -> Result<()> {
+    ensure_wasm_target()?;
     let mut args = vec![
         "build",
         "--target",
@@ -100,6 +101,28 @@ fn deploy_plugins(root: &Path) -> Result<PathBuf> {
     }
     println!("deployed {} plugins to {}", PLUGINS.len(), dist.display());
     Ok(dist)
+}
+
+/// Installs the wasm target through rustup when the toolchain lacks it (rustup usually
+/// does this itself from `rust-toolchain.toml`; older rustups do not).
+fn ensure_wasm_target() -> Result<()> {
+    let rustc = std::env::var_os("RUSTC").unwrap_or_else(|| "rustc".into());
+    let sysroot = Command::new(rustc)
+        .args(["--print", "sysroot"])
+        .output()
+        .context("cannot run rustc")?;
+    let sysroot = PathBuf::from(String::from_utf8_lossy(&sysroot.stdout).trim());
+    if sysroot.join("lib/rustlib").join(WASM_TARGET).exists() {
+        return Ok(());
+    }
+    let status = Command::new("rustup")
+        .args(["target", "add", WASM_TARGET])
+        .status()
+        .context("the wasm32-wasip2 target is missing and rustup cannot be run")?;
+    if !status.success() {
+        bail!("rustup target add {WASM_TARGET} failed ({status})");
+    }
+    Ok(())
 }
 
 fn lint() -> Result<()> {

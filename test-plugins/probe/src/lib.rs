@@ -7,7 +7,7 @@ use std::time::Duration;
 #[path = "../../misbehave.rs"]
 mod misbehave;
 
-use micro_api_sdk::{Error, config, error, rpc, service};
+use micro_api_sdk::{Error, config, error, rpc, service, sql};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
@@ -34,6 +34,16 @@ impl service::Guest for Probe {
             }
             "config" => service::json(&payload, |Key { key }| {
                 Ok(json!({ "value": config::get(&key)? }))
+            }),
+            "tx" => service::json(&payload, transaction),
+            "count" => service::json(&payload, |Key { key }| {
+                create_table()?;
+                let rows = sql::query(
+                    "SELECT COUNT(*) AS `n` FROM `probe_kv` WHERE `k` = ?",
+                    &[key.as_str().into()],
+                )?;
+                let n: i64 = rows.first().map_or(Ok(0), |row| row.get("n"))?;
+                Ok(json!({ "count": n }))
             }),
             other => Err(service::unknown_method(other)),
         }
@@ -80,4 +90,37 @@ struct Call {
 #[derive(Deserialize)]
 struct Key {
     key: String,
+}
+
+#[derive(Deserialize)]
+struct Tx {
+    key: String,
+    /// `commit`, `rollback`, `trap` (panic with the transaction open) or `leave` (return
+    /// without ending it).
+    then: String,
+}
+
+fn create_table() -> Result<(), Error> {
+    sql::execute(
+        "CREATE TABLE IF NOT EXISTS `probe_kv` (`k` VARCHAR(64) NOT NULL)",
+        &[],
+    )?;
+    Ok(())
+}
+
+/// Inserts `key` inside a transaction, then ends the request as `then` says.
+fn transaction(Tx { key, then }: Tx) -> Result<Value, Error> {
+    create_table()?;
+    sql::begin()?;
+    sql::execute(
+        "INSERT INTO `probe_kv` (`k`) VALUES (?)",
+        &[key.as_str().into()],
+    )?;
+    match then.as_str() {
+        "commit" => sql::commit()?,
+        "rollback" => sql::rollback()?,
+        "trap" => panic!("probe trapped inside a transaction"),
+        _ => {}
+    }
+    Ok(json!({ "then": then }))
 }

@@ -1,0 +1,21 @@
+# Thin wrappers over `cargo xtask`, which needs nothing but rustup's Rust.
+
+# Build the plugins and run the gateway on 127.0.0.1:8080 (SQLite, in-memory registry).
+run *ARGS:
+    cargo xtask run {{ARGS}}
+
+# Build the plugins and test components, then run every test.
+test *ARGS:
+    cargo xtask test {{ARGS}}
+
+# Build the plugins for wasm32-wasip2 and deploy them to plugins/dist/.
+plugins:
+    cargo xtask plugins
+
+# rustfmt, and clippy -D warnings for the host and (on wasm32-wasip2) the plugins.
+lint:
+    cargo xtask lint
+
+# Benchmarks: see bench/ (issue: benchmarks).
+bench:
+    cargo bench --package micro-api
