@@ -16,6 +16,7 @@ plugins:
 lint:
     cargo xtask lint
 
-# Benchmarks: see bench/ (issue: benchmarks).
-bench:
-    cargo bench --package micro-api
+# Benchmarks: micro-api vs native vs wasmtime serve under wrk, then the criterion
+# micro-benchmarks (see bench/RESULTS.md); `just bench --short` is the CI smoke run.
+bench *ARGS:
+    cargo xtask bench {{ARGS}}

@@ -1,5 +1,5 @@
 //! The admin listener (127.0.0.1:9090 by default, never the public port): health, plugins
-//! and breakers as JSON.
+//! and breakers as JSON, and the plugin lifecycle's controls (reload, rollback).
 
 use std::sync::Arc;
 use std::time::UNIX_EPOCH;
@@ -11,22 +11,52 @@ use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
 
 use crate::app::App;
 use crate::front::error;
+use crate::plugins::reload;
+use crate::plugins::table::RollbackError;
 
 pub async fn handle(app: Arc<App>, request: Request<Incoming>) -> Response<HyperOutgoingBody> {
-    if request.method() != Method::GET {
-        return error::error(
-            StatusCode::METHOD_NOT_ALLOWED,
-            "method_not_allowed",
-            "admin endpoints answer GET",
-        );
-    }
-    match request.uri().path() {
-        "/admin/health/live" => error::json(StatusCode::OK, &json!({ "status": "live" })),
-        "/admin/health/ready" => ready(&app).await,
-        "/admin/plugins" => error::json(StatusCode::OK, &plugins(&app)),
-        "/admin/breakers" => error::json(
+    let path = request.uri().path().to_string();
+    let method = request.method().clone();
+    let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
+    match (&method, segments.as_slice()) {
+        (&Method::GET, ["admin", "health", "live"]) => {
+            error::json(StatusCode::OK, &json!({ "status": "live" }))
+        }
+        (&Method::GET, ["admin", "health", "ready"]) => ready(&app).await,
+        (&Method::GET, ["admin", "plugins"]) => error::json(StatusCode::OK, &plugins(&app)),
+        (&Method::GET, ["admin", "breakers"]) => error::json(
             StatusCode::OK,
             &json!({ "breakers": app.breakers.statuses() }),
+        ),
+        (&Method::POST, ["admin", "plugins", "reload"]) => match reload::reload(&app).await {
+            Ok(report) => error::json(StatusCode::OK, &json!(report)),
+            Err(e) => {
+                tracing::error!(error = %e, "reload failed");
+                error::error(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "reload_failed",
+                    "the plugins folder cannot be read",
+                )
+            }
+        },
+        (&Method::POST, ["admin", "plugins", name, "rollback"]) => {
+            match app.rollback(name, "rolled back through the admin API") {
+                Ok(restored) => error::json(
+                    StatusCode::OK,
+                    &json!({ "name": name, "version": restored.version }),
+                ),
+                Err(e @ RollbackError::NotLoaded(_)) => {
+                    error::error(StatusCode::NOT_FOUND, "not_found", &e.to_string())
+                }
+                Err(e @ RollbackError::NoPrevious(_)) => {
+                    error::error(StatusCode::CONFLICT, "no_previous_version", &e.to_string())
+                }
+            }
+        }
+        (_, ["admin", "health", _] | ["admin", "plugins" | "breakers"]) => error::error(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method_not_allowed",
+            "this admin endpoint answers GET",
         ),
         _ => error::not_found(),
     }
@@ -77,6 +107,8 @@ fn plugins(app: &App) -> serde_json::Value {
                 "invocations": p.stats.invocations.load(Relaxed),
                 "errors": p.stats.errors.load(Relaxed),
                 "traps": p.stats.traps.load(Relaxed),
+                "previous_version": app.plugins.previous(&p.name).map(|prev| prev.version.clone()),
+                "last_rollback": app.plugins.last_rollback(&p.name),
             })
         })
         .collect();

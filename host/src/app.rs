@@ -5,7 +5,8 @@ use std::sync::Arc;
 
 use crate::config::{Config, RegistryBackend};
 use crate::crypto::{Crypto, CryptoError};
-use crate::plugins::{PluginTable, World};
+use crate::plugins::table::RollbackError;
+use crate::plugins::{Plugin, PluginTable, World, reload};
 use crate::registry::{Endpoint, MemoryRegistry, Registry};
 use crate::rpc::{Breakers, CallError};
 use crate::runtime::state::CallContext;
@@ -35,6 +36,8 @@ pub struct App {
     pub breakers: Breakers,
     pub database: Arc<dyn Database>,
     pub crypto: Arc<Crypto>,
+    /// Reloads run one at a time.
+    pub reload_lock: tokio::sync::Mutex<()>,
 }
 
 impl App {
@@ -47,7 +50,7 @@ impl App {
                 .await?
                 .into();
         let crypto = Arc::new(Crypto::from_config(&config.auth)?);
-        let runtime = Runtime::new(&config.plugins.cache_dir)?;
+        let runtime = Runtime::new(&config.plugins.cache_dir, config.plugins.pool)?;
         let registry: Arc<dyn Registry> = match config.registry.backend {
             RegistryBackend::Memory => Arc::new(MemoryRegistry::default()),
         };
@@ -59,20 +62,19 @@ impl App {
             registry,
             database,
             crypto,
+            reload_lock: tokio::sync::Mutex::new(()),
         });
-        app.load_plugins()?;
+        reload::reload(&app)
+            .await
+            .map_err(|source| AppError::PluginsDir {
+                path: app.config.plugins.dir.display().to_string(),
+                source,
+            })?;
         Ok(app)
     }
 
-    /// (Re)loads the plugins folder and registers every service it serves.
-    pub fn load_plugins(&self) -> Result<(), AppError> {
-        let dir = &self.config.plugins.dir;
-        std::fs::create_dir_all(dir)
-            .and_then(|()| self.plugins.load_dir(&self.runtime, &self.config, dir))
-            .map_err(|source| AppError::PluginsDir {
-                path: dir.display().to_string(),
-                source,
-            })?;
+    /// Registers every service plugin served here, and deregisters the ones gone.
+    pub fn sync_registry(&self) {
         let node = &self.config.server.node_id;
         let served: Vec<String> = self
             .plugins
@@ -94,7 +96,38 @@ impl App {
                 local: true,
             });
         }
-        Ok(())
+    }
+
+    /// Puts the previous version of `name` back, and says why in the log.
+    pub fn rollback(&self, name: &str, reason: &str) -> Result<Arc<Plugin>, RollbackError> {
+        let restored = self.plugins.rollback(name, reason)?;
+        tracing::warn!(plugin = %name, version = %restored.version, %reason, "plugin rolled back");
+        self.sync_registry();
+        Ok(restored)
+    }
+
+    /// Counts one request of `plugin`; ends its probation with a rollback when its first
+    /// requests failed as often as the breaker rules would open a circuit for.
+    pub fn record_outcome(&self, plugin: &Plugin, failed: bool) {
+        let Some((failures, total)) = plugin.record_outcome(failed) else {
+            return;
+        };
+        let rules = self.config.breaker_settings("default");
+        if failures * 100 >= rules.error_percent * total {
+            let still_current = self
+                .plugins
+                .get(&plugin.name)
+                .is_some_and(|p| p.version == plugin.version);
+            if still_current {
+                let reason = format!(
+                    "version {} failed {failures} of its first {total} requests (error threshold {}%)",
+                    plugin.version, rules.error_percent
+                );
+                if let Err(e) = self.rollback(&plugin.name, &reason) {
+                    tracing::error!(plugin = %plugin.name, error = %e, "automatic rollback failed");
+                }
+            }
+        }
     }
 
     /// Runs `service.method` in this process (the rpc layer has already applied the grant

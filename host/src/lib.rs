@@ -17,6 +17,7 @@ pub mod bindings;
 pub mod config;
 pub mod crypto;
 pub mod front;
+pub mod outbound;
 pub mod plugins;
 pub mod registry;
 pub mod rpc;

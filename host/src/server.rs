@@ -39,6 +39,7 @@ impl Server {
 /// Runs the host until a shutdown signal.
 pub async fn run(config: Config) -> anyhow::Result<()> {
     let (server, http, admin) = Server::bind(config).await?;
+    crate::plugins::reload::watch(server.app.clone())?;
     tracing::info!(
         http = %server.http_addr,
         admin = %server.admin_addr,

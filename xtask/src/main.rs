@@ -7,6 +7,8 @@
 //! - `test [ARGS]`: build the plugins and the test plugins, then run every test;
 //! - `lint`: rustfmt, and clippy `-D warnings` for the host and for the plugins.
 
+mod bench;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -15,7 +17,13 @@ use anyhow::{Context, Result, bail};
 /// Plugin crates deployed by `plugins` (the SDK is a library, not a plugin).
 const PLUGINS: &[&str] = &["auth", "user", "user-api"];
 /// Components only the tests load.
-const TEST_PLUGINS: &[&str] = &["probe", "probe-http"];
+const TEST_PLUGINS: &[&str] = &["probe", "probe-http", "greeter", "command"];
+/// The builds of `greeter` the hot-reload tests swap between: (features, file name).
+const GREETER_BUILDS: &[(&str, &str)] = &[
+    ("", "greeter_v1.wasm"),
+    ("v2", "greeter_v2.wasm"),
+    ("broken", "greeter_broken.wasm"),
+];
 const WASM_TARGET: &str = "wasm32-wasip2";
 const PLUGIN_PROFILE: &str = "plugin";
 
@@ -37,6 +45,7 @@ fn main() -> Result<()> {
         }
         "test" => {
             build_wasm(PLUGINS.iter().chain(TEST_PLUGINS))?;
+            build_greeters(&root)?;
             let components = wasm_dir(&root);
             cargo(
                 &["test", "--package", "micro-api", "--package", "xtask"],
@@ -45,6 +54,7 @@ fn main() -> Result<()> {
             )
         }
         "lint" => lint(),
+        "bench" => bench::run(&root, &rest),
         _ => {
             bail!("usage: cargo xtask <plugins | run [serve args] | test [cargo test args] | lint>")
         }
@@ -84,6 +94,22 @@ fn build_wasm<'a>(crates: impl IntoIterator<Item = &'a &'a str>) -> Result<()> {
         args.extend(["--package", name]);
     }
     cargo(&args, &[], &[])
+}
+
+/// Builds each flavour of `greeter` and keeps it under its own name (each feature set is
+/// cached by cargo, so only the first run compiles them).
+fn build_greeters(root: &Path) -> Result<()> {
+    for (features, file) in GREETER_BUILDS {
+        let mut args = vec!["build", "--target", WASM_TARGET, "--profile", PLUGIN_PROFILE];
+        args.extend(["--package", "greeter", "--quiet"]);
+        if !features.is_empty() {
+            args.extend(["--features", features]);
+        }
+        cargo(&args, &[], &[])?;
+        let dir = wasm_dir(root);
+        std::fs::copy(dir.join("greeter.wasm"), dir.join(file))?;
+    }
+    Ok(())
 }
 
 /// Builds the plugins and copies each into `plugins/dist/` by write-then-rename, so a

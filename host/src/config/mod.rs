@@ -81,6 +81,36 @@ pub struct PluginsConfig {
     pub cache_dir: PathBuf,
     /// The default per-plugin limits.
     pub limits: LimitsConfig,
+    /// The instance pool, sized at start (changing it needs a restart).
+    pub pool: PoolConfig,
+    /// Watch `dir` and apply changes without a restart.
+    pub watch: bool,
+    /// How long a new file must stay unchanged before it is loaded (a `cp` in progress).
+    pub settle_ms: u64,
+    /// After a swap, the new version's first N requests are judged by the breaker rules
+    /// (`[breaker.default]`); if they fail too often, the previous version comes back.
+    /// 0 turns automatic rollback off.
+    pub probation_requests: u32,
+}
+
+/// The pooling allocator's size: every concurrent instance (requests in flight, nested rpc
+/// callees, old and new versions during a reload) takes a slot.
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PoolConfig {
+    /// Component instances alive at once.
+    pub instances: u32,
+    /// Largest linear memory of one instance, in MiB: no plugin's `memory_mb` may exceed it.
+    pub memory_mb: u64,
+}
+
+impl Default for PoolConfig {
+    fn default() -> Self {
+        Self {
+            instances: 1000,
+            memory_mb: 256,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
@@ -182,6 +212,11 @@ pub struct PluginConfig {
     pub crypto: bool,
     /// Values it can read through the `config` import.
     pub config: BTreeMap<String, String>,
+    /// Environment variables it sees (none otherwise).
+    pub env: BTreeMap<String, String>,
+    /// Outbound HTTP destinations it may call, as `scheme://host:port` (`*` for any port);
+    /// loopback and link-local addresses only when a pattern names them.
+    pub http: Vec<String>,
     /// Its limits; unset ones come from `[plugins.limits]`.
     pub limits: LimitsOverrides,
 }
@@ -228,6 +263,10 @@ impl Default for PluginsConfig {
             dir: "plugins/dist".into(),
             cache_dir: PathBuf::new(),
             limits: LimitsConfig::default(),
+            pool: PoolConfig::default(),
+            watch: true,
+            settle_ms: 50,
+            probation_requests: 20,
         }
     }
 }
@@ -285,8 +324,9 @@ impl Default for Config {
     }
 }
 
-/// Upper bound of `memory_mb`: the pooling allocator reserves this much per slot.
-pub const MAX_MEMORY_MB: u64 = 1024;
+/// Upper bound of `[plugins.pool] memory_mb`: the pool reserves this much address space
+/// per slot.
+pub const MAX_MEMORY_MB: u64 = 4096;
 
 impl Config {
     /// Reads `path` (defaults only when it is `None`), applies the environment, resolves
@@ -423,24 +463,29 @@ impl Config {
                 ));
             }
         }
+        // A memory limit above the pool's slot is refused per plugin, at load.
         for (name, p) in &self.plugin {
             let limits = self.limits_for_config(p);
-            if limits.memory_mb == 0 || limits.memory_mb > MAX_MEMORY_MB {
-                problems.push(format!(
-                    "[plugin.{name}] limits.memory_mb must be between 1 and {MAX_MEMORY_MB}"
-                ));
+            if limits.memory_mb == 0 {
+                problems.push(format!("[plugin.{name}] limits.memory_mb must be at least 1"));
             }
             if limits.deadline_ms == 0 {
-                problems.push(format!(
-                    "[plugin.{name}] limits.deadline_ms must be at least 1"
-                ));
+                problems.push(format!("[plugin.{name}] limits.deadline_ms must be at least 1"));
+            }
+            for pattern in &p.http {
+                if let Err(e) = crate::outbound::Pattern::parse(pattern) {
+                    problems.push(format!("[plugin.{name}] http: {pattern:?}: {e}"));
+                }
             }
         }
-        let d = self.plugins.limits;
-        if d.memory_mb == 0 || d.memory_mb > MAX_MEMORY_MB {
+        let pool = self.plugins.pool;
+        if pool.memory_mb == 0 || pool.memory_mb > MAX_MEMORY_MB {
             problems.push(format!(
-                "[plugins.limits] memory_mb must be between 1 and {MAX_MEMORY_MB}"
+                "[plugins.pool] memory_mb must be between 1 and {MAX_MEMORY_MB}"
             ));
+        }
+        if pool.instances < 2 {
+            problems.push("[plugins.pool] instances must be at least 2".into());
         }
         problems
     }

@@ -165,14 +165,13 @@ fn load_or_create_key(path: &Path) -> Result<Vec<u8>, CryptoError> {
         std::fs::create_dir_all(dir).map_err(err)?;
     }
     let key = hex::encode(rand::random::<[u8; 32]>());
-    let tmp = path.with_extension(format!("tmp{}", std::process::id()));
+    let tmp = path.with_extension(format!("tmp{}-{:08x}", std::process::id(), rand::random::<u32>()));
     {
         use std::io::Write;
         use std::os::unix::fs::OpenOptionsExt;
         let mut file = std::fs::OpenOptions::new()
             .write(true)
-            .create(true)
-            .truncate(true)
+            .create_new(true)
             .mode(0o600)
             .open(&tmp)
             .map_err(err)?;
@@ -256,6 +255,22 @@ mod tests {
         assert!(crypto(dir.path()).verify_token(&token).is_ok());
         let other = tempfile::tempdir().unwrap();
         assert!(crypto(other.path()).verify_token(&token).is_err());
+    }
+
+    #[test]
+    fn racing_processes_create_one_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("keys/signing.key");
+        let keys: Vec<Vec<u8>> = std::thread::scope(|s| {
+            let handles: Vec<_> = (0..16)
+                .map(|_| s.spawn(|| load_or_create_key(&path).unwrap()))
+                .collect();
+            handles.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        assert!(keys.iter().all(|k| k == &keys[0]), "every racer reads the same key");
+        assert_eq!(std::fs::read(&path).unwrap(), keys[0]);
+        let leftovers = std::fs::read_dir(path.parent().unwrap()).unwrap().count();
+        assert_eq!(leftovers, 1, "no temporary file is left behind");
     }
 
     #[test]

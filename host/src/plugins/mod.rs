@@ -1,5 +1,6 @@
 //! The plugin lifecycle: read `.wasm` files from the plugins folder, compile (through the
-//! cache), validate, pre-instantiate, and publish them in the [`PluginTable`].
+//! cache), validate, pre-instantiate, and publish them in the [`PluginTable`]; [`reload`]
+//! keeps the table in step with the folder while the host runs.
 //!
 //! A plugin's name is its file stem with `_` read as `-` (`user_api.wasm` is `user-api`),
 //! so the files cargo produces deploy as they are. Its world is read from its exports:
@@ -7,13 +8,15 @@
 //! Validation is deny-by-default: a component that imports a capability its
 //! `[plugin.<name>]` section does not grant is refused, with the reason, and never served.
 
-use std::collections::{BTreeSet, HashMap};
+pub mod reload;
+pub mod table;
+
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::time::SystemTime;
 
-use arc_swap::ArcSwap;
 use sha2::{Digest, Sha256};
 use wasmtime::component::types::ComponentItem;
 
@@ -35,12 +38,24 @@ pub enum Entry {
     Http(wasmtime_wasi_http::p2::bindings::ProxyPre<PluginState>),
 }
 
+pub use table::PluginTable;
+
 /// Counters shown by the admin API.
 #[derive(Debug, Default)]
 pub struct PluginStats {
     pub invocations: AtomicU64,
     pub errors: AtomicU64,
     pub traps: AtomicU64,
+}
+
+/// The first requests of a version that replaced another, judged by the breaker rules: if
+/// too many fail, the host rolls back to the previous version by itself.
+#[derive(Debug, Default)]
+pub struct Probation {
+    /// Requests still to be judged; 0 when not on probation.
+    remaining: AtomicU32,
+    failed: AtomicU32,
+    total: AtomicU32,
 }
 
 impl PluginStats {
@@ -57,10 +72,13 @@ pub struct Plugin {
     pub world: World,
     pub entry: Entry,
     pub grants: PluginConfig,
+    /// `grants.http`, parsed.
+    pub http_grants: Arc<Vec<crate::outbound::Pattern>>,
     pub limits: LimitsConfig,
     pub source: PathBuf,
     pub loaded_at: SystemTime,
     pub stats: PluginStats,
+    pub probation: Probation,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -81,6 +99,10 @@ pub enum LoadError {
     },
     #[error("cannot be instantiated here: {0}")]
     Instantiate(String),
+    #[error(
+        "limits.memory_mb = {asked} is above the pool's slot size of {slot} MiB; lower it or raise [plugins.pool] memory_mb (a restart applies pool sizes)"
+    )]
+    AbovePool { asked: u64, slot: u64 },
 }
 
 /// The plugin name for a deployed file: stem, `_` read as `-`.
@@ -97,17 +119,52 @@ impl Plugin {
         std::time::Duration::from_millis(self.limits.deadline_ms)
     }
 
-    /// Compiles and validates the component at `path` for the plugin called `name`.
+    /// Starts judging the next `requests` requests of this version.
+    pub fn start_probation(&self, requests: u32) {
+        self.probation.failed.store(0, Ordering::Relaxed);
+        self.probation.total.store(requests, Ordering::Relaxed);
+        self.probation.remaining.store(requests, Ordering::Relaxed);
+    }
+
+    pub fn end_probation(&self) {
+        self.probation.remaining.store(0, Ordering::Relaxed);
+    }
+
+    /// Counts one request's outcome; when it was the last one on probation, returns
+    /// (failed, total) for the caller to judge.
+    pub fn record_outcome(&self, failed: bool) -> Option<(u32, u32)> {
+        let p = &self.probation;
+        let before = p
+            .remaining
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |left| left.checked_sub(1))
+            .ok()?;
+        let failures = if failed {
+            p.failed.fetch_add(1, Ordering::AcqRel) + 1
+        } else {
+            p.failed.load(Ordering::Acquire)
+        };
+        (before == 1).then(|| (failures, p.total.load(Ordering::Relaxed)))
+    }
+
+    /// Compiles and validates `bytes`, read from `path`, as the plugin called `name`.
     pub fn load(
         runtime: &Runtime,
         config: &Config,
         name: &str,
         path: &Path,
+        bytes: &[u8],
     ) -> Result<Self, LoadError> {
-        let bytes = std::fs::read(path)?;
-        let version = hex::encode(&Sha256::digest(&bytes)[..8]);
+        let version = version_of(bytes);
+        let limits = config.limits_for(name);
+        let slot = config.plugins.pool.memory_mb;
+        if limits.memory_mb > slot {
+            return Err(LoadError::AbovePool {
+                asked: limits.memory_mb,
+                slot,
+            });
+        }
         let component = runtime
-            .compile(&bytes)
+            .compile(bytes)
             .map_err(|e| LoadError::Compile(format!("{e:#}")))?;
         let grants = config.plugin_config(name);
         let engine = runtime.engine();
@@ -150,13 +207,26 @@ impl Plugin {
             version,
             world,
             entry,
-            limits: config.limits_for(name),
+            limits,
+            http_grants: Arc::new(
+                grants
+                    .http
+                    .iter()
+                    .filter_map(|p| crate::outbound::Pattern::parse(p).ok())
+                    .collect(),
+            ),
             grants,
             source: path.to_path_buf(),
             loaded_at: SystemTime::now(),
             stats: PluginStats::default(),
+            probation: Probation::default(),
         })
     }
+}
+
+/// A component's version: the first 16 hex digits of its SHA-256.
+pub fn version_of(bytes: &[u8]) -> String {
+    hex::encode(&Sha256::digest(bytes)[..8])
 }
 
 /// Refuses a component that imports a capability its config does not grant.
@@ -191,62 +261,4 @@ fn check_grants(
         ));
     }
     Ok(())
-}
-
-/// The plugins currently served, swapped as a whole so a request sees one consistent set;
-/// a request keeps the `Arc<Plugin>` it started with until it ends.
-#[derive(Default)]
-pub struct PluginTable {
-    current: ArcSwap<HashMap<String, Arc<Plugin>>>,
-    refused: std::sync::Mutex<HashMap<String, String>>,
-}
-
-impl PluginTable {
-    pub fn get(&self, name: &str) -> Option<Arc<Plugin>> {
-        self.current.load().get(name).cloned()
-    }
-
-    pub fn all(&self) -> Vec<Arc<Plugin>> {
-        let mut all: Vec<_> = self.current.load().values().cloned().collect();
-        all.sort_by(|a, b| a.name.cmp(&b.name));
-        all
-    }
-
-    /// Plugins refused at load, with the reason.
-    pub fn refused(&self) -> HashMap<String, String> {
-        self.refused.lock().expect("refused list lock").clone()
-    }
-
-    /// Loads every `.wasm` file in `dir`; a refused file is logged and listed, never fatal.
-    pub fn load_dir(&self, runtime: &Runtime, config: &Config, dir: &Path) -> std::io::Result<()> {
-        let mut loaded = HashMap::new();
-        let mut refused = HashMap::new();
-        let mut files: Vec<PathBuf> = std::fs::read_dir(dir)?
-            .filter_map(|e| e.ok().map(|e| e.path()))
-            .collect();
-        files.sort();
-        for path in files {
-            let Some(name) = plugin_name(&path) else {
-                continue;
-            };
-            let started = std::time::Instant::now();
-            match Plugin::load(runtime, config, &name, &path) {
-                Ok(plugin) => {
-                    tracing::info!(
-                        plugin = %name, version = %plugin.version, world = ?plugin.world,
-                        elapsed_ms = started.elapsed().as_millis() as u64,
-                        "plugin loaded"
-                    );
-                    loaded.insert(name, Arc::new(plugin));
-                }
-                Err(e) => {
-                    tracing::error!(plugin = %name, path = %path.display(), reason = %e, "plugin refused");
-                    refused.insert(name, e.to_string());
-                }
-            }
-        }
-        self.current.store(Arc::new(loaded));
-        *self.refused.lock().expect("refused list lock") = refused;
-        Ok(())
-    }
 }

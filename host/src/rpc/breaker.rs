@@ -17,7 +17,7 @@
 //!
 //! Independently, a call beyond `max_concurrent` in flight is rejected at once.
 
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::config::BreakerSettings;
@@ -82,8 +82,8 @@ pub struct Breaker {
 
 /// A call admitted by the breaker. Dropping it without [`Permit::complete`] (the caller
 /// went away) counts as a failure, so a probe can never be lost.
-pub struct Permit<'a> {
-    breaker: &'a Breaker,
+pub struct Permit {
+    breaker: Arc<Breaker>,
     probe: bool,
     done: bool,
 }
@@ -117,7 +117,7 @@ impl Breaker {
     }
 
     /// Admits a call or refuses it at once.
-    pub fn try_acquire(&self) -> Result<Permit<'_>, Refusal> {
+    pub fn try_acquire(self: &Arc<Self>) -> Result<Permit, Refusal> {
         let mut inner = self.lock();
         let now = Instant::now();
         let mut probe = false;
@@ -147,7 +147,7 @@ impl Breaker {
         }
         inner.in_flight += 1;
         Ok(Permit {
-            breaker: self,
+            breaker: self.clone(),
             probe,
             done: false,
         })
@@ -235,14 +235,14 @@ impl Breaker {
     }
 }
 
-impl Permit<'_> {
+impl Permit {
     pub fn complete(mut self, outcome: Outcome) {
         self.done = true;
         self.breaker.finish(self.probe, outcome);
     }
 }
 
-impl Drop for Permit<'_> {
+impl Drop for Permit {
     fn drop(&mut self) {
         if !self.done {
             self.breaker.finish(self.probe, Outcome::Failure);
@@ -266,7 +266,7 @@ mod tests {
 
     #[test]
     fn no_trip_below_the_volume_threshold() {
-        let b = Breaker::new("s.m", settings());
+        let b = Arc::new(Breaker::new("s.m", settings()));
         for _ in 0..3 {
             b.try_acquire().unwrap().complete(Outcome::Failure);
         }
@@ -278,7 +278,7 @@ mod tests {
 
     #[test]
     fn trips_at_the_error_percentage_only() {
-        let b = Breaker::new("s.m", settings());
+        let b = Arc::new(Breaker::new("s.m", settings()));
         for _ in 0..3 {
             b.try_acquire().unwrap().complete(Outcome::Success);
         }
@@ -293,7 +293,7 @@ mod tests {
 
     #[test]
     fn max_concurrent_rejects_immediately() {
-        let b = Breaker::new("s.m", settings());
+        let b = Arc::new(Breaker::new("s.m", settings()));
         let p1 = b.try_acquire().unwrap();
         let p2 = b.try_acquire().unwrap();
         assert_eq!(b.try_acquire().err(), Some(Refusal::Rejected));
@@ -304,7 +304,7 @@ mod tests {
 
     #[test]
     fn half_open_lets_exactly_one_probe_through() {
-        let b = Breaker::new("s.m", settings());
+        let b = Arc::new(Breaker::new("s.m", settings()));
         for _ in 0..4 {
             b.try_acquire().unwrap().complete(Outcome::Failure);
         }
@@ -322,7 +322,7 @@ mod tests {
 
     #[test]
     fn a_dropped_permit_counts_as_a_failure() {
-        let b = Breaker::new("s.m", settings());
+        let b = Arc::new(Breaker::new("s.m", settings()));
         for _ in 0..4 {
             drop(b.try_acquire().unwrap());
         }

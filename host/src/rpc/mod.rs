@@ -45,7 +45,7 @@ pub enum CallError {
 
 impl CallError {
     /// The callee's own refusal: a completed call as far as the breaker is concerned.
-    fn is_app(&self) -> bool {
+    pub fn is_app(&self) -> bool {
         matches!(self, CallError::App { .. })
     }
 }

@@ -89,12 +89,16 @@ pub async fn call_service(
     let outcome = task
         .await
         .map_err(|e| CallError::Unavailable(format!("{} failed: {e}", plugin.name)))?;
-    match outcome {
+    let result = match outcome {
         Ok(Ok(Ok(answer))) => Ok(answer),
-        Ok(Ok(Err(refusal))) => Err(refusal.into()),
+        Ok(Ok(Err(refusal))) => Err(CallError::from(refusal)),
         Ok(Err(trap)) => Err(failure(&plugin, Some(trap))),
         Err(_elapsed) => Err(failure(&plugin, None)),
-    }
+    };
+    // The callee's own refusals are answers; anything else is a failure of this version.
+    let failed = matches!(&result, Err(e) if !e.is_app());
+    app.record_outcome(&plugin, failed);
+    result
 }
 
 fn failure(plugin: &Plugin, error: Option<wasmtime::Error>) -> CallError {
@@ -148,6 +152,25 @@ pub async fn handle_http(
             Err(_elapsed) => Some(ended(&task_plugin, None)),
         }
     });
+    let result = answer(&plugin, receiver, task).await;
+    let failed = result
+        .as_ref()
+        .map_or(true, |response| response.status().is_server_error());
+    app.record_outcome(&plugin, failed);
+    result
+}
+
+/// The plugin's response, or why there is none.
+async fn answer(
+    plugin: &Plugin,
+    receiver: tokio::sync::oneshot::Receiver<
+        Result<
+            http::Response<HyperOutgoingBody>,
+            wasmtime_wasi_http::p2::bindings::http::types::ErrorCode,
+        >,
+    >,
+    task: tokio::task::JoinHandle<Option<Ended>>,
+) -> Result<http::Response<HyperOutgoingBody>, HttpInvokeError> {
     match receiver.await {
         Ok(Ok(response)) => Ok(response),
         // The guest answered with an error code instead of a response.

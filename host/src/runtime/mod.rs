@@ -21,14 +21,10 @@ use wasmtime::{Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Stor
 pub use cache::CompileCache;
 pub use state::PluginState;
 
-use crate::config::MAX_MEMORY_MB;
+use crate::config::PoolConfig;
 
 /// How often the epoch advances: the granularity of deadlines and of guest yields.
 pub const EPOCH_TICK: Duration = Duration::from_millis(5);
-
-/// Component instances that may be alive at once (requests in flight, nested rpc callees,
-/// old and new versions during a reload).
-const MAX_INSTANCES: u32 = 1000;
 
 #[derive(Debug, thiserror::Error)]
 pub enum RuntimeError {
@@ -48,14 +44,14 @@ pub struct Runtime {
 }
 
 impl Runtime {
-    pub fn new(cache_dir: &Path) -> Result<Self, RuntimeError> {
-        let (engine, on_demand_allocator) = match Engine::new(&engine_config(true)) {
+    pub fn new(cache_dir: &Path, pool: PoolConfig) -> Result<Self, RuntimeError> {
+        let (engine, on_demand_allocator) = match Engine::new(&engine_config(Some(pool))) {
             Ok(engine) => (engine, false),
             Err(e) => {
                 // Pooling reserves address space for every slot up front; where that is
                 // short (a restrictive ulimit -v), fall back rather than refuse to start.
                 tracing::warn!(error = %e, "pooling allocator unavailable, using on-demand allocation");
-                let engine = Engine::new(&engine_config(false))
+                let engine = Engine::new(&engine_config(None))
                     .map_err(|e| RuntimeError::Engine(e.to_string()))?;
                 (engine, true)
             }
@@ -101,21 +97,24 @@ impl Runtime {
     }
 }
 
-fn engine_config(pooling: bool) -> wasmtime::Config {
+/// The engine's configuration; `pool` is `None` for on-demand allocation.
+fn engine_config(pool: Option<PoolConfig>) -> wasmtime::Config {
     let mut config = wasmtime::Config::new();
     config.wasm_component_model(true);
     config.epoch_interruption(true);
     // A deep recursion traps cleanly at this stack size instead of overflowing the host's.
     config.max_wasm_stack(1 << 20);
     config.async_stack_size(2 << 20);
-    if pooling {
+    if let Some(size) = pool {
+        let instances = size.instances;
         let mut pool = PoolingAllocationConfig::default();
-        pool.total_component_instances(MAX_INSTANCES);
-        pool.total_core_instances(MAX_INSTANCES * 4);
-        pool.total_memories(MAX_INSTANCES * 2);
-        pool.total_tables(MAX_INSTANCES * 2);
-        pool.total_stacks(MAX_INSTANCES);
-        pool.max_memory_size((MAX_MEMORY_MB as usize) << 20);
+        pool.total_component_instances(instances);
+        // A Rust component holds a few core instances (the program, WASI adapters).
+        pool.total_core_instances(instances * 4);
+        pool.total_memories(instances * 2);
+        pool.total_tables(instances * 2);
+        pool.total_stacks(instances);
+        pool.max_memory_size((size.memory_mb as usize) << 20);
         config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
     }
     config

@@ -15,7 +15,7 @@ use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
 use crate::app::App;
 use crate::plugins::Plugin;
-use crate::{config, crypto, registry, rpc, sql, telemetry};
+use crate::{config, crypto, outbound, registry, rpc, sql, telemetry};
 
 /// Where an invocation stands in its call chain.
 #[derive(Debug, Clone, Copy)]
@@ -29,7 +29,7 @@ pub struct CallContext {
 pub struct PluginState {
     wasi: WasiCtx,
     http: WasiHttpCtx,
-    http_hooks: OutgoingHttpDenied,
+    http_hooks: outbound::OutgoingHttp,
     table: ResourceTable,
     pub limits: StoreLimits,
     pub rpc: rpc::RpcState,
@@ -43,9 +43,10 @@ pub struct PluginState {
 impl PluginState {
     pub fn new(app: &Arc<App>, plugin: &Plugin, call: CallContext) -> Self {
         let telemetry = telemetry::TelemetryState::prepare(plugin);
-        // The fixed WASI base: no environment, no arguments, no preopened directories,
+        // The fixed WASI base: only the granted environment, no arguments, no preopened directories,
         // no sockets; stdout and stderr go to the host log under the plugin's name.
         let wasi = WasiCtx::builder()
+            .envs(&plugin.grants.env.iter().collect::<Vec<_>>())
             .stdout(telemetry.guest_output(telemetry::Stream::Stdout))
             .stderr(telemetry.guest_output(telemetry::Stream::Stderr))
             .allow_tcp(false)
@@ -55,7 +56,7 @@ impl PluginState {
         Self {
             wasi,
             http: WasiHttpCtx::new(),
-            http_hooks: OutgoingHttpDenied,
+            http_hooks: outbound::OutgoingHttp::prepare(app, plugin, call.deadline),
             table: ResourceTable::new(),
             limits: StoreLimitsBuilder::new()
                 .memory_size((plugin.limits.memory_mb as usize) << 20)
@@ -87,27 +88,6 @@ impl WasiHttpView for PluginState {
             table: &mut self.table,
             hooks: &mut self.http_hooks,
         }
-    }
-}
-
-/// Outbound HTTP is linked (so `wasi:http` components load) but denied.
-struct OutgoingHttpDenied;
-
-impl wasmtime_wasi_http::WasiHttpHooks for OutgoingHttpDenied {
-    fn send_request(
-        &mut self,
-        _request: http::Request<wasmtime_wasi_http::WasiBody>,
-        _options: Option<wasmtime_wasi_http::RequestOptions>,
-        _fut: Box<dyn Future<Output = Result<(), wasmtime_wasi_http::Error>> + Send>,
-    ) -> Box<
-        dyn Future<
-                Output = wasmtime_wasi_http::Result<(
-                    http::Response<wasmtime_wasi_http::WasiBody>,
-                    Box<dyn Future<Output = Result<(), wasmtime_wasi_http::Error>> + Send>,
-                )>,
-            > + Send,
-    > {
-        Box::new(async { Err(wasmtime_wasi_http::Error::HttpRequestDenied) })
     }
 }
 

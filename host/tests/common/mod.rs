@@ -115,7 +115,7 @@ impl HostBuilder {
             let file = format!("{}.wasm", name.replace('-', "_"));
             std::fs::copy(component(name), plugins_dir.join(file)).unwrap();
         }
-        let mut config = format!(
+        let base = format!(
             "data_dir = \"data\"\n{}\n[plugins]\ndir = \"plugins\"\ncache_dir = {:?}\n[auth]\nsigning_key = {:?}\n",
             self.database_url
                 .as_ref()
@@ -124,7 +124,10 @@ impl HostBuilder {
             self.cache_dir.unwrap_or_else(shared_cache_dir),
             TEST_SIGNING_KEY,
         );
-        config.push_str(&self.config);
+        // Merged as tables, so a test may add keys to the sections the harness writes.
+        let mut config: toml::Table = base.parse().unwrap();
+        merge(&mut config, self.config.parse().expect("test config is TOML"));
+        let config = toml::to_string(&config).unwrap();
         let config_path = dir.path().join("config.toml");
         std::fs::write(&config_path, config).unwrap();
         TestHost::spawn(dir, config_path, self.env)
@@ -134,6 +137,17 @@ impl HostBuilder {
 impl Default for HostBuilder {
     fn default() -> Self {
         Self::new()
+    }
+}
+
+fn merge(into: &mut toml::Table, from: toml::Table) {
+    for (key, value) in from {
+        match (into.get_mut(&key), value) {
+            (Some(toml::Value::Table(existing)), toml::Value::Table(more)) => merge(existing, more),
+            (_, value) => {
+                into.insert(key, value);
+            }
+        }
     }
 }
 
@@ -230,20 +244,62 @@ impl TestHost {
         format!("{}{path}", self.http)
     }
 
-    pub fn is_running(&mut self) -> bool {
-        matches!(self.child.try_wait(), Ok(None))
+    pub fn pid(&self) -> u32 {
+        self.child.id()
     }
 
-    /// `GET /admin/plugins`, the entry of plugin `name`.
-    pub async fn plugin_stats(&self, name: &str) -> serde_json::Value {
-        let all: serde_json::Value = client()
+    /// The host's resident memory, in KiB.
+    pub fn rss_kib(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).unwrap();
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .unwrap()
+    }
+
+    pub fn signal(&self, signal: &str) {
+        let status = Command::new("kill")
+            .args([&format!("-{signal}"), &self.pid().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+
+    /// The plugins folder the host watches.
+    pub fn plugins_dir(&self) -> PathBuf {
+        self.dir.path().join("plugins")
+    }
+
+    /// `GET /admin/plugins`, whole.
+    pub async fn admin_plugins(&self) -> serde_json::Value {
+        client()
             .get(format!("{}/admin/plugins", self.admin))
             .send()
             .await
             .unwrap()
             .json()
             .await
+            .unwrap()
+    }
+
+    pub async fn admin_post(&self, path: &str) -> (u16, serde_json::Value) {
+        let response = client()
+            .post(format!("{}{path}", self.admin))
+            .send()
+            .await
             .unwrap();
+        let status = response.status().as_u16();
+        (status, response.json().await.unwrap_or_default())
+    }
+
+    pub fn is_running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+
+    /// `GET /admin/plugins`, the entry of plugin `name`.
+    pub async fn plugin_stats(&self, name: &str) -> serde_json::Value {
+        let all = self.admin_plugins().await;
         all["plugins"]
             .as_array()
             .unwrap()

@@ -392,3 +392,79 @@ mod tests {
         assert_eq!(body["error"]["code"], "method_not_allowed");
     }
 }
+
+/// An answer from [`fetch`].
+#[derive(Debug, Clone)]
+pub struct Fetched {
+    pub status: u16,
+    pub body: Vec<u8>,
+}
+
+/// Sends an outbound request through `wasi:http/outgoing-handler`. The host allows only
+/// the destinations `[plugin.<name>] http` grants; anything else fails with
+/// `ErrorCode::HttpRequestDenied`.
+///
+/// ```ignore
+/// let answer = micro_api_sdk::http::fetch("GET", "http://127.0.0.1:9000/ping", &[])?;
+/// ```
+pub fn fetch(method: &str, url: &str, body: &[u8]) -> Result<Fetched, ErrorCode> {
+    use wasip2::http::outgoing_handler;
+    use wasip2::http::types::{OutgoingRequest, Scheme};
+
+    let invalid = || ErrorCode::HttpRequestUriInvalid;
+    let (scheme, rest) = url.split_once("://").ok_or_else(invalid)?;
+    let (authority, path) = match rest.find('/') {
+        Some(i) => rest.split_at(i),
+        None => (rest, "/"),
+    };
+    let request = OutgoingRequest::new(Fields::new());
+    let method = match method {
+        "GET" => Method::Get,
+        "POST" => Method::Post,
+        "PUT" => Method::Put,
+        "DELETE" => Method::Delete,
+        "PATCH" => Method::Patch,
+        "HEAD" => Method::Head,
+        other => Method::Other(other.to_owned()),
+    };
+    let scheme = match scheme {
+        "http" => Scheme::Http,
+        "https" => Scheme::Https,
+        _ => return Err(invalid()),
+    };
+    request.set_method(&method).map_err(|()| invalid())?;
+    request.set_scheme(Some(&scheme)).map_err(|()| invalid())?;
+    request.set_authority(Some(authority)).map_err(|()| invalid())?;
+    request.set_path_with_query(Some(path)).map_err(|()| invalid())?;
+    let outgoing = request.body().map_err(|()| invalid())?;
+    {
+        let mut stream = outgoing.write().map_err(|()| invalid())?;
+        stream
+            .write_all(body)
+            .map_err(|_| ErrorCode::HttpRequestBodySize(None))?;
+    }
+    let pending = outgoing_handler::handle(request, None)?;
+    OutgoingBody::finish(outgoing, None)?;
+    pending.subscribe().block();
+    let response = pending
+        .get()
+        .ok_or(ErrorCode::HttpResponseIncomplete)?
+        .map_err(|()| ErrorCode::HttpResponseIncomplete)??;
+    let status = response.status();
+    let incoming = response
+        .consume()
+        .map_err(|()| ErrorCode::HttpResponseIncomplete)?;
+    let mut bytes = Vec::new();
+    {
+        let mut stream = incoming
+            .stream()
+            .map_err(|()| ErrorCode::HttpResponseIncomplete)?;
+        stream
+            .read_to_end(&mut bytes)
+            .map_err(|_| ErrorCode::HttpResponseIncomplete)?;
+    }
+    Ok(Fetched {
+        status,
+        body: bytes,
+    })
+}

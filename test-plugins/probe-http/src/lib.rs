@@ -19,6 +19,7 @@ impl Handler for ProbeHttp {
             ("GET", "/probe/trap") => panic!("probe-http panicked on purpose"),
             ("GET", "/probe/spin") => misbehave::spin(),
             ("GET", "/probe/echo-headers") => Ok(Response::json(200, &headers(&request))),
+            ("POST", "/probe/fetch") => fetch(request.body()),
             ("POST", "/probe/echo") => {
                 let content_type = request
                     .header("content-type")
@@ -58,4 +59,20 @@ fn headers(request: &Request) -> serde_json::Map<String, serde_json::Value> {
         }
     }
     joined
+}
+
+/// Fetches the URL in the body: 200 `{status, body}` with the upstream's answer, or 502
+/// with the `wasi:http` error code, so tests can tell a denial from a dead upstream.
+fn fetch(url: &[u8]) -> Result<Response, HttpError> {
+    let url = String::from_utf8_lossy(url);
+    match micro_api_sdk::http::fetch("GET", &url, &[]) {
+        Ok(answer) => Ok(Response::json(
+            200,
+            &serde_json::json!({
+                "status": answer.status,
+                "body": String::from_utf8_lossy(&answer.body),
+            }),
+        )),
+        Err(code) => Err(HttpError::new(502, "upstream", &format!("{code:?}"))),
+    }
 }

@@ -23,6 +23,7 @@ impl service::Guest for Probe {
             "trap" => panic!("probe panicked on purpose"),
             "spin" => misbehave::spin(),
             "grow" => service::json(&payload, grow),
+            "recurse" => Ok(recurse(black_box(u64::MAX)).to_le_bytes().to_vec()),
             // The callee's answer and errors go back untouched.
             "call" => {
                 let Call {
@@ -123,4 +124,13 @@ fn transaction(Tx { key, then }: Tx) -> Result<Value, Error> {
         _ => {}
     }
     Ok(json!({ "then": then }))
+}
+
+/// Recurses until the stack overflows (each frame keeps a buffer alive).
+fn recurse(depth: u64) -> u64 {
+    let frame = black_box([depth; 64]);
+    if depth == 0 {
+        return frame[0];
+    }
+    recurse(depth - 1).wrapping_add(frame[1])
 }

@@ -1,0 +1,318 @@
+//! Micro-benchmarks of what every request pays, each beside its native-Rust baseline
+//! (issue 4; `cargo xtask bench` runs them and lists the medians):
+//!
+//! - `instantiate`: a fresh `Store` + instantiation from the `InstancePre` + one call of the
+//!   `probe` component's no-op `echo` (instances are never reused: that isolation is the
+//!   product), then the whole `invoke::call_service` path (its own task, deadline, stats);
+//! - `http`: the `hello` component behind `invoke::handle_http`, body read to the end;
+//! - `rpc`: one hop `probe -> probe.echo` through the grant check, registry and breaker;
+//! - `sql`: one SQLite round trip: the same sqlx query direct, through the host's
+//!   `Database`, through the `sql` import's host side, and from the `user` component.
+//!
+//! The components come from `MICRO_API_TEST_COMPONENTS` (as for the tests), by default
+//! `target/wasm32-wasip2/plugin`; `cargo xtask bench` builds them. No tracing subscriber is
+//! installed, so spans and events cost what a disabled level costs.
+
+use std::hint::black_box;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use criterion::{Criterion, criterion_group, criterion_main};
+use http_body_util::{BodyExt, Full};
+use micro_api::app::App;
+use micro_api::bindings::micro_api::host::sql::{self as wit_sql, Host as _};
+use micro_api::config::Config;
+use micro_api::plugins::{Entry, Plugin};
+use micro_api::rpc::breaker::Outcome;
+use micro_api::rpc::{CallError, RpcState};
+use micro_api::runtime::PluginState;
+use micro_api::runtime::invoke;
+use micro_api::runtime::state::CallContext;
+use micro_api::sql::{SqlState, Value};
+
+/// The seed user's row, read by the `sql` benchmarks.
+const GET_USER_BY_NAME: &str = "SELECT `user_id`, `user_name` FROM `user` WHERE `user_name` = ?";
+const ECHO_PAYLOAD: &[u8] = br#"{"ping":1}"#;
+
+/// A host library `App` with the benchmarks' components loaded, on a current-thread
+/// runtime: spawned tasks run on the bench thread, as they run on the request's worker.
+struct Fixture {
+    runtime: tokio::runtime::Runtime,
+    app: Arc<App>,
+    _dir: tempfile::TempDir,
+}
+
+impl Fixture {
+    fn new() -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let plugins = dir.path().join("plugins");
+        std::fs::create_dir_all(&plugins).expect("plugins dir");
+        for name in ["probe", "hello", "user"] {
+            let file = format!("{name}.wasm");
+            let from = components_dir().join(&file);
+            std::fs::copy(&from, plugins.join(&file)).unwrap_or_else(|e| {
+                panic!(
+                    "{}: {e}; build the components with `cargo xtask bench`",
+                    from.display()
+                )
+            });
+        }
+        let cache = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/bench-compile-cache");
+        let config = format!(
+            r#"data_dir = "data"
+[plugins]
+dir = "plugins"
+cache_dir = {cache:?}
+[auth]
+signing_key = "bench-signing-key-not-a-secret-0123456789abcdef"
+[plugin.probe]
+rpc = ["probe"]
+[plugin.user]
+sql = true
+crypto = true
+"#
+        );
+        let path = dir.path().join("config.toml");
+        std::fs::write(&path, config).expect("write the config");
+        let config = Config::load(Some(&path)).expect("a valid config");
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("tokio runtime");
+        let app = runtime.block_on(App::new(config)).expect("the app starts");
+        Self {
+            runtime,
+            app,
+            _dir: dir,
+        }
+    }
+
+    fn plugin(&self, name: &str) -> Arc<Plugin> {
+        self.app
+            .plugins
+            .get(name)
+            .unwrap_or_else(|| panic!("{name} is not loaded"))
+    }
+}
+
+fn components_dir() -> PathBuf {
+    std::env::var_os("MICRO_API_TEST_COMPONENTS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/wasm32-wasip2/plugin")
+        })
+}
+
+fn call_context() -> CallContext {
+    CallContext {
+        deadline: Instant::now() + Duration::from_secs(5),
+        depth: 0,
+    }
+}
+
+/// What `probe`'s `echo` does, natively.
+fn native_echo(method: &str, payload: &[u8]) -> Result<Vec<u8>, CallError> {
+    match method {
+        "echo" => Ok(payload.to_vec()),
+        other => Err(CallError::Invalid(format!("unknown method {other}"))),
+    }
+}
+
+fn instantiate(c: &mut Criterion, fx: &Fixture) {
+    let probe = fx.plugin("probe");
+    let Entry::Service(pre) = &probe.entry else {
+        panic!("probe is a service");
+    };
+    let mut group = c.benchmark_group("instantiate");
+    group.bench_function("native echo", |b| {
+        b.iter(|| native_echo(black_box("echo"), black_box(ECHO_PAYLOAD)))
+    });
+    group.bench_function("native echo on a spawned task", |b| {
+        b.to_async(&fx.runtime).iter(|| async {
+            tokio::spawn(async { native_echo(black_box("echo"), black_box(ECHO_PAYLOAD)) })
+                .await
+                .expect("the task ends")
+        })
+    });
+    group.bench_function("store + instantiate + echo", |b| {
+        b.to_async(&fx.runtime).iter(|| async {
+            let call = call_context();
+            let state = PluginState::new(&fx.app, &probe, call);
+            let mut store = fx.app.runtime.new_store(state, call.deadline);
+            let service = pre
+                .instantiate_async(&mut store)
+                .await
+                .expect("instantiate");
+            service
+                .micro_api_host_handler()
+                .call_handle(&mut store, "echo", ECHO_PAYLOAD)
+                .await
+                .expect("no trap")
+                .expect("an answer")
+        })
+    });
+    group.bench_function("invoke::call_service echo", |b| {
+        b.to_async(&fx.runtime).iter(|| async {
+            let payload = ECHO_PAYLOAD.to_vec();
+            invoke::call_service(
+                &fx.app,
+                probe.clone(),
+                "echo".into(),
+                payload,
+                call_context(),
+            )
+            .await
+            .expect("an answer")
+        })
+    });
+    group.finish();
+}
+
+fn http(c: &mut Criterion, fx: &Fixture) {
+    let hello = fx.plugin("hello");
+    let request = || {
+        http::Request::get("http://localhost/hello")
+            .body(Full::new(Bytes::new()))
+            .expect("a request")
+    };
+    let mut group = c.benchmark_group("http");
+    group.bench_function("native hello", |b| {
+        b.to_async(&fx.runtime).iter(|| async {
+            let _request = black_box(request());
+            let response = http::Response::builder()
+                .header("content-type", "text/plain")
+                .body(Full::new(Bytes::from_static(b"hello")))
+                .expect("a response");
+            response
+                .into_body()
+                .collect()
+                .await
+                .expect("a body")
+                .to_bytes()
+        })
+    });
+    group.bench_function("invoke::handle_http hello", |b| {
+        b.to_async(&fx.runtime).iter(|| async {
+            let response = invoke::handle_http(&fx.app, hello.clone(), request())
+                .await
+                .expect("a response");
+            response
+                .into_body()
+                .collect()
+                .await
+                .expect("a body")
+                .to_bytes()
+        })
+    });
+    group.finish();
+}
+
+fn rpc(c: &mut Criterion, fx: &Fixture) {
+    let probe = fx.plugin("probe");
+    let mut group = c.benchmark_group("rpc");
+    group.bench_function("breaker alone", |b| {
+        b.iter(|| {
+            let breaker = fx.app.breakers.get(black_box("probe.echo"));
+            let permit = breaker.try_acquire().expect("a closed breaker");
+            permit.complete(Outcome::Success);
+        })
+    });
+    group.bench_function("invoke::call_service echo (no rpc)", |b| {
+        b.to_async(&fx.runtime).iter(|| async {
+            invoke::call_service(
+                &fx.app,
+                probe.clone(),
+                "echo".into(),
+                ECHO_PAYLOAD.to_vec(),
+                call_context(),
+            )
+            .await
+            .expect("an answer")
+        })
+    });
+    group.bench_function("rpc hop probe.echo", |b| {
+        b.to_async(&fx.runtime).iter(|| async {
+            let caller = RpcState::prepare(&fx.app, &probe, call_context());
+            caller
+                .call("probe", "echo", ECHO_PAYLOAD.to_vec())
+                .await
+                .expect("an answer")
+        })
+    });
+    group.finish();
+}
+
+fn sql(c: &mut Criterion, fx: &Fixture) {
+    let user = fx.plugin("user");
+    let db_path = fx.app.config.data_dir.join("micro-api.db");
+    // A pool of its own on the same file, as the host opens it (WAL, create if missing).
+    let pool = fx.runtime.block_on(async {
+        let options = sqlx::sqlite::SqliteConnectOptions::new()
+            .filename(&db_path)
+            .journal_mode(sqlx::sqlite::SqliteJournalMode::Wal)
+            .busy_timeout(Duration::from_secs(5));
+        sqlx::sqlite::SqlitePoolOptions::new()
+            .max_connections(fx.app.config.database.max_connections)
+            .connect_with(options)
+            .await
+            .expect("open the database")
+    });
+    let mut group = c.benchmark_group("sql");
+    group.bench_function("sqlx direct", |b| {
+        b.to_async(&fx.runtime).iter(|| async {
+            let rows: Vec<(i64, String)> = sqlx::query_as(GET_USER_BY_NAME)
+                .bind("micro")
+                .fetch_all(&pool)
+                .await
+                .expect("rows");
+            assert_eq!(rows.len(), 1);
+            rows
+        })
+    });
+    group.bench_function("host Database::query", |b| {
+        b.to_async(&fx.runtime).iter(|| async {
+            fx.app
+                .database
+                .query(GET_USER_BY_NAME, &[Value::Text("micro".into())])
+                .await
+                .expect("rows")
+        })
+    });
+    group.bench_function("sql import, host side", |b| {
+        b.to_async(&fx.runtime).iter(|| async {
+            let mut state = SqlState::prepare(&fx.app, &user);
+            let params = vec![wit_sql::Value::Text("micro".into())];
+            (&mut state)
+                .query(GET_USER_BY_NAME.into(), params)
+                .await
+                .expect("rows")
+        })
+    });
+    group.bench_function("user.GetUserByName component", |b| {
+        b.to_async(&fx.runtime).iter(|| async {
+            invoke::call_service(
+                &fx.app,
+                user.clone(),
+                "GetUserByName".into(),
+                br#"{"name":"micro"}"#.to_vec(),
+                call_context(),
+            )
+            .await
+            .expect("an answer")
+        })
+    });
+    group.finish();
+}
+
+fn benches(c: &mut Criterion) {
+    let fx = Fixture::new();
+    instantiate(c, &fx);
+    http(c, &fx);
+    rpc(c, &fx);
+    sql(c, &fx);
+}
+
+criterion_group!(invocation, benches);
+criterion_main!(invocation);

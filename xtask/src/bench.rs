@@ -1,0 +1,1020 @@
+//! `cargo xtask bench [--short] [--rounds N] [--duration SECS] [--no-micro]`: micro-api
+//! measured against its baselines on this machine, in one run (issue 4).
+//!
+//! It builds the release host, the native baseline (`bench/`) and the components, starts
+//! micro-api (with the repo's `config.toml`, plus a `/hello` route) and `bench-native` on
+//! loopback, plus `wasmtime serve` when `wasmtime` is on the PATH, and drives them with `wrk`
+//! (installed from Debian's packages when missing). Servers run on core 0 and `wrk` on the
+//! last core when there are two or more. Each case runs at 64 connections and at 1, in
+//! rounds that alternate which server goes first; the table shows the medians over rounds.
+//! Then the criterion micro-benchmarks of `host/benches/` run, and their medians are listed.
+//!
+//! `--short` (for CI) is one 2-second round per case and a quick criterion pass: it proves
+//! the harness still works, its numbers are not worth quoting.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime};
+
+use anyhow::{Context, Result, bail};
+
+use super::{PLUGINS, build_wasm, cargo, component_file, wasm_dir};
+
+/// Components the benchmarks load beside the seed plugins: `hello` for case 1 and `probe`
+/// (its `echo` method is the no-op export) for the micro-benchmarks.
+const BENCH_COMPONENTS: &[&str] = &["hello", "probe"];
+/// The token signing key of both servers, so one token is valid on both. Not a secret.
+const SIGNING_KEY: &str = "bench-signing-key-not-a-secret-0123456789abcdef";
+/// The seed user's credentials (`host/migrations/`).
+const LOGIN_FORM: &str = "userName=micro&pwd=123";
+/// The answer `/user/profile` must give for the seed user, on every server.
+const PROFILE: &str = r#"{"id":10001,"name":"micro"}"#;
+const CONNECTIONS: [u32; 2] = [64, 1];
+const MICRO_API: &str = "micro-api";
+const NATIVE: &str = "native";
+const WASMTIME: &str = "wasmtime serve";
+/// The only wasmtime the `wasmtime serve` baseline is compared with: the host's own.
+const WASMTIME_VERSION: &str = "48.0.8";
+
+struct Options {
+    short: bool,
+    rounds: usize,
+    duration: Duration,
+    /// Load before the first round of each server and case (none in short mode).
+    warmup: Option<Duration>,
+    micro: bool,
+}
+
+impl Options {
+    fn parse(args: &[String]) -> Result<Self> {
+        let mut options = Self {
+            short: false,
+            rounds: 5,
+            duration: Duration::from_secs(5),
+            warmup: Some(Duration::from_secs(1)),
+            micro: true,
+        };
+        let mut args = args.iter();
+        while let Some(arg) = args.next() {
+            let mut value = |name: &str| {
+                args.next()
+                    .with_context(|| format!("{name} needs a value"))
+                    .cloned()
+            };
+            match arg.as_str() {
+                "--short" => {
+                    options.short = true;
+                    options.rounds = 1;
+                    options.duration = Duration::from_secs(2);
+                    options.warmup = None;
+                }
+                "--rounds" => options.rounds = value("--rounds")?.parse()?,
+                "--duration" => {
+                    options.duration = Duration::from_secs(value("--duration")?.parse()?)
+                }
+                "--no-micro" => options.micro = false,
+                other => bail!(
+                    "unknown bench option {other}; use [--short] [--rounds N] [--duration SECS] [--no-micro]"
+                ),
+            }
+        }
+        if options.rounds == 0 || options.duration.is_zero() {
+            bail!("--rounds and --duration must be at least 1");
+        }
+        Ok(options)
+    }
+}
+
+pub fn run(root: &Path, args: &[String]) -> Result<()> {
+    let options = Options::parse(args)?;
+    build(options.micro)?;
+    ensure_wrk()?;
+    let started = Instant::now();
+    let machine = Machine::probe();
+    let run_dir = prepare_run_dir(root)?;
+    let servers = Servers::start(root, &run_dir, &machine)?;
+    let cases = servers.check_and_describe()?;
+    let results = measure(&servers, &cases, &options, &machine, &run_dir)?;
+    let wasmtime_skipped = servers.wasmtime_skipped.clone();
+    drop(servers);
+    print_report(
+        &machine,
+        &options,
+        &cases,
+        &results,
+        wasmtime_skipped.as_deref(),
+    );
+    println!(
+        "\nload benchmarks: {:.0} s of wall time after the build",
+        started.elapsed().as_secs_f64()
+    );
+    if options.micro {
+        let started = Instant::now();
+        micro_benchmarks(root, options.short)?;
+        println!(
+            "micro-benchmarks: {:.0} s of wall time after the build",
+            started.elapsed().as_secs_f64()
+        );
+    }
+    Ok(())
+}
+
+/// The release host, the native baseline, the components (and the criterion benches).
+fn build(micro: bool) -> Result<()> {
+    cargo(
+        &[
+            "build",
+            "--release",
+            "--package",
+            "micro-api",
+            "--package",
+            "bench",
+        ],
+        &[],
+        &[],
+    )?;
+    build_wasm(PLUGINS.iter().chain(BENCH_COMPONENTS))?;
+    if micro {
+        cargo(
+            &[
+                "bench",
+                "--package",
+                "micro-api",
+                "--bench",
+                "invocation",
+                "--no-run",
+            ],
+            &[],
+            &[],
+        )?;
+    }
+    Ok(())
+}
+
+/// `wrk` from Debian's packages (we run as root in CI and in the dev container).
+fn ensure_wrk() -> Result<()> {
+    if on_path("wrk").is_some() {
+        return Ok(());
+    }
+    println!("wrk is missing: apt-get install -y wrk");
+    let install = || {
+        Command::new("apt-get")
+            .args(["install", "-y", "wrk"])
+            .status()
+    };
+    let installed = install().is_ok_and(|s| s.success())
+        || (Command::new("apt-get")
+            .arg("update")
+            .status()
+            .is_ok_and(|s| s.success())
+            && install().is_ok_and(|s| s.success()));
+    if !installed || on_path("wrk").is_none() {
+        bail!("cannot install wrk with apt-get; install it (Debian package `wrk`) and rerun");
+    }
+    Ok(())
+}
+
+fn on_path(program: &str) -> Option<PathBuf> {
+    std::env::split_paths(&std::env::var_os("PATH")?)
+        .map(|dir| dir.join(program))
+        .find(|path| path.is_file())
+}
+
+/// A version line from `program args`, from stdout or stderr (`wrk -v` exits with 1).
+fn version_of(program: &str, args: &[&str]) -> Option<String> {
+    let output = Command::new(program).args(args).output().ok()?;
+    let text = [output.stdout, output.stderr].concat();
+    let text = String::from_utf8_lossy(&text);
+    text.lines().next().map(|l| l.trim().to_string())
+}
+
+/// Where the servers and the load generator run.
+struct Machine {
+    cores: usize,
+    cpu: String,
+    /// `taskset -c` lists for the servers and for `wrk`, when pinning is possible.
+    pinning: Option<(String, String)>,
+    wrk: String,
+}
+
+impl Machine {
+    fn probe() -> Self {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let cpu = std::fs::read_to_string("/proc/cpuinfo")
+            .ok()
+            .and_then(|info| {
+                info.lines()
+                    .find(|l| l.starts_with("model name"))
+                    .and_then(|l| l.split_once(':'))
+                    .map(|(_, model)| model.trim().to_string())
+            })
+            .unwrap_or_else(|| "unknown".into());
+        let pinning = (cores >= 2 && on_path("taskset").is_some()).then(|| {
+            let last = cores - 1;
+            let servers = if last == 1 {
+                "0".to_string()
+            } else {
+                format!("0-{}", last - 1)
+            };
+            (servers, last.to_string())
+        });
+        Self {
+            cores,
+            cpu,
+            pinning,
+            wrk: version_of("wrk", &["-v"]).unwrap_or_else(|| "wrk".into()),
+        }
+    }
+
+    /// `program`, pinned to the servers' cores (`server`) or to the load generator's.
+    fn command(&self, program: &Path, server: bool) -> Command {
+        match &self.pinning {
+            Some((servers, load)) => {
+                let mut command = Command::new("taskset");
+                command
+                    .args(["-c", if server { servers } else { load }])
+                    .arg(program);
+                command
+            }
+            None => Command::new(program),
+        }
+    }
+}
+
+/// `target/bench/`: the config, the deployed components and fresh databases of this run
+/// (the compile cache is kept between runs).
+fn prepare_run_dir(root: &Path) -> Result<PathBuf> {
+    let run_dir = target_dir(root).join("bench");
+    for fresh in ["data", "native", "plugins"] {
+        let dir = run_dir.join(fresh);
+        if dir.exists() {
+            std::fs::remove_dir_all(&dir).with_context(|| format!("clear {}", dir.display()))?;
+        }
+    }
+    // The config the repo ships, so the benchmark measures what `cargo xtask run` serves
+    // (limits, breakers, log level, grants), plus the route of case 1. Its relative paths
+    // (`data`, `plugins/dist`) land in the run folder.
+    let shipped = std::fs::read_to_string(root.join("config.toml")).context("read config.toml")?;
+    let config = format!(
+        "{shipped}\n# Added by `cargo xtask bench`: case 1.\n[[route]]\npath = \"/hello\"\nmethods = [\"GET\"]\nplugin = \"hello\"\n"
+    );
+    std::fs::create_dir_all(&run_dir)?;
+    std::fs::write(run_dir.join("config.toml"), config)?;
+    let dist = run_dir.join("plugins/dist");
+    std::fs::create_dir_all(&dist)?;
+    for name in PLUGINS.iter().chain(&["hello"]) {
+        let file = component_file(name);
+        std::fs::copy(wasm_dir(root).join(&file), dist.join(&file))
+            .with_context(|| format!("deploy {file}"))?;
+    }
+    Ok(run_dir)
+}
+
+fn target_dir(root: &Path) -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root.join("target"))
+}
+
+/// A server process; killed when dropped.
+struct Server {
+    name: &'static str,
+    addr: String,
+    child: Child,
+    output: Arc<Mutex<VecDeque<String>>>,
+}
+
+/// How to tell that a server accepts connections.
+enum Ready {
+    /// It prints a line containing this, with its address as `"http":"ADDR"`.
+    Line(&'static str),
+    /// It listens on this address.
+    Connects(String),
+}
+
+impl Server {
+    fn start(name: &'static str, mut command: Command, ready: Ready) -> Result<Self> {
+        let mut child = command
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .with_context(|| format!("start {name}"))?;
+        let output = Arc::new(Mutex::new(VecDeque::new()));
+        let (lines_tx, lines_rx) = std::sync::mpsc::channel();
+        for stream in [
+            child
+                .stdout
+                .take()
+                .map(|s| Box::new(s) as Box<dyn Read + Send>),
+            child
+                .stderr
+                .take()
+                .map(|s| Box::new(s) as Box<dyn Read + Send>),
+        ]
+        .into_iter()
+        .flatten()
+        {
+            // Drained for the whole run: a full pipe would block the server.
+            let (output, lines_tx) = (output.clone(), lines_tx.clone());
+            std::thread::spawn(move || {
+                for line in BufReader::new(stream).lines().map_while(Result::ok) {
+                    let _ = lines_tx.send(line.clone());
+                    let mut kept = output.lock().expect("output lock");
+                    if kept.len() == 40 {
+                        kept.pop_front();
+                    }
+                    kept.push_back(line);
+                }
+            });
+        }
+        let mut server = Self {
+            name,
+            addr: String::new(),
+            child,
+            output,
+        };
+        let deadline = Instant::now() + Duration::from_secs(120);
+        while server.addr.is_empty() {
+            if let Ok(Some(status)) = server.child.try_wait() {
+                bail!("{name} exited with {status}:\n{}", server.last_output());
+            }
+            if Instant::now() > deadline {
+                bail!("{name} did not start:\n{}", server.last_output());
+            }
+            match &ready {
+                Ready::Line(marker) => {
+                    if let Ok(line) = lines_rx.recv_timeout(Duration::from_millis(50))
+                        && line.contains(marker)
+                    {
+                        server.addr = json_field(&line, "http")
+                            .with_context(|| format!("no address in {line}"))?;
+                    }
+                }
+                Ready::Connects(addr) => {
+                    if TcpStream::connect(addr).is_ok() {
+                        server.addr = addr.clone();
+                    } else {
+                        std::thread::sleep(Duration::from_millis(50));
+                    }
+                }
+            }
+        }
+        Ok(server)
+    }
+
+    fn last_output(&self) -> String {
+        let kept = self.output.lock().expect("output lock");
+        kept.iter().cloned().collect::<Vec<_>>().join("\n")
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    /// Starts a new peak-RSS measurement (`/proc/PID/clear_refs`, value 5, resets VmHWM).
+    fn reset_peak_rss(&self) -> bool {
+        std::fs::write(format!("/proc/{}/clear_refs", self.child.id()), "5").is_ok()
+    }
+
+    /// The peak resident set size in KiB since the last reset (or the start).
+    fn peak_rss_kib(&self) -> Option<u64> {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).ok()?;
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmHWM:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The string value of `"key":"..."` in a one-line JSON object (enough for log lines).
+fn json_field(line: &str, key: &str) -> Option<String> {
+    let start = line.find(&format!("\"{key}\":\""))? + key.len() + 4;
+    let end = line[start..].find('"')?;
+    Some(line[start..start + end].to_string())
+}
+
+struct Servers {
+    list: Vec<Server>,
+    /// Why there is no `wasmtime serve`, when there is none.
+    wasmtime_skipped: Option<String>,
+}
+
+impl Servers {
+    fn start(root: &Path, run_dir: &Path, machine: &Machine) -> Result<Self> {
+        let release = target_dir(root).join("release");
+        let mut host = machine.command(&release.join("micro-api"), true);
+        host.current_dir(run_dir)
+            .args(["serve", "--config", "config.toml"])
+            .args(["--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0"])
+            .env("MICRO_API__AUTH__SIGNING_KEY", SIGNING_KEY)
+            .env("MICRO_API__PLUGINS__CACHE_DIR", run_dir.join("cache"));
+        let host = Server::start(MICRO_API, host, Ready::Line("micro-api listening"))?;
+        let mut native = machine.command(&release.join("bench-native"), true);
+        native
+            .arg("--database")
+            .arg(format!(
+                "sqlite://{}?mode=rwc",
+                run_dir.join("native/native.db").display()
+            ))
+            .args(["--signing-key", SIGNING_KEY]);
+        let native = Server::start(NATIVE, native, Ready::Line("bench-native listening"))?;
+        let mut list = vec![host, native];
+        let wasmtime_skipped = match on_path("wasmtime") {
+            None => Some(format!(
+                "`wasmtime` is not on the PATH (`cargo install wasmtime-cli@{WASMTIME_VERSION} --locked` adds it, in about 10 minutes)"
+            )),
+            Some(wasmtime) => {
+                let version = version_of("wasmtime", &["--version"]).unwrap_or_default();
+                if version.contains(WASMTIME_VERSION) {
+                    let addr = free_addr()?;
+                    let mut serve = machine.command(&wasmtime, true);
+                    serve
+                        .args(["serve", "-S", "cli", "-O", "pooling-allocator=y", "--addr"])
+                        .arg(&addr)
+                        .arg(wasm_dir(root).join(component_file("hello")));
+                    list.push(Server::start(WASMTIME, serve, Ready::Connects(addr))?);
+                    None
+                } else {
+                    Some(format!(
+                        "the `wasmtime` on the PATH is `{version}`, not {WASMTIME_VERSION} (the host's)"
+                    ))
+                }
+            }
+        };
+        Ok(Self {
+            list,
+            wasmtime_skipped,
+        })
+    }
+
+    fn get(&self, name: &str) -> &Server {
+        self.list
+            .iter()
+            .find(|s| s.name == name)
+            .expect("a started server")
+    }
+
+    fn has(&self, name: &str) -> bool {
+        self.list.iter().any(|s| s.name == name)
+    }
+
+    /// Checks that every server gives the same answers, then the cases with their requests
+    /// (a token for case 2 comes from micro-api's own login).
+    fn check_and_describe(&self) -> Result<Vec<Case>> {
+        for server in &self.list {
+            let (status, body) = http(&server.addr, "GET", "/hello", &[], "")?;
+            if (status, body.as_str()) != (200, "hello") {
+                bail!(
+                    "{}: GET /hello answered {status} {body:?}\n{}",
+                    server.name,
+                    server.last_output()
+                );
+            }
+        }
+        let form = [("Content-Type", "application/x-www-form-urlencoded")];
+        let mut token = String::new();
+        for name in [MICRO_API, NATIVE] {
+            let (status, body) = http(
+                &self.get(name).addr,
+                "POST",
+                "/user/login",
+                &form,
+                LOGIN_FORM,
+            )?;
+            if status != 200 || !body.contains(r#""user":{"id":10001,"name":"micro"}"#) {
+                bail!("{name}: POST /user/login answered {status} {body}");
+            }
+            if name == MICRO_API {
+                token = json_field(&body, "token").context("no token in the login answer")?;
+            }
+        }
+        let bearer = format!("Bearer {token}");
+        for name in [MICRO_API, NATIVE] {
+            let addr = &self.get(name).addr;
+            let (status, body) = http(
+                addr,
+                "GET",
+                "/user/profile",
+                &[("Authorization", &bearer)],
+                "",
+            )?;
+            if (status, body.as_str()) != (200, PROFILE) {
+                bail!("{name}: GET /user/profile answered {status} {body}");
+            }
+            let (status, _) = http(
+                addr,
+                "GET",
+                "/user/profile",
+                &[("Authorization", "Bearer nope")],
+                "",
+            )?;
+            if status != 401 {
+                bail!("{name}: GET /user/profile with a bad token answered {status}, not 401");
+            }
+        }
+        let wasm = if self.has(WASMTIME) {
+            vec![MICRO_API, NATIVE, WASMTIME]
+        } else {
+            vec![MICRO_API, NATIVE]
+        };
+        Ok(vec![
+            Case {
+                name: "hello",
+                method: "GET",
+                path: "/hello",
+                headers: vec![],
+                body: "",
+                servers: wasm,
+            },
+            Case {
+                name: "token check",
+                method: "GET",
+                path: "/user/profile",
+                headers: vec![("Authorization", bearer)],
+                body: "",
+                servers: vec![MICRO_API, NATIVE],
+            },
+            Case {
+                name: "login",
+                method: "POST",
+                path: "/user/login",
+                headers: vec![("Content-Type", form[0].1.to_string())],
+                body: LOGIN_FORM,
+                servers: vec![MICRO_API, NATIVE],
+            },
+        ])
+    }
+}
+
+/// A loopback address no one listens on (for `wasmtime serve --addr`).
+fn free_addr() -> Result<String> {
+    let listener = TcpListener::bind("127.0.0.1:0")?;
+    Ok(listener.local_addr()?.to_string())
+}
+
+/// One HTTP/1.0 exchange (so the answer is delimited by the close): status and body.
+fn http(
+    addr: &str,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> Result<(u16, String)> {
+    let mut stream = TcpStream::connect(addr).with_context(|| format!("connect {addr}"))?;
+    stream.set_read_timeout(Some(Duration::from_secs(30)))?;
+    let mut request = format!(
+        "{method} {path} HTTP/1.0\r\nHost: {addr}\r\nContent-Length: {}\r\n",
+        body.len()
+    );
+    for (name, value) in headers {
+        request.push_str(&format!("{name}: {value}\r\n"));
+    }
+    request.push_str("\r\n");
+    request.push_str(body);
+    stream.write_all(request.as_bytes())?;
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer)?;
+    let (head, body) = answer.split_once("\r\n\r\n").unwrap_or((&answer, ""));
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .with_context(|| format!("{method} {path}: not an HTTP answer: {answer:?}"))?;
+    Ok((status, body.to_string()))
+}
+
+/// A benchmark case: one request, sent to each of `servers`.
+struct Case {
+    name: &'static str,
+    method: &'static str,
+    path: &'static str,
+    headers: Vec<(&'static str, String)>,
+    body: &'static str,
+    servers: Vec<&'static str>,
+}
+
+impl Case {
+    /// The wrk script: the request, and a `done` hook that prints the exact numbers.
+    fn script(&self) -> String {
+        let mut lua = format!(
+            "-- Generated by `cargo xtask bench` for the case {:?}.\nwrk.method = {:?}\nwrk.body = {:?}\n",
+            self.name, self.method, self.body
+        );
+        for (name, value) in &self.headers {
+            lua.push_str(&format!("wrk.headers[{name:?}] = {value:?}\n"));
+        }
+        lua.push_str(
+            r#"done = function(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format("BENCH %d %d %d %d %d %d\n", summary.requests, summary.duration,
+    latency:percentile(50), latency:percentile(99), e.status,
+    e.connect + e.read + e.write + e.timeout))
+end
+"#,
+        );
+        lua
+    }
+}
+
+/// One wrk run.
+#[derive(Debug, Clone, Copy)]
+struct Sample {
+    requests_per_s: f64,
+    p50_us: f64,
+    p99_us: f64,
+    errors: u64,
+    peak_rss_kib: Option<u64>,
+}
+
+/// Samples per (case, connections, server).
+type Results = BTreeMap<(usize, u32, &'static str), Vec<Sample>>;
+
+fn measure(
+    servers: &Servers,
+    cases: &[Case],
+    options: &Options,
+    machine: &Machine,
+    run_dir: &Path,
+) -> Result<Results> {
+    let mut scripts = Vec::new();
+    for (i, case) in cases.iter().enumerate() {
+        let path = run_dir.join(format!("case{i}.lua"));
+        std::fs::write(&path, case.script())?;
+        scripts.push(path);
+    }
+    if let Some(warmup) = options.warmup {
+        for (case, script) in cases.iter().zip(&scripts) {
+            for name in &case.servers {
+                let url = servers.get(name).url(case.path);
+                wrk(machine, &url, script, CONNECTIONS[0], warmup)?;
+            }
+        }
+    }
+    let mut results = Results::new();
+    for round in 0..options.rounds {
+        for (i, (case, script)) in cases.iter().zip(&scripts).enumerate() {
+            for connections in CONNECTIONS {
+                // Alternate who goes first, so neither always runs on a warmer machine.
+                let mut order = case.servers.clone();
+                order.rotate_left(round % order.len());
+                for name in order {
+                    let server = servers.get(name);
+                    let reset = server.reset_peak_rss();
+                    let mut sample = wrk(
+                        machine,
+                        &server.url(case.path),
+                        script,
+                        connections,
+                        options.duration,
+                    )?;
+                    sample.peak_rss_kib = server.peak_rss_kib().filter(|_| reset);
+                    eprintln!(
+                        "round {}/{} {:<11} c{connections:<2} {name:<14} {:>9.1} req/s  p50 {:>9}  p99 {:>9}{}",
+                        round + 1,
+                        options.rounds,
+                        case.name,
+                        sample.requests_per_s,
+                        latency(sample.p50_us),
+                        latency(sample.p99_us),
+                        if sample.errors > 0 {
+                            format!("  {} errors", sample.errors)
+                        } else {
+                            String::new()
+                        }
+                    );
+                    results
+                        .entry((i, connections, name))
+                        .or_default()
+                        .push(sample);
+                }
+            }
+        }
+    }
+    Ok(results)
+}
+
+fn wrk(
+    machine: &Machine,
+    url: &str,
+    script: &Path,
+    connections: u32,
+    duration: Duration,
+) -> Result<Sample> {
+    let output = machine
+        .command(Path::new("wrk"), false)
+        .args(["-t1", &format!("-c{connections}")])
+        .arg(format!("-d{}s", duration.as_secs().max(1)))
+        // Logins queue behind argon2 at 64 connections: seconds, not wrk's default 2 s.
+        .args(["--timeout", "30s", "-s"])
+        .arg(script)
+        .arg(url)
+        .output()
+        .context("run wrk")?;
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let numbers: Vec<f64> = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("BENCH "))
+        .map(|l| {
+            l.split_whitespace()
+                .filter_map(|n| n.parse().ok())
+                .collect()
+        })
+        .unwrap_or_default();
+    let [
+        requests,
+        duration_us,
+        p50,
+        p99,
+        status_errors,
+        socket_errors,
+    ] = numbers[..]
+    else {
+        bail!(
+            "wrk {url} failed ({}):\n{stdout}\n{}",
+            output.status,
+            String::from_utf8_lossy(&output.stderr)
+        );
+    };
+    Ok(Sample {
+        requests_per_s: requests / (duration_us / 1e6),
+        p50_us: p50,
+        p99_us: p99,
+        errors: (status_errors + socket_errors) as u64,
+        peak_rss_kib: None,
+    })
+}
+
+fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(f64::total_cmp);
+    let mid = values.len() / 2;
+    if values.len() % 2 == 0 {
+        (values[mid - 1] + values[mid]) / 2.0
+    } else {
+        values[mid]
+    }
+}
+
+/// The medians of one (case, connections, server).
+struct Summary {
+    requests_per_s: f64,
+    p50_us: f64,
+    p99_us: f64,
+    errors: u64,
+    peak_rss_kib: Option<u64>,
+}
+
+fn summarize(samples: &[Sample]) -> Summary {
+    Summary {
+        requests_per_s: median(samples.iter().map(|s| s.requests_per_s).collect()),
+        p50_us: median(samples.iter().map(|s| s.p50_us).collect()),
+        p99_us: median(samples.iter().map(|s| s.p99_us).collect()),
+        errors: samples.iter().map(|s| s.errors).sum(),
+        peak_rss_kib: samples.iter().filter_map(|s| s.peak_rss_kib).max(),
+    }
+}
+
+fn latency(us: f64) -> String {
+    if us < 1_000.0 {
+        format!("{us:.0} µs")
+    } else if us < 1_000_000.0 {
+        format!("{:.2} ms", us / 1e3)
+    } else {
+        format!("{:.2} s", us / 1e6)
+    }
+}
+
+fn rate(per_s: f64) -> String {
+    if per_s < 1_000.0 {
+        format!("{per_s:.1}")
+    } else {
+        format!("{per_s:.0}")
+    }
+}
+
+fn print_report(
+    machine: &Machine,
+    options: &Options,
+    cases: &[Case],
+    results: &Results,
+    wasmtime_skipped: Option<&str>,
+) {
+    println!(
+        "\n## micro-api vs native{}\n",
+        if cases[0].servers.contains(&WASMTIME) {
+            " vs wasmtime serve"
+        } else {
+            ""
+        }
+    );
+    println!(
+        "{} cores ({}), {}; {}; {} round(s) of {} s per case and server, {}; medians over rounds; peak RSS is the largest VmHWM of a round.{}\n",
+        machine.cores,
+        machine.cpu,
+        today(),
+        machine.wrk,
+        options.rounds,
+        options.duration.as_secs(),
+        match &machine.pinning {
+            Some((servers, load)) => format!("servers on core {servers}, wrk on core {load}"),
+            None => "nothing pinned".into(),
+        },
+        if options.short {
+            " SHORT MODE: a smoke test, not a measurement."
+        } else {
+            ""
+        }
+    );
+    println!("| case | conns | server | req/s | p50 | p99 | req/s vs native | peak RSS | errors |");
+    println!("|---|---:|---|---:|---:|---:|---:|---:|---:|");
+    let summary = |case: usize, connections: u32, name: &str| {
+        results
+            .iter()
+            .find(|((c, n, s), _)| *c == case && *n == connections && *s == name)
+            .map(|(_, samples)| summarize(samples))
+    };
+    for (i, case) in cases.iter().enumerate() {
+        for connections in CONNECTIONS {
+            let native = summary(i, connections, NATIVE).map_or(f64::NAN, |s| s.requests_per_s);
+            for name in &case.servers {
+                let Some(s) = summary(i, connections, name) else {
+                    continue;
+                };
+                println!(
+                    "| {} | {connections} | {name} | {} | {} | {} | {:.2}x | {} | {} |",
+                    case.name,
+                    rate(s.requests_per_s),
+                    latency(s.p50_us),
+                    latency(s.p99_us),
+                    s.requests_per_s / native,
+                    s.peak_rss_kib.map_or("n/a".into(), |kib| format!(
+                        "{:.1} MiB",
+                        kib as f64 / 1024.0
+                    )),
+                    s.errors,
+                );
+            }
+        }
+    }
+    // The issue's targets, on the 64-connection throughput.
+    let rps =
+        |case: usize, name: &str| summary(case, CONNECTIONS[0], name).map(|s| s.requests_per_s);
+    let verdict = |ratio: f64, target: f64| {
+        format!(
+            "{ratio:.2}x (target >= {target}x: {})",
+            if ratio >= target { "met" } else { "MISSED" }
+        )
+    };
+    println!("\nTargets (req/s at 64 connections):");
+    for (i, case) in cases.iter().enumerate() {
+        let target = if case.name == "login" { 0.9 } else { 0.5 };
+        if let (Some(wasm), Some(native)) = (rps(i, MICRO_API), rps(i, NATIVE)) {
+            println!(
+                "- {}: micro-api / native = {}",
+                case.name,
+                verdict(wasm / native, target)
+            );
+        }
+    }
+    match (rps(0, MICRO_API), rps(0, WASMTIME)) {
+        (Some(wasm), Some(serve)) => println!(
+            "- hello: micro-api / wasmtime serve = {}",
+            verdict(wasm / serve, 3.0)
+        ),
+        _ => println!(
+            "- hello vs wasmtime serve: skipped, {}",
+            wasmtime_skipped.unwrap_or("it did not run")
+        ),
+    }
+    if let Some(login) = cases.iter().position(|c| c.name == "login")
+        && let (Some(wasm), Some(native)) =
+            (summary(login, 1, MICRO_API), summary(login, 1, NATIVE))
+    {
+        println!(
+            "- login at 1 connection: the wasm path adds {} to the median ({} vs {} native)",
+            latency(wasm.p50_us - native.p50_us),
+            latency(wasm.p50_us),
+            latency(native.p50_us)
+        );
+    }
+}
+
+/// `YYYY-MM-DD HH:MM UTC`, from the system clock (days to civil date, H. Hinnant's method).
+fn today() -> String {
+    let secs = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let days = (secs / 86_400) as i64;
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02} {:02}:{:02} UTC",
+        secs % 86_400 / 3_600,
+        secs % 3_600 / 60
+    )
+}
+
+/// Runs the criterion benches of `host/benches/` and lists their medians.
+fn micro_benchmarks(root: &Path, short: bool) -> Result<()> {
+    let started = SystemTime::now();
+    let quick = [
+        "--warm-up-time",
+        "0.2",
+        "--measurement-time",
+        "0.5",
+        "--sample-size",
+        "10",
+    ];
+    let mut extra = vec!["--".to_string()];
+    if short {
+        extra.extend(quick.iter().map(|s| s.to_string()));
+    }
+    let components = wasm_dir(root);
+    cargo(
+        &["bench", "--package", "micro-api", "--bench", "invocation"],
+        &extra,
+        &[("MICRO_API_TEST_COMPONENTS", components.as_os_str())],
+    )?;
+    let mut medians = Vec::new();
+    collect_medians(&target_dir(root).join("criterion"), started, &mut medians)?;
+    medians.sort();
+    println!("\n## Micro-benchmarks (criterion medians)\n");
+    println!("| benchmark | median |\n|---|---:|");
+    for (id, ns) in medians {
+        println!("| {id} | {} |", latency(ns / 1e3));
+    }
+    Ok(())
+}
+
+/// `(group/function, median ns)` of every criterion estimate written since `since`.
+fn collect_medians(dir: &Path, since: SystemTime, out: &mut Vec<(String, f64)>) -> Result<()> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Ok(());
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        let estimates = path.join("new/estimates.json");
+        if estimates.is_file() {
+            let fresh = std::fs::metadata(&estimates)?.modified()? >= since;
+            let text = std::fs::read_to_string(&estimates)?;
+            let benchmark = std::fs::read_to_string(path.join("new/benchmark.json")).ok();
+            if let (true, Some(median), Some(id)) = (
+                fresh,
+                median_ns(&text),
+                benchmark.and_then(|b| json_field(&b, "full_id")),
+            ) {
+                out.push((id, median));
+            }
+        } else if path.is_dir() {
+            collect_medians(&path, since, out)?;
+        }
+    }
+    Ok(())
+}
+
+/// The median's point estimate in criterion's `estimates.json`.
+fn median_ns(estimates: &str) -> Option<f64> {
+    let median = &estimates[estimates.find("\"median\"")?..];
+    let value = &median[median.find("\"point_estimate\":")? + "\"point_estimate\":".len()..];
+    let end = value.find([',', '}'])?;
+    value[..end].trim().parse().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_json_fields_and_medians() {
+        let line = r#"{"message":"micro-api listening","http":"127.0.0.1:4000","admin":"x"}"#;
+        assert_eq!(json_field(line, "http").as_deref(), Some("127.0.0.1:4000"));
+        let estimates = r#"{"mean":{"point_estimate":9.0},"median":{"confidence_interval":{"lower_bound":1.0},"point_estimate":1234.5,"standard_error":2.0}}"#;
+        assert_eq!(median_ns(estimates), Some(1234.5));
+    }
+
+    #[test]
+    fn formats_latencies_and_medians() {
+        assert_eq!(latency(173.0), "173 µs");
+        assert_eq!(latency(1_520.0), "1.52 ms");
+        assert_eq!(latency(2_500_000.0), "2.50 s");
+        assert_eq!(median(vec![3.0, 1.0, 2.0]), 2.0);
+        assert_eq!(median(vec![4.0, 1.0, 2.0, 3.0]), 2.5);
+    }
+}
