@@ -132,11 +132,11 @@ impl wasmtime_wasi_http::WasiHttpHooks for OutgoingHttp {
                     info_code: None,
                 })?;
             if addresses.into_iter().any(|a| is_local(a.ip())) && !grant.is_literal() {
-                return Err(denied("a loopback or link-local address needs a literal grant"));
+                return Err(denied(
+                    "a loopback or link-local address needs a literal grant",
+                ));
             }
-            let breaker = app
-                .breakers
-                .get(&format!("http:{scheme}://{host}:{port}"));
+            let breaker = app.breakers.get(&format!("http:{scheme}://{host}:{port}"));
             let permit = breaker.try_acquire().map_err(|refusal| match refusal {
                 Refusal::CircuitOpen => Error::DestinationUnavailable,
                 Refusal::Rejected => Error::ConnectionLimitReached,
@@ -190,7 +190,13 @@ mod tests {
         assert!(p.matches("http", "127.0.0.1", 9000));
         assert!(!p.matches("http", "127.0.0.1", 9001));
         assert!(p.is_literal());
-        for bad in ["127.0.0.1:80", "ftp://x:1", "http://x", "http://:80", "http://x:port"] {
+        for bad in [
+            "127.0.0.1:80",
+            "ftp://x:1",
+            "http://x",
+            "http://:80",
+            "http://x:port",
+        ] {
             assert!(Pattern::parse(bad).is_err(), "{bad}");
         }
     }

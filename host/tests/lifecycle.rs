@@ -14,7 +14,10 @@ use serde_json::Value;
 const GREETER_ROUTE: &str = "[[route]]\npath = \"/greet\"\nplugin = \"greeter\"\n";
 
 fn greeter_host(extra: &str) -> TestHost {
-    let host = HostBuilder::new().config(GREETER_ROUTE).config(extra).start();
+    let host = HostBuilder::new()
+        .config(GREETER_ROUTE)
+        .config(extra)
+        .start();
     deploy(&host.plugins_dir(), "greeter-v1", "greeter.wasm");
     host
 }
@@ -97,7 +100,11 @@ async fn a_hundred_swaps_under_load_fail_no_request() {
     let dir = host.plugins_dir();
     let mut last = "greeter-v1";
     for i in 0..100 {
-        last = if i % 2 == 0 { "greeter-v2" } else { "greeter-v1" };
+        last = if i % 2 == 0 {
+            "greeter-v2"
+        } else {
+            "greeter-v1"
+        };
         if i % 4 < 2 {
             deploy(&dir, last, "greeter.wasm");
         } else {
@@ -114,7 +121,12 @@ async fn a_hundred_swaps_under_load_fail_no_request() {
         ok += n;
         failures.extend(f);
     }
-    assert!(failures.is_empty(), "{} failures: {:?}", failures.len(), &failures[..failures.len().min(10)]);
+    assert!(
+        failures.is_empty(),
+        "{} failures: {:?}",
+        failures.len(),
+        &failures[..failures.len().min(10)]
+    );
     assert!(ok >= 1000, "only {ok} requests ran during the swaps");
     eprintln!("{ok} requests, 0 failed, across 100 swaps");
 }
@@ -135,17 +147,32 @@ async fn bad_files_are_refused_and_the_old_version_keeps_serving() {
     };
     // Corrupt bytes (written in place: refused once it is clearly not a copy in progress).
     std::fs::write(dir.join("greeter.wasm"), b"\0asm not really a component").unwrap();
-    eventually(&host, "corrupt file refused", refused_with("not a valid component")).await;
+    eventually(
+        &host,
+        "corrupt file refused",
+        refused_with("not a valid component"),
+    )
+    .await;
     assert_eq!(greet(&host).await, (200, "greeter v1".into()));
 
     // A valid component of a world the host does not serve.
     deploy(&dir, "command", "greeter.wasm");
-    eventually(&host, "unknown world refused", refused_with("exports neither")).await;
+    eventually(
+        &host,
+        "unknown world refused",
+        refused_with("exports neither"),
+    )
+    .await;
     assert_eq!(greet(&host).await, (200, "greeter v1".into()));
 
     // A component importing capabilities its config does not grant.
     deploy(&dir, "probe", "greeter.wasm");
-    eventually(&host, "ungranted import refused", refused_with("does not grant")).await;
+    eventually(
+        &host,
+        "ungranted import refused",
+        refused_with("does not grant"),
+    )
+    .await;
     assert_eq!(greet(&host).await, (200, "greeter v1".into()));
     host.wait_for_log(&["plugin refused", "still_serving", &v1]);
 
@@ -183,7 +210,10 @@ async fn a_failing_new_version_is_rolled_back_by_itself() {
     let entry = host.plugin_stats("greeter").await;
     assert_eq!(entry["previous_version"], version_of("greeter-broken"));
     let reason = entry["last_rollback"]["reason"].as_str().unwrap();
-    assert!(reason.contains("failed 5 of its first 5 requests"), "{reason}");
+    assert!(
+        reason.contains("failed 5 of its first 5 requests"),
+        "{reason}"
+    );
     host.wait_for_log(&["plugin rolled back", "greeter"]);
 }
 
@@ -197,7 +227,10 @@ async fn the_admin_api_rolls_back_to_the_previous_version() {
     wait_serving(&host, "greeter", &version_of("greeter-v2")).await;
     assert_eq!(greet(&host).await, (200, "greeter v2".into()));
     let (status, body) = host.admin_post("/admin/plugins/greeter/rollback").await;
-    assert_eq!((status, body["version"].as_str()), (200, Some(version_of("greeter-v1").as_str())));
+    assert_eq!(
+        (status, body["version"].as_str()),
+        (200, Some(version_of("greeter-v1").as_str()))
+    );
     assert_eq!(greet(&host).await, (200, "greeter v1".into()));
     assert_eq!(host.admin_post("/admin/plugins/nope/rollback").await.0, 404);
 }
@@ -219,11 +252,18 @@ async fn a_removed_plugin_drains_then_answers_404() {
     let remove = async {
         tokio::time::sleep(Duration::from_millis(200)).await;
         std::fs::remove_file(host.plugins_dir().join("probe_http.wasm")).unwrap();
-        eventually(&host, "probe-http unloaded", |all| serving(all, "probe-http").is_none()).await;
+        eventually(&host, "probe-http unloaded", |all| {
+            serving(all, "probe-http").is_none()
+        })
+        .await;
     };
     let (answers, ()) = tokio::join!(futures::future::join_all(in_flight), remove);
     for answer in answers {
-        assert_eq!(answer.unwrap().status(), 200, "an accepted request finished");
+        assert_eq!(
+            answer.unwrap().status(),
+            200,
+            "an accepted request finished"
+        );
     }
     let after = http.get(host.url("/probe/hello")).send().await.unwrap();
     assert_eq!(after.status(), 404);
@@ -239,7 +279,11 @@ async fn sighup_and_the_admin_api_reload_when_watching_is_off() {
     wait_serving(&host, "greeter", &version_of("greeter-v1")).await;
     deploy(&host.plugins_dir(), "greeter-v2", "greeter.wasm");
     tokio::time::sleep(Duration::from_millis(300)).await;
-    assert_eq!(greet(&host).await.1, "greeter v1", "not watching: nothing changes by itself");
+    assert_eq!(
+        greet(&host).await.1,
+        "greeter v1",
+        "not watching: nothing changes by itself"
+    );
     let (status, report) = host.admin_post("/admin/plugins/reload").await;
     assert_eq!(status, 200);
     assert_eq!(report["loaded"], serde_json::json!(["greeter"]));
@@ -267,4 +311,79 @@ async fn a_kubernetes_style_symlink_swap_is_seen() {
     install("..2026_11_29_b", "greeter-v2");
     wait_serving(&host, "greeter", &version_of("greeter-v2")).await;
     assert_eq!(greet(&host).await.1, "greeter v2");
+}
+
+/// `greeter-v1` with a custom section appended: the same behaviour, a new version (a
+/// component the compile cache has never seen).
+fn unique_build(tag: u32) -> Vec<u8> {
+    let mut bytes = std::fs::read(component("greeter-v1")).unwrap();
+    let name = b"micro-api-test";
+    let payload = tag.to_le_bytes();
+    let size = 1 + name.len() + payload.len();
+    bytes.push(0); // custom section id
+    bytes.push(size as u8); // LEB128, small enough for one byte
+    bytes.push(name.len() as u8);
+    bytes.extend_from_slice(name);
+    bytes.extend_from_slice(&payload);
+    bytes
+}
+
+fn median(mut values: Vec<Duration>) -> Duration {
+    values.sort();
+    values[values.len() / 2]
+}
+
+/// The figures the lifecycle issue asks for; run with
+/// `cargo xtask test --test lifecycle -- --ignored --nocapture reload_figures`.
+#[tokio::test]
+#[ignore = "a measurement, not a check: run it on purpose"]
+async fn reload_figures() {
+    let cache = tempfile::tempdir().unwrap();
+    let host = HostBuilder::new()
+        .config(GREETER_ROUTE)
+        .config("[plugins]\nprobation_requests = 0\n")
+        .cache_dir(cache.path())
+        .start();
+    let dir = host.plugins_dir();
+    let drop_and_wait = |bytes: Vec<u8>| {
+        let host = &host;
+        let dir = dir.clone();
+        async move {
+            use sha2::Digest;
+            let version = hex::encode(&sha2::Sha256::digest(&bytes)[..8]);
+            let tmp = dir.join(".greeter.wasm.tmp");
+            std::fs::write(&tmp, &bytes).unwrap();
+            let started = Instant::now();
+            std::fs::rename(&tmp, dir.join("greeter.wasm")).unwrap();
+            loop {
+                if serving(&host.admin_plugins().await, "greeter").as_deref() == Some(&version) {
+                    return started.elapsed();
+                }
+                tokio::time::sleep(Duration::from_millis(2)).await;
+            }
+        }
+    };
+    let mut cold = Vec::new();
+    for tag in 0..20 {
+        cold.push(drop_and_wait(unique_build(tag)).await);
+    }
+    let mut warm = Vec::new();
+    for tag in 0..20 {
+        warm.push(drop_and_wait(unique_build(tag)).await);
+    }
+    eprintln!(
+        "drop to serving, median of 20: cold cache {:?}, warm cache {:?}",
+        median(cold),
+        median(warm)
+    );
+    let before = host.rss_kib();
+    for i in 0..1000 {
+        drop_and_wait(unique_build(i % 2)).await;
+    }
+    let after = host.rss_kib();
+    eprintln!(
+        "host RSS before 1000 reloads {before} KiB, after {after} KiB ({:+.1}%)",
+        (after as f64 - before as f64) * 100.0 / before as f64
+    );
+    assert!(after < before + before / 10, "RSS grew by more than 10%");
 }

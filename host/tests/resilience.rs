@@ -302,15 +302,35 @@ async fn a_spinning_plugin_is_stopped_at_its_deadline() {
 }
 
 #[tokio::test]
-async fn a_memory_bomb_is_stopped_at_the_memory_limit() {
-    let host = probe_host("[plugin.probe.limits]\nmemory_mb = 32\n");
-    let (status, body, _) = call(&host, "grow", json!({ "mb": 256 })).await;
+async fn memory_bombs_and_deep_recursion_fail_alone_and_memory_comes_back() {
+    let host = probe_host(
+        "[plugin.probe.limits]\nmemory_mb = 32\n[breaker.\"probe.grow\"]\nvolume_threshold = 1000\n",
+    );
+    let (status, _, _) = call(&host, "grow", json!({ "mb": 4 })).await;
+    assert_eq!(status, 200, "a reasonable allocation works");
+    let before = host.rss_kib();
+    for _ in 0..20 {
+        let (status, body, _) = call(&host, "grow", json!({ "mb": 256 })).await;
+        assert_eq!(
+            (status, body["error"]["code"].as_str()),
+            (503, Some("unavailable"))
+        );
+    }
+    let (status, body, _) = call(&host, "recurse", json!({})).await;
     assert_eq!(
         (status, body["error"]["code"].as_str()),
         (503, Some("unavailable"))
     );
+    host.wait_for_log(&["plugin trapped", "\"plugin\":\"probe\""]);
     let (status, _, _) = call(&host, "grow", json!({ "mb": 4 })).await;
-    assert_eq!(status, 200, "a reasonable allocation still works");
+    assert_eq!(status, 200, "the plugin still serves");
+    let after = host.rss_kib();
+    // 20 bombs touched 640 MiB between them; the host keeps at most one slot's worth.
+    assert!(
+        after < before + 48 * 1024,
+        "RSS grew from {before} KiB to {after} KiB"
+    );
+    eprintln!("host RSS {before} KiB before 20 memory bombs, {after} KiB after");
 }
 
 #[tokio::test]

@@ -100,7 +100,13 @@ fn build_wasm<'a>(crates: impl IntoIterator<Item = &'a &'a str>) -> Result<()> {
 /// cached by cargo, so only the first run compiles them).
 fn build_greeters(root: &Path) -> Result<()> {
     for (features, file) in GREETER_BUILDS {
-        let mut args = vec!["build", "--target", WASM_TARGET, "--profile", PLUGIN_PROFILE];
+        let mut args = vec![
+            "build",
+            "--target",
+            WASM_TARGET,
+            "--profile",
+            PLUGIN_PROFILE,
+        ];
         args.extend(["--package", "greeter", "--quiet"]);
         if !features.is_empty() {
             args.extend(["--features", features]);

@@ -467,10 +467,14 @@ impl Config {
         for (name, p) in &self.plugin {
             let limits = self.limits_for_config(p);
             if limits.memory_mb == 0 {
-                problems.push(format!("[plugin.{name}] limits.memory_mb must be at least 1"));
+                problems.push(format!(
+                    "[plugin.{name}] limits.memory_mb must be at least 1"
+                ));
             }
             if limits.deadline_ms == 0 {
-                problems.push(format!("[plugin.{name}] limits.deadline_ms must be at least 1"));
+                problems.push(format!(
+                    "[plugin.{name}] limits.deadline_ms must be at least 1"
+                ));
             }
             for pattern in &p.http {
                 if let Err(e) = crate::outbound::Pattern::parse(pattern) {

@@ -165,7 +165,11 @@ fn load_or_create_key(path: &Path) -> Result<Vec<u8>, CryptoError> {
         std::fs::create_dir_all(dir).map_err(err)?;
     }
     let key = hex::encode(rand::random::<[u8; 32]>());
-    let tmp = path.with_extension(format!("tmp{}-{:08x}", std::process::id(), rand::random::<u32>()));
+    let tmp = path.with_extension(format!(
+        "tmp{}-{:08x}",
+        std::process::id(),
+        rand::random::<u32>()
+    ));
     {
         use std::io::Write;
         use std::os::unix::fs::OpenOptionsExt;
@@ -267,7 +271,10 @@ mod tests {
                 .collect();
             handles.into_iter().map(|h| h.join().unwrap()).collect()
         });
-        assert!(keys.iter().all(|k| k == &keys[0]), "every racer reads the same key");
+        assert!(
+            keys.iter().all(|k| k == &keys[0]),
+            "every racer reads the same key"
+        );
         assert_eq!(std::fs::read(&path).unwrap(), keys[0]);
         let leftovers = std::fs::read_dir(path.parent().unwrap()).unwrap().count();
         assert_eq!(leftovers, 1, "no temporary file is left behind");

@@ -136,7 +136,9 @@ impl Plugin {
         let p = &self.probation;
         let before = p
             .remaining
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |left| left.checked_sub(1))
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |left| {
+                left.checked_sub(1)
+            })
             .ok()?;
         let failures = if failed {
             p.failed.fetch_add(1, Ordering::AcqRel) + 1

@@ -57,7 +57,11 @@ impl CompileCache {
 
     fn store(&self, path: &Path, compiled: &[u8]) -> std::io::Result<()> {
         create_private_dir(&self.dir)?;
-        let tmp = path.with_extension(format!("tmp{}-{:08x}", std::process::id(), rand::random::<u32>()));
+        let tmp = path.with_extension(format!(
+            "tmp{}-{:08x}",
+            std::process::id(),
+            rand::random::<u32>()
+        ));
         std::fs::write(&tmp, compiled)?;
         std::fs::rename(&tmp, path)
     }

@@ -126,7 +126,10 @@ impl HostBuilder {
         );
         // Merged as tables, so a test may add keys to the sections the harness writes.
         let mut config: toml::Table = base.parse().unwrap();
-        merge(&mut config, self.config.parse().expect("test config is TOML"));
+        merge(
+            &mut config,
+            self.config.parse().expect("test config is TOML"),
+        );
         let config = toml::to_string(&config).unwrap();
         let config_path = dir.path().join("config.toml");
         std::fs::write(&config_path, config).unwrap();

@@ -434,8 +434,12 @@ pub fn fetch(method: &str, url: &str, body: &[u8]) -> Result<Fetched, ErrorCode>
     };
     request.set_method(&method).map_err(|()| invalid())?;
     request.set_scheme(Some(&scheme)).map_err(|()| invalid())?;
-    request.set_authority(Some(authority)).map_err(|()| invalid())?;
-    request.set_path_with_query(Some(path)).map_err(|()| invalid())?;
+    request
+        .set_authority(Some(authority))
+        .map_err(|()| invalid())?;
+    request
+        .set_path_with_query(Some(path))
+        .map_err(|()| invalid())?;
     let outgoing = request.body().map_err(|()| invalid())?;
     {
         let mut stream = outgoing.write().map_err(|()| invalid())?;
