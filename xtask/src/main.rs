@@ -81,15 +81,20 @@ fn component_file(name: &str) -> String {
     format!("{}.wasm", name.replace('-', "_"))
 }
 
-fn build_wasm<'a>(crates: impl IntoIterator<Item = &'a &'a str>) -> Result<()> {
-    ensure_wasm_target()?;
-    let mut args = vec![
+/// `cargo build` arguments for components.
+fn wasm_build_args() -> Vec<&'static str> {
+    vec![
         "build",
         "--target",
         WASM_TARGET,
         "--profile",
         PLUGIN_PROFILE,
-    ];
+    ]
+}
+
+fn build_wasm<'a>(crates: impl IntoIterator<Item = &'a &'a str>) -> Result<()> {
+    ensure_wasm_target()?;
+    let mut args = wasm_build_args();
     for name in crates {
         args.extend(["--package", name]);
     }
@@ -100,13 +105,7 @@ fn build_wasm<'a>(crates: impl IntoIterator<Item = &'a &'a str>) -> Result<()> {
 /// cached by cargo, so only the first run compiles them).
 fn build_greeters(root: &Path) -> Result<()> {
     for (features, file) in GREETER_BUILDS {
-        let mut args = vec![
-            "build",
-            "--target",
-            WASM_TARGET,
-            "--profile",
-            PLUGIN_PROFILE,
-        ];
+        let mut args = wasm_build_args();
         args.extend(["--package", "greeter", "--quiet"]);
         if !features.is_empty() {
             args.extend(["--features", features]);

@@ -217,6 +217,34 @@ macro_rules! bind_value {
     };
 }
 
+/// The kinds of time columns, all handed to plugins as text.
+enum Time {
+    /// An instant (`TIMESTAMP` in MySQL, `TIMESTAMPTZ` in PostgreSQL): RFC 3339, UTC.
+    Instant,
+    /// A wall-clock date and time without zone: `2026-11-29 10:00:00.000`.
+    Local,
+    Date,
+}
+
+fn decode_time<DB: Dialect>(row: &DB::Row, index: usize, kind: Time) -> Result<Value, sqlx::Error>
+where
+    usize: sqlx::ColumnIndex<DB::Row>,
+    for<'r> chrono::DateTime<chrono::Utc>: sqlx::Decode<'r, DB> + sqlx::Type<DB>,
+    for<'r> chrono::NaiveDateTime: sqlx::Decode<'r, DB> + sqlx::Type<DB>,
+    for<'r> chrono::NaiveDate: sqlx::Decode<'r, DB> + sqlx::Type<DB>,
+{
+    Ok(Value::Text(match kind {
+        Time::Instant => row
+            .try_get::<chrono::DateTime<chrono::Utc>, _>(index)?
+            .to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+        Time::Local => row
+            .try_get::<chrono::NaiveDateTime, _>(index)?
+            .format("%Y-%m-%d %H:%M:%S%.3f")
+            .to_string(),
+        Time::Date => row.try_get::<chrono::NaiveDate, _>(index)?.to_string(),
+    }))
+}
+
 fn unsupported(row_type: &str, index: usize) -> sqlx::Error {
     sqlx::Error::ColumnDecode {
         index: index.to_string(),
@@ -306,16 +334,9 @@ impl Dialect for sqlx::MySql {
                     Value::Blob(row.try_get(index)?)
                 }
             }
-            "TIMESTAMP" => Value::Text(
-                row.try_get::<chrono::DateTime<chrono::Utc>, _>(index)?
-                    .to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
-            ),
-            "DATETIME" => Value::Text(
-                row.try_get::<chrono::NaiveDateTime, _>(index)?
-                    .format("%Y-%m-%d %H:%M:%S%.3f")
-                    .to_string(),
-            ),
-            "DATE" => Value::Text(row.try_get::<chrono::NaiveDate, _>(index)?.to_string()),
+            "TIMESTAMP" => decode_time::<Self>(row, index, Time::Instant)?,
+            "DATETIME" => decode_time::<Self>(row, index, Time::Local)?,
+            "DATE" => decode_time::<Self>(row, index, Time::Date)?,
             other => return Err(unsupported(other, index)),
         })
     }
@@ -354,16 +375,9 @@ impl Dialect for sqlx::Postgres {
             "FLOAT8" => Value::Real(row.try_get(index)?),
             "TEXT" | "VARCHAR" | "BPCHAR" | "NAME" | "CHAR" => Value::Text(row.try_get(index)?),
             "BYTEA" => Value::Blob(row.try_get(index)?),
-            "TIMESTAMPTZ" => Value::Text(
-                row.try_get::<chrono::DateTime<chrono::Utc>, _>(index)?
-                    .to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
-            ),
-            "TIMESTAMP" => Value::Text(
-                row.try_get::<chrono::NaiveDateTime, _>(index)?
-                    .format("%Y-%m-%d %H:%M:%S%.3f")
-                    .to_string(),
-            ),
-            "DATE" => Value::Text(row.try_get::<chrono::NaiveDate, _>(index)?.to_string()),
+            "TIMESTAMPTZ" => decode_time::<Self>(row, index, Time::Instant)?,
+            "TIMESTAMP" => decode_time::<Self>(row, index, Time::Local)?,
+            "DATE" => decode_time::<Self>(row, index, Time::Date)?,
             other => return Err(unsupported(other, index)),
         })
     }

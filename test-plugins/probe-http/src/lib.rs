@@ -73,6 +73,6 @@ fn fetch(url: &[u8]) -> Result<Response, HttpError> {
                 "body": String::from_utf8_lossy(&answer.body),
             }),
         )),
-        Err(code) => Err(HttpError::new(502, "upstream", &format!("{code:?}"))),
+        Err(code) => Err(HttpError::new(502, "upstream", format!("{code:?}"))),
     }
 }
