@@ -1,16 +1,25 @@
 //! The admin listener (127.0.0.1:9090 by default, never the public port): health, plugins
-//! and breakers as JSON, and the plugin lifecycle's controls (reload, rollback).
+//! and breakers as JSON, the front door's counters, and the plugin lifecycle's controls
+//! (reload, rollback).
+//!
+//! With `[admin] token` set, every endpoint but `/admin/health/live` (for orchestrators'
+//! liveness probes) asks for `Authorization: Bearer <token>`, compared in constant time;
+//! the token is never logged.
 
 use std::sync::Arc;
 use std::time::UNIX_EPOCH;
 
-use http::{Method, Request, Response, StatusCode};
+use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode, header};
 use hyper::body::Incoming;
 use serde_json::json;
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
 use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
 
 use crate::app::App;
-use crate::front::error;
+use crate::config::Secret;
+use crate::front::metrics::METRICS;
+use crate::front::{ClientAddr, auth, error};
 use crate::plugins::reload;
 use crate::plugins::table::RollbackError;
 
@@ -18,10 +27,32 @@ pub async fn handle(app: Arc<App>, request: Request<Incoming>) -> Response<Hyper
     let path = request.uri().path().to_string();
     let method = request.method().clone();
     let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
+    if let Some(token) = &app.config.admin.token
+        && segments != ["admin", "health", "live"]
+        && !authorized(request.headers(), token)
+    {
+        if let Some(total) = METRICS.admin_unauthorized.hit() {
+            let peer = request.extensions().get::<ClientAddr>().map(|c| c.0);
+            tracing::warn!(%path, ?peer, total, "401: admin request without the admin token");
+        }
+        let mut response = error::error(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "the admin token is required",
+        );
+        response
+            .headers_mut()
+            .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        return response;
+    }
     match (&method, segments.as_slice()) {
         (&Method::GET, ["admin", "health", "live"]) => {
             error::json(StatusCode::OK, &json!({ "status": "live" }))
         }
+        (&Method::GET, ["admin", "front"]) => error::json(
+            StatusCode::OK,
+            &json!({ "front": METRICS.snapshot(), "login_limit": login_limit(&app) }),
+        ),
         (&Method::GET, ["admin", "health", "ready"]) => ready(&app).await,
         (&Method::GET, ["admin", "plugins"]) => error::json(StatusCode::OK, &plugins(&app)),
         (&Method::GET, ["admin", "breakers"]) => error::json(
@@ -53,7 +84,7 @@ pub async fn handle(app: Arc<App>, request: Request<Incoming>) -> Response<Hyper
                 }
             }
         }
-        (_, ["admin", "health", _] | ["admin", "plugins" | "breakers"]) => error::error(
+        (_, ["admin", "health", _] | ["admin", "plugins" | "breakers" | "front"]) => error::error(
             StatusCode::METHOD_NOT_ALLOWED,
             "method_not_allowed",
             "this admin endpoint answers GET",
@@ -62,17 +93,54 @@ pub async fn handle(app: Arc<App>, request: Request<Incoming>) -> Response<Hyper
     }
 }
 
+/// Ready when plugins are loaded, the database answers, and every service a loaded plugin
+/// may call can be found.
+/// Whether `headers` carry `Authorization: Bearer <token>`. The digests are compared, in
+/// constant time, so neither the token's bytes nor its length leak through timing.
+fn authorized(headers: &HeaderMap, token: &Secret) -> bool {
+    let Ok(offered) = auth::bearer_token(headers) else {
+        return false;
+    };
+    let offered = Sha256::digest(offered.as_bytes());
+    let expected = Sha256::digest(token.expose().trim().as_bytes());
+    offered.ct_eq(&expected).into()
+}
+
+/// The `[login_limit]` settings, for operators wondering why a login is refused.
+fn login_limit(app: &App) -> serde_json::Value {
+    let l = &app.config.login_limit;
+    json!({
+        "enabled": !l.path.is_empty(),
+        "path": l.path,
+        "max_failures": l.max_failures,
+        "max_failures_per_address": l.max_failures_per_address,
+        "window_secs": l.window_secs,
+    })
+}
+
 async fn ready(app: &App) -> Response<HyperOutgoingBody> {
     let database = app.database.ping().await.is_ok();
-    let plugins = !app.plugins.all().is_empty();
-    let status = if database && plugins {
+    let loaded = app.plugins.all();
+    let plugins = !loaded.is_empty();
+    let missing: std::collections::BTreeSet<&str> = loaded
+        .iter()
+        .flat_map(|p| p.grants.rpc.iter())
+        .filter(|service| app.registry.endpoints(service).is_empty())
+        .map(String::as_str)
+        .collect();
+    let status = if database && plugins && missing.is_empty() {
         StatusCode::OK
     } else {
         StatusCode::SERVICE_UNAVAILABLE
     };
     error::json(
         status,
-        &json!({ "ready": status == StatusCode::OK, "database": database, "plugins": plugins }),
+        &json!({
+            "ready": status == StatusCode::OK,
+            "database": database,
+            "plugins": plugins,
+            "missing_services": missing,
+        }),
     )
 }
 

@@ -7,7 +7,8 @@ use crate::config::{Config, RegistryBackend};
 use crate::crypto::{Crypto, CryptoError};
 use crate::plugins::table::RollbackError;
 use crate::plugins::{Plugin, PluginTable, World, reload};
-use crate::registry::{Endpoint, MemoryRegistry, Registry};
+use crate::registry::{EtcdRegistry, MemoryRegistry, Registry};
+use crate::rpc::remote::RemoteCalls;
 use crate::rpc::{Breakers, CallError};
 use crate::runtime::state::CallContext;
 use crate::runtime::{Runtime, RuntimeError, invoke};
@@ -34,6 +35,7 @@ pub struct App {
     pub plugins: PluginTable,
     pub registry: Arc<dyn Registry>,
     pub breakers: Breakers,
+    pub remote: RemoteCalls,
     pub database: Arc<dyn Database>,
     pub crypto: Arc<Crypto>,
     /// Reloads run one at a time.
@@ -42,8 +44,9 @@ pub struct App {
 
 impl App {
     /// Connects the database (running its migrations), loads the signing key, starts the
-    /// runtime and loads the plugins folder.
-    pub async fn new(config: Config) -> Result<Arc<Self>, AppError> {
+    /// runtime and the registry, and loads the plugins folder. `rpc_address` is where other
+    /// nodes reach this one, if it has an rpc listener.
+    pub async fn new(config: Config, rpc_address: Option<String>) -> Result<Arc<Self>, AppError> {
         let config = Arc::new(config);
         let database: Arc<dyn Database> =
             sql::connect(&config.database.url, config.database.max_connections)
@@ -51,11 +54,18 @@ impl App {
                 .into();
         let crypto = Arc::new(Crypto::from_config(&config.auth)?);
         let runtime = Runtime::new(&config.plugins.cache_dir, config.plugins.pool)?;
+        let node = &config.server.node_id;
         let registry: Arc<dyn Registry> = match config.registry.backend {
-            RegistryBackend::Memory => Arc::new(MemoryRegistry::default()),
+            RegistryBackend::Memory => Arc::new(MemoryRegistry::new(node)),
+            RegistryBackend::Etcd => EtcdRegistry::start(
+                &config.registry,
+                node,
+                rpc_address.as_deref().unwrap_or_default(),
+            ),
         };
         let app = Arc::new(Self {
             breakers: Breakers::new(config.clone()),
+            remote: RemoteCalls::new(&config.cluster),
             config,
             runtime,
             plugins: PluginTable::default(),
@@ -73,29 +83,16 @@ impl App {
         Ok(app)
     }
 
-    /// Registers every service plugin served here, and deregisters the ones gone.
+    /// Publishes the services this node serves, as the plugin table now says.
     pub fn sync_registry(&self) {
-        let node = &self.config.server.node_id;
-        let served: Vec<String> = self
+        let served = self
             .plugins
             .all()
             .iter()
             .filter(|p| p.world == World::Service)
             .map(|p| p.name.clone())
             .collect();
-        for service in self.registry.services() {
-            if !served.contains(&service) {
-                self.registry.deregister(&service, node);
-            }
-        }
-        for service in served {
-            self.registry.register(Endpoint {
-                service,
-                node: node.clone(),
-                address: String::new(),
-                local: true,
-            });
-        }
+        self.registry.publish(served);
     }
 
     /// Puts the previous version of `name` back, and says why in the log.
@@ -130,8 +127,29 @@ impl App {
         }
     }
 
-    /// Runs `service.method` in this process (the rpc layer has already applied the grant
-    /// check and the breaker).
+    /// Runs `service.method` where it is served: in this process when it can, else on the
+    /// least busy healthy remote node (the rpc layer has already applied the grant check
+    /// and the breaker).
+    pub async fn call(
+        self: &Arc<Self>,
+        service: &str,
+        method: &str,
+        payload: Vec<u8>,
+        call: CallContext,
+    ) -> Result<Vec<u8>, CallError> {
+        let endpoints = self.registry.endpoints(service);
+        if endpoints.iter().any(|e| e.local) && self.plugins.get(service).is_some() {
+            return self.call_local(service, method, payload, call).await;
+        }
+        match self.remote.choose(&endpoints) {
+            Some(endpoint) => self.remote.call(endpoint, method, payload, call).await,
+            None => Err(CallError::Unavailable(format!(
+                "no endpoint serves {service}"
+            ))),
+        }
+    }
+
+    /// Runs `service.method` in this process.
     pub async fn call_local(
         self: &Arc<Self>,
         service: &str,
@@ -139,11 +157,10 @@ impl App {
         payload: Vec<u8>,
         call: CallContext,
     ) -> Result<Vec<u8>, CallError> {
-        let serves_here = self.registry.endpoints(service).iter().any(|e| e.local);
         let plugin = self
             .plugins
             .get(service)
-            .filter(|p| serves_here && p.world == World::Service)
+            .filter(|p| p.world == World::Service)
             .ok_or_else(|| CallError::Unavailable(format!("no endpoint serves {service}")))?;
         invoke::call_service(self, plugin, method.to_string(), payload, call).await
     }

@@ -31,6 +31,9 @@ enum Command {
         /// Admin listen address (overrides [server] admin).
         #[arg(long)]
         admin: Option<SocketAddr>,
+        /// Internal rpc listen address for other nodes (overrides [server] rpc).
+        #[arg(long)]
+        rpc: Option<SocketAddr>,
     },
 }
 
@@ -41,18 +44,20 @@ fn main() -> anyhow::Result<()> {
             config,
             listen,
             admin,
+            rpc,
         } => {
             let path = config.or_else(|| {
                 let default = PathBuf::from("config.toml");
                 default.exists().then_some(default)
             });
-            let mut config = Config::load(path.as_deref())?;
-            if let Some(listen) = listen {
-                config.server.listen = listen;
-            }
-            if let Some(admin) = admin {
-                config.server.admin = admin;
-            }
+            // Flags are the last layer: applied like environment variables, so the file is
+            // validated with them.
+            let flags = [("LISTEN", listen), ("ADMIN", admin), ("RPC", rpc)]
+                .into_iter()
+                .filter_map(|(key, addr)| {
+                    addr.map(|a| (format!("MICRO_API__SERVER__{key}"), a.to_string()))
+                });
+            let config = Config::load_with_env(path.as_deref(), std::env::vars().chain(flags))?;
             micro_api::telemetry::init(&config.telemetry.log_level);
             tokio::runtime::Builder::new_multi_thread()
                 .enable_all()

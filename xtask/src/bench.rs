@@ -667,7 +667,8 @@ fn measure(
             for connections in CONNECTIONS {
                 // Alternate who goes first, so neither always runs on a warmer machine.
                 let mut order = case.servers.clone();
-                order.rotate_left(round % order.len());
+                let first = round % order.len();
+                order.rotate_left(first);
                 for name in order {
                     let server = servers.get(name);
                     let reset = server.reset_peak_rss();
@@ -954,7 +955,7 @@ fn micro_benchmarks(root: &Path, short: bool) -> Result<()> {
     )?;
     let mut medians = Vec::new();
     collect_medians(&target_dir(root).join("criterion"), started, &mut medians)?;
-    medians.sort();
+    medians.sort_by(|a, b| a.0.cmp(&b.0));
     println!("\n## Micro-benchmarks (criterion medians)\n");
     println!("| benchmark | median |\n|---|---:|");
     for (id, ns) in medians {

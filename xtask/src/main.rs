@@ -183,10 +183,46 @@ fn lint() -> Result<()> {
     cargo(&args, &["--", "-D", "warnings"].map(String::from), &[])
 }
 
+/// The protoc that `etcd-client`'s build script needs, from the `protoc-bin-vendored` crate
+/// (so nothing has to be installed). It is copied with its well-known `.proto` includes to
+/// `target/protoc/{bin,include}`, where `.cargo/config.toml` points plain `cargo` commands
+/// too, so xtask and plain cargo share one build cache.
+fn protoc() -> Result<PathBuf> {
+    if let Some(path) = std::env::var_os("PROTOC") {
+        return Ok(PathBuf::from(path));
+    }
+    let home = workspace_root().join("target").join("protoc");
+    let binary = home.join("bin").join("protoc");
+    if !binary.exists() {
+        let vendored = protoc_bin_vendored::protoc_bin_path()
+            .map_err(|e| anyhow::anyhow!("no vendored protoc for this platform: {e}"))?;
+        let include = protoc_bin_vendored::include_path()
+            .map_err(|e| anyhow::anyhow!("no vendored protoc includes: {e}"))?;
+        copy_tree(&include, &home.join("include"))?;
+        std::fs::create_dir_all(home.join("bin"))?;
+        std::fs::copy(&vendored, &binary)?;
+    }
+    Ok(binary)
+}
+
+fn copy_tree(from: &Path, to: &Path) -> Result<()> {
+    std::fs::create_dir_all(to)?;
+    for entry in std::fs::read_dir(from)? {
+        let entry = entry?;
+        let target = to.join(entry.file_name());
+        if entry.file_type()?.is_dir() {
+            copy_tree(&entry.path(), &target)?;
+        } else {
+            std::fs::copy(entry.path(), target)?;
+        }
+    }
+    Ok(())
+}
+
 fn cargo(args: &[&str], extra: &[String], env: &[(&str, &std::ffi::OsStr)]) -> Result<()> {
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let mut command = Command::new(cargo);
-    command.args(args).args(extra);
+    command.args(args).args(extra).env("PROTOC", protoc()?);
     for (key, value) in env {
         command.env(key, value);
     }

@@ -41,8 +41,15 @@ pub struct Config {
     pub database: DatabaseConfig,
     pub plugins: PluginsConfig,
     pub registry: RegistryConfig,
+    pub cluster: ClusterConfig,
     pub auth: AuthConfig,
     pub telemetry: TelemetryConfig,
+    /// `[front]`: timeouts and limits of the public front door.
+    pub front: FrontConfig,
+    /// `[admin]`: who may use the admin listener.
+    pub admin: AdminConfig,
+    /// `[login_limit]`: failed logins allowed per user name and per client address.
+    pub login_limit: LoginLimitConfig,
     /// `[breaker.default]` and `[breaker."<service>.<method>"]`.
     pub breaker: BTreeMap<String, BreakerOverrides>,
     /// `[[route]]`: which HTTP plugin serves which path.
@@ -62,6 +69,35 @@ pub struct ServerConfig {
     pub body_limit: usize,
     /// This node's name in the registry.
     pub node_id: String,
+    /// The internal rpc listener other nodes call (HTTP/2); none on a single node.
+    pub rpc: Option<SocketAddr>,
+    /// On SIGTERM: how long to keep serving after deregistering, while other nodes notice.
+    pub shutdown_grace_ms: u64,
+    /// Then: how long requests in flight may take to finish.
+    pub drain_timeout_ms: u64,
+}
+
+/// How the nodes of a cluster call each other.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ClusterConfig {
+    /// The secret every node presents on the rpc listener (better from
+    /// `MICRO_API__CLUSTER__SECRET`); required with more than one node.
+    pub secret: Option<String>,
+    /// Connections kept per remote node.
+    pub pool_size: usize,
+    /// How long a node whose connections fail is left out before it is tried again.
+    pub eject_ms: u64,
+}
+
+impl Default for ClusterConfig {
+    fn default() -> Self {
+        Self {
+            secret: None,
+            pool_size: 10,
+            eject_ms: 5000,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -117,12 +153,19 @@ impl Default for PoolConfig {
 #[serde(rename_all = "lowercase")]
 pub enum RegistryBackend {
     Memory,
+    Etcd,
 }
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct RegistryConfig {
     pub backend: RegistryBackend,
+    /// etcd endpoints, such as `http://127.0.0.1:2379`.
+    pub endpoints: Vec<String>,
+    /// Key prefix of this cluster in etcd.
+    pub prefix: String,
+    /// Lease TTL: a node that stops renewing disappears after this long.
+    pub ttl_secs: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -198,6 +241,118 @@ pub struct RouteConfig {
     #[serde(default)]
     pub methods: Vec<String>,
     pub plugin: String,
+    /// `"required"`: the host verifies a bearer token before the plugin runs.
+    #[serde(default)]
+    pub auth: RouteAuth,
+}
+
+/// What a route asks of its callers.
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum RouteAuth {
+    /// Anyone may call it (the plugin may still check credentials itself).
+    #[default]
+    None,
+    /// A valid access token (`Authorization: Bearer`), else 401; the plugin gets its claims.
+    Required,
+}
+
+/// `[front]`: how long and how much the public front door waits for and accepts from a
+/// client before refusing it (408, 431, 503).
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct FrontConfig {
+    /// Time to send a complete request head, counted from when the connection opens or its
+    /// previous response ends (HTTP/1.1); past it: 408 and the connection is closed.
+    pub header_read_timeout_ms: u64,
+    /// Time a connection may sit with no request in progress before it is closed.
+    pub idle_timeout_ms: u64,
+    /// Time from a request's head to its response: reading the body (408 past it) and
+    /// running the plugin (504 past it).
+    pub request_timeout_ms: u64,
+    /// Connections open at once; one more is answered 503 and closed.
+    pub max_connections: usize,
+    /// Largest request head (request line and headers), in bytes; larger: 431.
+    pub max_header_bytes: usize,
+    /// Most header fields in one request; more: 431.
+    pub max_headers: usize,
+}
+
+impl Default for FrontConfig {
+    fn default() -> Self {
+        Self {
+            header_read_timeout_ms: 10_000,
+            idle_timeout_ms: 5_000,
+            request_timeout_ms: 30_000,
+            max_connections: 1024,
+            max_header_bytes: 16 * 1024,
+            max_headers: 100,
+        }
+    }
+}
+
+/// hyper's smallest read buffer, and so the smallest `max_header_bytes`.
+pub const MIN_HEADER_BYTES: usize = 8192;
+
+/// A credential from the config: deserialized as a string, never shown by `Debug`.
+#[derive(Clone, Deserialize, PartialEq, Eq)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(<redacted>)")
+    }
+}
+
+/// `[admin]`: when `token` is set, every admin endpoint but `/admin/health/live` asks for
+/// `Authorization: Bearer <token>`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AdminConfig {
+    /// Best set through `MICRO_API__ADMIN__TOKEN`; at least 16 characters.
+    pub token: Option<Secret>,
+}
+
+/// `[login_limit]`: brute-force protection of the login route, counted by the host from
+/// the route's answers (401 is a failure), so it holds across plugin reloads.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LoginLimitConfig {
+    /// The login route's path; empty turns the limit off.
+    pub path: String,
+    /// The form field holding the user name.
+    pub user_field: String,
+    /// Failed logins of one user name within the window; more: 429.
+    pub max_failures: u32,
+    /// Failed logins from one client address (an IPv6 /64) within the window; more: 429.
+    pub max_failures_per_address: u32,
+    pub window_secs: u64,
+    /// User names and addresses tracked at once; past it, the oldest are forgotten.
+    pub max_entries: usize,
+}
+
+impl Default for LoginLimitConfig {
+    fn default() -> Self {
+        Self {
+            path: "/user/login".into(),
+            user_field: "userName".into(),
+            max_failures: 5,
+            max_failures_per_address: 20,
+            window_secs: 300,
+            max_entries: 100_000,
+        }
+    }
 }
 
 /// What one plugin may use (deny by default) and how much.
@@ -244,6 +399,9 @@ impl Default for ServerConfig {
             admin: ([127, 0, 0, 1], 9090).into(),
             body_limit: 1024 * 1024,
             node_id: "node-1".into(),
+            rpc: None,
+            shutdown_grace_ms: 500,
+            drain_timeout_ms: 10_000,
         }
     }
 }
@@ -284,6 +442,9 @@ impl Default for RegistryConfig {
     fn default() -> Self {
         Self {
             backend: RegistryBackend::Memory,
+            endpoints: vec!["http://127.0.0.1:2379".into()],
+            prefix: "/micro-api".into(),
+            ttl_secs: 10,
         }
     }
 }
@@ -314,8 +475,12 @@ impl Default for Config {
             database: DatabaseConfig::default(),
             plugins: PluginsConfig::default(),
             registry: RegistryConfig::default(),
+            cluster: ClusterConfig::default(),
             auth: AuthConfig::default(),
             telemetry: TelemetryConfig::default(),
+            front: FrontConfig::default(),
+            admin: AdminConfig::default(),
+            login_limit: LoginLimitConfig::default(),
             breaker: BTreeMap::new(),
             route: Vec::new(),
             plugin: BTreeMap::new(),
@@ -419,6 +584,23 @@ impl Config {
                 scheme_of(db)
             ));
         }
+        if self.registry.backend == RegistryBackend::Etcd {
+            if self.registry.endpoints.is_empty() {
+                problems.push("[registry] endpoints: list at least one etcd endpoint".into());
+            }
+            if self.server.rpc.is_none() {
+                problems.push(
+                    "[server] rpc: the etcd registry needs an rpc listener other nodes can call (or --rpc ADDR)"
+                        .into(),
+                );
+            }
+            if self.cluster.secret.as_ref().is_none_or(|s| s.len() < 16) {
+                problems.push(
+                    "[cluster] secret: nodes authenticate each other with a shared secret of 16+ bytes (MICRO_API__CLUSTER__SECRET)"
+                        .into(),
+                );
+            }
+        }
         if self.server.body_limit == 0 {
             problems.push("[server] body_limit must be at least 1 byte".into());
         }
@@ -482,6 +664,7 @@ impl Config {
                 }
             }
         }
+        problems.extend(self.security_problems());
         let pool = self.plugins.pool;
         if pool.memory_mb == 0 || pool.memory_mb > MAX_MEMORY_MB {
             problems.push(format!(
@@ -490,6 +673,66 @@ impl Config {
         }
         if pool.instances < 2 {
             problems.push("[plugins.pool] instances must be at least 2".into());
+        }
+        problems
+    }
+
+    /// The problems of `[front]`, `[admin]` and `[login_limit]`.
+    fn security_problems(&self) -> Vec<String> {
+        let mut problems = Vec::new();
+        let f = &self.front;
+        for (key, value) in [
+            ("header_read_timeout_ms", f.header_read_timeout_ms),
+            ("idle_timeout_ms", f.idle_timeout_ms),
+            ("request_timeout_ms", f.request_timeout_ms),
+            ("max_connections", f.max_connections as u64),
+            ("max_headers", f.max_headers as u64),
+        ] {
+            if value == 0 {
+                problems.push(format!("[front] {key} must be at least 1"));
+            }
+        }
+        if f.max_header_bytes < MIN_HEADER_BYTES {
+            problems.push(format!(
+                "[front] max_header_bytes must be at least {MIN_HEADER_BYTES}"
+            ));
+        }
+        if u32::try_from(f.max_connections).is_err() {
+            problems.push(format!(
+                "[front] max_connections must be at most {}",
+                u32::MAX
+            ));
+        }
+        if self
+            .admin
+            .token
+            .as_ref()
+            .is_some_and(|t| t.expose().trim().len() < 16)
+        {
+            problems.push(
+                "[admin] token must be at least 16 characters (or unset: no admin auth)".into(),
+            );
+        }
+        let l = &self.login_limit;
+        if !l.path.is_empty() {
+            if !l.path.starts_with('/') {
+                problems.push("[login_limit] path starts with / (or is empty: off)".into());
+            }
+            if l.user_field.is_empty() {
+                problems.push("[login_limit] user_field must name the form field".into());
+            }
+            if l.max_failures == 0 || l.max_failures_per_address == 0 {
+                problems.push(
+                    "[login_limit] max_failures and max_failures_per_address must be at least 1"
+                        .into(),
+                );
+            }
+            if l.window_secs == 0 {
+                problems.push("[login_limit] window_secs must be at least 1".into());
+            }
+            if l.max_entries == 0 {
+                problems.push("[login_limit] max_entries must be at least 1".into());
+            }
         }
         problems
     }
@@ -630,6 +873,40 @@ mod tests {
             panic!("expected Invalid, got {err}");
         };
         assert_eq!(problems.len(), 4, "{problems:#?}");
+    }
+
+    #[test]
+    fn security_sections_are_read_and_checked() {
+        let c = load(
+            "[[route]]\npath = \"/p\"\nplugin = \"p\"\nauth = \"required\"\n[front]\nmax_connections = 7\n",
+            &[("MICRO_API__ADMIN__TOKEN", "an-admin-token-of-some-length")],
+        )
+        .unwrap();
+        assert_eq!(c.route[0].auth, RouteAuth::Required);
+        assert_eq!(c.front.max_connections, 7);
+        assert_eq!(c.front.header_read_timeout_ms, 10_000, "the rest defaulted");
+        let token = c.admin.token.as_ref().unwrap();
+        assert_eq!(token.expose(), "an-admin-token-of-some-length");
+        // The token never shows in a debug print of the config (nor in a log of it).
+        assert!(!format!("{c:?}").contains("an-admin-token"));
+
+        let err = load(
+            "[front]\nmax_header_bytes = 100\nidle_timeout_ms = 0\n[admin]\ntoken = \"short\"\n[login_limit]\nwindow_secs = 0\n[[route]]\npath = \"/p\"\nplugin = \"p\"\nauth = \"maybe\"\n",
+            &[],
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("maybe"), "{err}");
+        let err = load(
+            "[front]\nmax_header_bytes = 100\nidle_timeout_ms = 0\n[admin]\ntoken = \"short\"\n[login_limit]\nwindow_secs = 0\n",
+            &[],
+        )
+        .unwrap_err();
+        let ConfigError::Invalid { problems, .. } = err else {
+            panic!("expected Invalid, got {err}");
+        };
+        assert_eq!(problems.len(), 4, "{problems:#?}");
+        // An empty path turns the login limit off, and its other keys are not checked.
+        assert!(load("[login_limit]\npath = \"\"\nmax_failures = 0\n", &[]).is_ok());
     }
 
     #[test]

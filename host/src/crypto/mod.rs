@@ -138,11 +138,16 @@ impl Crypto {
             .map_err(|e| CryptoError::Internal(e.to_string()))
     }
 
-    /// The claims of a token this host signed, if signature, issuer, audience and expiry hold.
+    /// The claims of a token this host signed, if signature, issuer, audience and expiry hold
+    /// (all three claims required; `nbf`, when present, too). Only [`TOKEN_ALGORITHM`] is
+    /// accepted: a header naming `none` or any other algorithm is refused, whatever its
+    /// signature.
     pub fn verify_token(&self, token: &str) -> Result<Map<String, Value>, CryptoError> {
         let mut validation = Validation::new(TOKEN_ALGORITHM);
         validation.set_issuer(&[&self.issuer]);
         validation.set_audience(&[&self.audience]);
+        validation.set_required_spec_claims(&["exp", "iss", "aud"]);
+        validation.validate_nbf = true;
         validation.leeway = 0;
         jsonwebtoken::decode::<Map<String, Value>>(token, &self.decoding, &validation)
             .map(|data| data.claims)
@@ -259,6 +264,126 @@ mod tests {
         assert!(crypto(dir.path()).verify_token(&token).is_ok());
         let other = tempfile::tempdir().unwrap();
         assert!(crypto(other.path()).verify_token(&token).is_err());
+    }
+
+    /// Tokens crafted by hand: everything but an HS256 signature by our key over our
+    /// issuer, audience and a future expiry is refused.
+    #[test]
+    fn forged_and_confused_tokens_are_refused() {
+        use base64::Engine as _;
+        use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
+        use jsonwebtoken::{Algorithm, crypto::sign};
+        use serde_json::json;
+
+        let key = "k".repeat(32);
+        let c = Crypto::from_config(&AuthConfig {
+            signing_key: Some(key.clone()),
+            ..AuthConfig::default()
+        })
+        .unwrap();
+        let ours = EncodingKey::from_secret(key.as_bytes()).unwrap();
+        let now = jsonwebtoken::get_current_timestamp();
+        let good = json!({ "sub": "1", "iss": "micro-api", "aud": "micro-api", "iat": now, "exp": now + 600 });
+        // A token with any header and claims, signed by `algorithm` with our key (the
+        // signature of the HMAC family for the RSA and EC names: algorithm confusion).
+        let forge = |header: &Value, claims: &Value, algorithm: Option<Algorithm>| {
+            let input = format!(
+                "{}.{}",
+                B64.encode(header.to_string()),
+                B64.encode(claims.to_string())
+            );
+            let signature =
+                algorithm.map_or(String::new(), |a| sign(input.as_bytes(), &ours, a).unwrap());
+            format!("{input}.{signature}")
+        };
+        let hs256 = json!({ "alg": "HS256", "typ": "JWT" });
+
+        let valid = forge(&hs256, &good, Some(Algorithm::HS256));
+        assert!(
+            c.verify_token(&valid).is_ok(),
+            "the control token is accepted"
+        );
+
+        let mut refused = Vec::new();
+        // alg none, in every spelling, unsigned or carrying a valid signature.
+        for alg in ["none", "None", "NONE", "nOnE"] {
+            let header = json!({ "alg": alg, "typ": "JWT" });
+            refused.push((format!("alg {alg}"), forge(&header, &good, None)));
+            refused.push((
+                format!("alg {alg}, signed"),
+                forge(&header, &good, Some(Algorithm::HS256)),
+            ));
+        }
+        refused.push((
+            "valid token, signature removed".into(),
+            valid.rsplit_once('.').unwrap().0.to_string() + ".",
+        ));
+        // Algorithm confusion: another HMAC, or an asymmetric name with an HMAC signature.
+        for (alg, by) in [
+            ("HS384", Algorithm::HS384),
+            ("HS512", Algorithm::HS512),
+            ("RS256", Algorithm::HS256),
+            ("ES256", Algorithm::HS256),
+            ("PS256", Algorithm::HS256),
+            ("EdDSA", Algorithm::HS256),
+        ] {
+            refused.push((
+                format!("alg {alg}"),
+                forge(&json!({ "alg": alg }), &good, Some(by)),
+            ));
+        }
+        // Claims: wrong issuer or audience, missing ones, expired, not yet valid.
+        let with = |key: &str, value: Value| {
+            let mut claims = good.clone();
+            claims[key] = value;
+            forge(&hs256, &claims, Some(Algorithm::HS256))
+        };
+        let without = |key: &str| {
+            let mut claims = good.clone();
+            claims.as_object_mut().unwrap().remove(key);
+            forge(&hs256, &claims, Some(Algorithm::HS256))
+        };
+        refused.push(("wrong issuer".into(), with("iss", json!("someone-else"))));
+        refused.push(("wrong audience".into(), with("aud", json!("someone-else"))));
+        refused.push(("expired".into(), with("exp", json!(now - 1))));
+        refused.push(("not yet valid".into(), with("nbf", json!(now + 600))));
+        refused.push(("exp as text".into(), with("exp", json!("never"))));
+        for claim in ["exp", "iss", "aud"] {
+            refused.push((format!("no {claim}"), without(claim)));
+        }
+        // Tampered claims under the original signature, and another key.
+        let (head, rest) = valid.split_once('.').unwrap();
+        let signature = rest.rsplit_once('.').unwrap().1;
+        let mut admin = good.clone();
+        admin["sub"] = json!("0");
+        refused.push((
+            "tampered".into(),
+            format!("{head}.{}.{signature}", B64.encode(admin.to_string())),
+        ));
+        let other = EncodingKey::from_secret(&[b'x'; 32]).unwrap();
+        refused.push((
+            "another key".into(),
+            jsonwebtoken::encode(&Header::new(Algorithm::HS256), &good, &other).unwrap(),
+        ));
+        // Shapes that are no token at all.
+        for junk in [
+            "",
+            ".",
+            "..",
+            "a.b.c",
+            "a.b",
+            "a.b.c.d",
+            &format!("{valid}.x"),
+        ] {
+            refused.push((format!("junk {junk:?}"), junk.to_string()));
+        }
+
+        for (what, token) in refused {
+            assert!(
+                c.verify_token(&token).is_err(),
+                "{what} was accepted: {token}"
+            );
+        }
     }
 
     #[test]

@@ -1,30 +1,89 @@
 //! The HTTP front on 127.0.0.1:8080: accept connections (HTTP/1.1 and HTTP/2), route each
 //! request to its plugin, enforce the body limit, and turn every failure into the gateway's
 //! JSON error shape.
+//!
+//! It is the front door, so it also holds against hostile clients: the `[front]` timeouts
+//! and limits ([`conn`]), protected routes ([`auth`]), brute-force limits on the login
+//! route ([`login_limit`]), each refusal counted in [`metrics`].
 
+pub mod auth;
+mod conn;
 pub mod error;
+pub mod login_limit;
+pub mod metrics;
 pub mod router;
 
 use std::convert::Infallible;
 use std::future::Future;
-use std::sync::Arc;
+use std::net::SocketAddr;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
 
 use bytes::Bytes;
 use http::{HeaderValue, Request, Response, StatusCode, header};
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
 use tracing::Instrument;
 use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
 
 use crate::app::App;
+use crate::config::{FrontConfig, RouteAuth};
 use crate::runtime::invoke::{self, HttpInvokeError};
+use login_limit::{LoginLimiter, Subject};
+use metrics::METRICS;
 use router::{Routed, Router};
+
+/// The client's address, in every request's extensions.
+#[derive(Debug, Clone, Copy)]
+pub struct ClientAddr(pub SocketAddr);
+
+/// The `[front]` limits [`serve`] applies; built-in defaults until [`Gateway::new`] installs
+/// the config's. (Process-wide so that every listener started by `server.rs` gets them
+/// without each call site passing them.)
+static LIMITS: RwLock<Option<FrontConfig>> = RwLock::new(None);
+
+/// Installs `limits` for the listeners [`serve`] starts from now on.
+pub fn install_limits(limits: FrontConfig) {
+    *LIMITS.write().unwrap_or_else(|e| e.into_inner()) = Some(limits);
+}
+
+fn limits() -> FrontConfig {
+    LIMITS
+        .read()
+        .unwrap_or_else(|e| e.into_inner())
+        .unwrap_or_default()
+}
+
+/// hyper's builder with the `[front]` limits hyper enforces itself.
+fn builder(limits: &FrontConfig) -> auto::Builder<TokioExecutor> {
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    let mut http1 = builder.http1();
+    http1
+        .timer(TokioTimer::new())
+        .header_read_timeout(Duration::from_millis(limits.header_read_timeout_ms))
+        .max_buf_size(limits.max_header_bytes.max(crate::config::MIN_HEADER_BYTES));
+    // hyper's own default is 100 on the stack; another count moves headers to the heap.
+    if limits.max_headers != 100 {
+        http1.max_headers(limits.max_headers);
+    }
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .max_header_list_size(u32::try_from(limits.max_header_bytes).unwrap_or(u32::MAX));
+    builder
+}
 
 /// Serves `listener` with `handler` until `shutdown` resolves, then stops accepting and
 /// waits for the connections in flight to finish their requests.
+///
+/// Every connection is held to the installed `[front]` limits: at most `max_connections`
+/// at once (one more is answered 503), a request head within `header_read_timeout_ms`
+/// (408) and of at most `max_header_bytes` / `max_headers` (431), and closed after
+/// `idle_timeout_ms` without a request.
 pub async fn serve<H, F>(
     listener: TcpListener,
     handler: H,
@@ -34,53 +93,105 @@ where
     H: Fn(Request<Incoming>) -> F + Clone + Send + Sync + 'static,
     F: Future<Output = Response<HyperOutgoingBody>> + Send + 'static,
 {
-    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
-    let builder = auto::Builder::new(TokioExecutor::new());
+    let limits = limits();
+    let builder = builder(&limits);
+    let idle_timeout = Duration::from_millis(limits.idle_timeout_ms);
+    let open = Arc::new(Semaphore::new(limits.max_connections));
+    let refusals = conn::Refusals::new();
+    let (closing, closed) = tokio::sync::watch::channel(false);
     tokio::pin!(shutdown);
     loop {
-        let (stream, _peer) = tokio::select! {
+        let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok(accepted) => accepted,
                 Err(e) => {
                     // Out of file descriptors and the like: keep serving the others.
                     tracing::warn!(error = %e, "accept failed");
-                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                    tokio::time::sleep(Duration::from_millis(50)).await;
                     continue;
                 }
             },
             () = &mut shutdown => break,
         };
+        let Ok(permit) = open.clone().try_acquire_owned() else {
+            refusals.refuse(stream, peer, limits.max_connections);
+            continue;
+        };
+        METRICS.connections_accepted.hit();
         let _ = stream.set_nodelay(true);
+        let activity = conn::Activity::new();
         let handler = handler.clone();
-        let service = hyper::service::service_fn(move |request| {
+        let requests = activity.clone();
+        let service = hyper::service::service_fn(move |mut request: Request<Incoming>| {
+            request.extensions_mut().insert(ClientAddr(peer));
+            let busy = requests.begin();
             let response = handler(request);
-            async move { Ok::<_, Infallible>(response.await) }
+            async move { Ok::<_, Infallible>(busy.until_sent(response.await)) }
         });
+        let io = TokioIo::new(conn::Metered::new(stream, activity.clone()));
         let connection = builder
-            .serve_connection_with_upgrades(TokioIo::new(stream), service)
+            .serve_connection_with_upgrades(io, service)
             .into_owned();
-        let connection = graceful.watch(connection);
+        let mut closed = closed.clone();
         tokio::spawn(async move {
-            if let Err(e) = connection.await {
-                tracing::debug!(error = %e, "connection ended with an error");
+            let _permit = permit;
+            METRICS
+                .connections_open
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            tokio::pin!(connection);
+            let mut stopping = false;
+            let result = loop {
+                tokio::select! {
+                    result = connection.as_mut() => break result,
+                    () = activity.idle(idle_timeout), if !stopping => {
+                        METRICS.idle_closed.hit();
+                        tracing::debug!(%peer, "idle connection closed");
+                        connection.as_mut().graceful_shutdown();
+                        stopping = true;
+                    }
+                    _ = closed.wait_for(|closed| *closed), if !stopping => {
+                        connection.as_mut().graceful_shutdown();
+                        stopping = true;
+                    }
+                }
+            };
+            if let Err(e) = result {
+                conn::ended(&*e, &activity, peer);
             }
+            METRICS
+                .connections_open
+                .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
         });
     }
-    graceful.shutdown().await;
+    let _ = closing.send(true);
+    // Each connection holds a permit until it ends: having them all back means every
+    // connection has finished.
+    let _ = open
+        .acquire_many(u32::try_from(limits.max_connections).unwrap_or(u32::MAX))
+        .await;
     Ok(())
 }
 
-/// The gateway's request handler: route, limit, invoke.
+/// The gateway's request handler: route, authorize, limit, invoke.
 #[derive(Clone)]
 pub struct Gateway {
     app: Arc<App>,
     router: Arc<Router>,
+    /// Held here, not by a plugin, so the counts survive plugin reloads.
+    login_limit: Option<Arc<LoginLimiter>>,
 }
 
 impl Gateway {
+    /// The gateway of `app`; installs its `[front]` limits for [`serve`].
     pub fn new(app: Arc<App>) -> Self {
+        install_limits(app.config.front);
         let router = Arc::new(Router::new(&app.config.route));
-        Self { app, router }
+        let login_limit = LoginLimiter::new(&app.config.login_limit).map(Arc::new);
+        Self {
+            app,
+            router,
+            login_limit,
+        }
     }
 
     pub async fn handle(self, request: Request<Incoming>) -> Response<HyperOutgoingBody> {
@@ -97,9 +208,9 @@ impl Gateway {
         response
     }
 
-    async fn route(&self, request: Request<Incoming>) -> Response<HyperOutgoingBody> {
-        let name = match self.router.route(request.method(), request.uri().path()) {
-            Routed::Plugin(name) => name,
+    async fn route(&self, mut request: Request<Incoming>) -> Response<HyperOutgoingBody> {
+        let route = match self.router.route(request.method(), request.uri().path()) {
+            Routed::Route(route) => route,
             Routed::NotFound => return error::not_found(),
             Routed::MethodNotAllowed(allowed) => {
                 let mut response = error::error(
@@ -118,22 +229,111 @@ impl Gateway {
                 return response;
             }
         };
+        // Before anything else, so a protected route tells nothing (not even whether its
+        // plugin is loaded) to a caller without a valid token.
+        let required = route.auth == RouteAuth::Required;
+        if let Err(refusal) = auth::authorize(request.headers_mut(), &self.app.crypto, required) {
+            if let Some(total) = METRICS.unauthorized.hit() {
+                tracing::info!(path = %request.uri().path(), reason = %refusal, total, "401: protected route without a valid token");
+            }
+            return refusal.response();
+        }
         // A route whose plugin is not loaded (yet, or any more) does not exist.
-        let Some(plugin) = self.app.plugins.get(name) else {
+        let Some(plugin) = self.app.plugins.get(&route.plugin) else {
             return error::not_found();
         };
-        tracing::Span::current().record("plugin", name);
-        let request = match self.read_body(request).await {
-            Ok(request) => request,
+        tracing::Span::current().record("plugin", route.plugin.as_str());
+        let deadline = tokio::time::Instant::now()
+            + Duration::from_millis(self.app.config.front.request_timeout_ms);
+        let request = match tokio::time::timeout_at(deadline, self.read_body(request)).await {
+            Ok(Ok(request)) => request,
+            Ok(Err(response)) => return response,
+            Err(_elapsed) => {
+                if let Some(total) = METRICS.body_timeouts.hit() {
+                    tracing::warn!(
+                        total,
+                        "408: request body not received within request_timeout_ms"
+                    );
+                }
+                return error::error(
+                    StatusCode::REQUEST_TIMEOUT,
+                    "request_timeout",
+                    "the request body was not received in time",
+                );
+            }
+        };
+        let attempt = match self.login_attempt(&request) {
+            Ok(attempt) => attempt,
             Err(response) => return response,
         };
-        match invoke::handle_http(&self.app, plugin, request).await {
+        let response = match tokio::time::timeout_at(deadline, self.invoke(plugin, request)).await {
             Ok(response) => response,
-            Err(HttpInvokeError::Timeout) => error::error(
-                StatusCode::GATEWAY_TIMEOUT,
-                "timeout",
-                "the request did not finish within its deadline",
-            ),
+            Err(_elapsed) => {
+                if let Some(total) = METRICS.response_timeouts.hit() {
+                    tracing::warn!(total, "504: response not ready within request_timeout_ms");
+                }
+                timeout()
+            }
+        };
+        if let Some(attempt) = attempt {
+            attempt.finish(response.status() == StatusCode::UNAUTHORIZED);
+        }
+        response
+    }
+
+    /// For the login route: lets the attempt through (to be finished with the answer), or
+    /// answers 429 when its user name or address is over the limit.
+    fn login_attempt(
+        &self,
+        request: &Request<Bytes>,
+    ) -> Result<Option<login_limit::Attempt<'_>>, Response<HyperOutgoingBody>> {
+        let Some(limiter) = self
+            .login_limit
+            .as_deref()
+            .filter(|l| l.applies_to(request.uri().path()))
+        else {
+            return Ok(None);
+        };
+        let content_type = request
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok());
+        let subject = Subject {
+            user: limiter.user_name(content_type, request.body()),
+            address: request
+                .extensions()
+                .get::<ClientAddr>()
+                .map(|ClientAddr(peer)| peer.ip().into()),
+        };
+        match limiter.begin(subject) {
+            Ok(attempt) => Ok(Some(attempt)),
+            Err(throttled) => {
+                let seconds = throttled.retry_after.as_secs().max(1);
+                if let Some(total) = METRICS.logins_throttled.hit() {
+                    tracing::warn!(retry_after = seconds, total, "429: too many failed logins");
+                }
+                let mut response = error::error(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "too_many_requests",
+                    "too many failed logins; try again later",
+                );
+                response
+                    .headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+                Err(response)
+            }
+        }
+    }
+
+    /// Runs the plugin on the request; its failures in the gateway's error shape.
+    async fn invoke(
+        &self,
+        plugin: Arc<crate::plugins::Plugin>,
+        request: Request<Bytes>,
+    ) -> Response<HyperOutgoingBody> {
+        match invoke::handle_http(&self.app, plugin, request.map(Full::new)).await {
+            Ok(response) => response,
+            Err(HttpInvokeError::Timeout) => timeout(),
             Err(HttpInvokeError::NotHttp(_)) => error::not_found(),
             Err(HttpInvokeError::Trap | HttpInvokeError::NoResponse) => error::error(
                 StatusCode::INTERNAL_SERVER_ERROR,
@@ -148,7 +348,7 @@ impl Gateway {
     async fn read_body(
         &self,
         request: Request<Incoming>,
-    ) -> Result<Request<Full<Bytes>>, Response<HyperOutgoingBody>> {
+    ) -> Result<Request<Bytes>, Response<HyperOutgoingBody>> {
         let limit = self.app.config.server.body_limit;
         let too_large = || {
             error::error(
@@ -167,7 +367,7 @@ impl Gateway {
         }
         let (parts, body) = request.into_parts();
         match Limited::new(body, limit).collect().await {
-            Ok(collected) => Ok(Request::from_parts(parts, Full::new(collected.to_bytes()))),
+            Ok(collected) => Ok(Request::from_parts(parts, collected.to_bytes())),
             Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(too_large()),
             Err(_) => Err(error::error(
                 StatusCode::BAD_REQUEST,
@@ -176,4 +376,13 @@ impl Gateway {
             )),
         }
     }
+}
+
+/// 504 `timeout`: the request's own deadline passed.
+fn timeout() -> Response<HyperOutgoingBody> {
+    error::error(
+        StatusCode::GATEWAY_TIMEOUT,
+        "timeout",
+        "the request did not finish within its deadline",
+    )
 }

@@ -3,7 +3,7 @@
 
 use http::Method;
 
-use crate::config::RouteConfig;
+use crate::config::{RouteAuth, RouteConfig};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Segment {
@@ -80,12 +80,13 @@ pub struct Route {
     pattern: PathPattern,
     methods: Vec<Method>,
     pub plugin: String,
+    pub auth: RouteAuth,
 }
 
 /// What the router decided for a request.
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Debug)]
 pub enum Routed<'a> {
-    Plugin(&'a str),
+    Route(&'a Route),
     /// The path is routed, not for this method: these are the allowed ones.
     MethodNotAllowed(Vec<Method>),
     NotFound,
@@ -110,6 +111,7 @@ impl Router {
                         .filter_map(|m| Method::from_bytes(m.to_ascii_uppercase().as_bytes()).ok())
                         .collect(),
                     plugin: r.plugin.clone(),
+                    auth: r.auth,
                 })
             })
             .collect();
@@ -120,7 +122,7 @@ impl Router {
         let mut allowed = Vec::new();
         for route in self.routes.iter().filter(|r| r.pattern.matches(path)) {
             if route.methods.is_empty() || route.methods.contains(method) {
-                return Routed::Plugin(&route.plugin);
+                return Routed::Route(route);
             }
             allowed.extend(route.methods.iter().cloned());
         }
@@ -141,37 +143,46 @@ mod tests {
             path: path.into(),
             methods: methods.iter().map(|m| m.to_string()).collect(),
             plugin: plugin.into(),
+            auth: if path == "/user/profile" {
+                RouteAuth::Required
+            } else {
+                RouteAuth::None
+            },
         };
         Router::new(&[
             route("/user/login", &["POST"], "user-api"),
+            route("/user/profile", &["GET"], "user-api"),
             route("/hello/{name}", &[], "hello"),
             route("/files/{*rest}", &["GET"], "files"),
         ])
     }
 
+    /// What `route` decided, as comparable text: `plugin (auth)`, `405 [methods]` or `404`.
+    fn decided(r: &Router, method: Method, path: &str) -> String {
+        match r.route(&method, path) {
+            Routed::Route(route) => format!("{} ({:?})", route.plugin, route.auth),
+            Routed::MethodNotAllowed(allowed) => format!("405 {allowed:?}"),
+            Routed::NotFound => "404".into(),
+        }
+    }
+
     #[test]
     fn routes_by_path_and_method() {
         let r = router();
-        assert_eq!(
-            r.route(&Method::POST, "/user/login"),
-            Routed::Plugin("user-api")
-        );
-        assert_eq!(
-            r.route(&Method::GET, "/user/login"),
-            Routed::MethodNotAllowed(vec![Method::POST])
-        );
-        assert_eq!(
-            r.route(&Method::GET, "/hello/world"),
-            Routed::Plugin("hello")
-        );
-        assert_eq!(r.route(&Method::GET, "/hello/"), Routed::NotFound);
-        assert_eq!(r.route(&Method::GET, "/hello/a/b"), Routed::NotFound);
-        assert_eq!(
-            r.route(&Method::GET, "/files/a/b/c"),
-            Routed::Plugin("files")
-        );
-        assert_eq!(r.route(&Method::GET, "/nope"), Routed::NotFound);
-        assert_eq!(r.route(&Method::POST, "/user/login/x"), Routed::NotFound);
+        let cases = [
+            (Method::POST, "/user/login", "user-api (None)"),
+            (Method::GET, "/user/login", "405 [POST]"),
+            (Method::GET, "/user/profile", "user-api (Required)"),
+            (Method::GET, "/hello/world", "hello (None)"),
+            (Method::GET, "/hello/", "404"),
+            (Method::GET, "/hello/a/b", "404"),
+            (Method::GET, "/files/a/b/c", "files (None)"),
+            (Method::GET, "/nope", "404"),
+            (Method::POST, "/user/login/x", "404"),
+        ];
+        for (method, path, expected) in cases {
+            assert_eq!(decided(&r, method, path), expected, "{path}");
+        }
     }
 
     #[test]

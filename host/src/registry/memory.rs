@@ -1,42 +1,51 @@
 //! The embedded, single-node registry.
 
-use std::collections::BTreeMap;
+use std::collections::BTreeSet;
 use std::sync::RwLock;
 
 use super::{Endpoint, Registry};
 
-#[derive(Default)]
 pub struct MemoryRegistry {
-    services: RwLock<BTreeMap<String, Vec<Endpoint>>>,
+    node: String,
+    services: RwLock<BTreeSet<String>>,
 }
 
+impl MemoryRegistry {
+    pub fn new(node: &str) -> Self {
+        Self {
+            node: node.to_string(),
+            services: RwLock::default(),
+        }
+    }
+}
+
+#[async_trait::async_trait]
 impl Registry for MemoryRegistry {
-    fn register(&self, endpoint: Endpoint) {
-        let mut services = self.services.write().expect("registry lock");
-        let endpoints = services.entry(endpoint.service.clone()).or_default();
-        endpoints.retain(|e| e.node != endpoint.node);
-        endpoints.push(endpoint);
-        endpoints.sort_by_key(|e| !e.local);
+    fn publish(&self, services: Vec<String>) {
+        *self.services.write().expect("registry lock") = services.into_iter().collect();
     }
 
-    fn deregister(&self, service: &str, node: &str) {
-        let mut services = self.services.write().expect("registry lock");
-        if let Some(endpoints) = services.get_mut(service) {
-            endpoints.retain(|e| e.node != node);
-            if endpoints.is_empty() {
-                services.remove(service);
-            }
-        }
+    async fn withdraw(&self) {
+        self.services.write().expect("registry lock").clear();
     }
 
     fn endpoints(&self, service: &str) -> Vec<Endpoint> {
         let services = self.services.read().expect("registry lock");
-        services.get(service).cloned().unwrap_or_default()
+        services
+            .get(service)
+            .map(|service| Endpoint {
+                service: service.clone(),
+                node: self.node.clone(),
+                address: String::new(),
+                local: true,
+            })
+            .into_iter()
+            .collect()
     }
 
     fn services(&self) -> Vec<String> {
         let services = self.services.read().expect("registry lock");
-        services.keys().cloned().collect()
+        services.iter().cloned().collect()
     }
 }
 
@@ -44,31 +53,16 @@ impl Registry for MemoryRegistry {
 mod tests {
     use super::*;
 
-    fn endpoint(service: &str, node: &str, local: bool) -> Endpoint {
-        Endpoint {
-            service: service.into(),
-            node: node.into(),
-            address: if local {
-                String::new()
-            } else {
-                format!("{node}:7000")
-            },
-            local,
-        }
-    }
-
-    #[test]
-    fn local_first_and_deregister() {
-        let r = MemoryRegistry::default();
-        r.register(endpoint("user", "b", false));
-        r.register(endpoint("user", "a", true));
-        r.register(endpoint("user", "a", true));
-        let found = r.endpoints("user");
-        assert_eq!(found.len(), 2);
-        assert!(found[0].local);
-        r.deregister("user", "a");
-        r.deregister("user", "b");
+    #[tokio::test]
+    async fn publish_replaces_and_withdraw_clears() {
+        let r = MemoryRegistry::new("n1");
+        r.publish(vec!["user".into(), "auth".into()]);
+        assert_eq!(r.endpoints("user")[0].node, "n1");
+        assert!(r.endpoints("user")[0].local);
+        r.publish(vec!["auth".into()]);
         assert!(r.endpoints("user").is_empty());
+        assert_eq!(r.services(), vec!["auth".to_string()]);
+        r.withdraw().await;
         assert!(r.services().is_empty());
     }
 }

@@ -118,8 +118,13 @@ impl Breaker {
 
     /// Admits a call or refuses it at once.
     pub fn try_acquire(self: &Arc<Self>) -> Result<Permit, Refusal> {
+        self.try_acquire_at(Instant::now())
+    }
+
+    /// [`Self::try_acquire`] at a given time: the breaker's rules are driven by the clock
+    /// passed in, so tests can step through windows and sleep periods exactly.
+    pub fn try_acquire_at(self: &Arc<Self>, now: Instant) -> Result<Permit, Refusal> {
         let mut inner = self.lock();
-        let now = Instant::now();
         let mut probe = false;
         match inner.state {
             State::Closed => {}
@@ -131,7 +136,7 @@ impl Breaker {
                 probe = true;
             }
             State::Open | State::HalfOpen => {
-                self.record(&mut inner, false);
+                self.record(&mut inner, false, now);
                 return Err(Refusal::CircuitOpen);
             }
         }
@@ -141,8 +146,8 @@ impl Breaker {
                 inner.opened_at = now;
                 self.transition(&mut inner, State::Open);
             }
-            self.record(&mut inner, false);
-            self.trip_if_unhealthy(&mut inner);
+            self.record(&mut inner, false, now);
+            self.trip_if_unhealthy(&mut inner, now);
             return Err(Refusal::Rejected);
         }
         inner.in_flight += 1;
@@ -153,7 +158,7 @@ impl Breaker {
         })
     }
 
-    fn finish(&self, probe: bool, outcome: Outcome) {
+    fn finish(&self, probe: bool, outcome: Outcome, now: Instant) {
         let mut inner = self.lock();
         inner.in_flight -= 1;
         let success = outcome == Outcome::Success;
@@ -162,19 +167,23 @@ impl Breaker {
                 inner.buckets = [Bucket::default(); WINDOW_BUCKETS];
                 self.transition(&mut inner, State::Closed);
             } else {
-                inner.opened_at = Instant::now();
+                inner.opened_at = now;
                 self.transition(&mut inner, State::Open);
             }
             return;
         }
-        self.record(&mut inner, success);
+        self.record(&mut inner, success, now);
         if !success {
-            self.trip_if_unhealthy(&mut inner);
+            self.trip_if_unhealthy(&mut inner, now);
         }
     }
 
-    fn record(&self, inner: &mut Inner, success: bool) {
-        let second = self.epoch.elapsed().as_secs();
+    fn second(&self, now: Instant) -> u64 {
+        now.saturating_duration_since(self.epoch).as_secs()
+    }
+
+    fn record(&self, inner: &mut Inner, success: bool, now: Instant) {
+        let second = self.second(now);
         let bucket = &mut inner.buckets[second as usize % WINDOW_BUCKETS];
         if bucket.second != second {
             *bucket = Bucket {
@@ -190,8 +199,8 @@ impl Breaker {
     }
 
     /// (total, errors) over the rolling window.
-    fn window(&self, inner: &Inner) -> (u32, u32) {
-        let now = self.epoch.elapsed().as_secs();
+    fn window(&self, inner: &Inner, now: Instant) -> (u32, u32) {
+        let now = self.second(now);
         inner
             .buckets
             .iter()
@@ -201,16 +210,16 @@ impl Breaker {
             })
     }
 
-    fn trip_if_unhealthy(&self, inner: &mut Inner) {
+    fn trip_if_unhealthy(&self, inner: &mut Inner, now: Instant) {
         if inner.state != State::Closed {
             return;
         }
-        let (total, errors) = self.window(inner);
+        let (total, errors) = self.window(inner, now);
         if total >= self.settings.volume_threshold
             && total > 0
             && errors * 100 >= self.settings.error_percent * total
         {
-            inner.opened_at = Instant::now();
+            inner.opened_at = now;
             self.transition(inner, State::Open);
         }
     }
@@ -224,7 +233,7 @@ impl Breaker {
 
     pub fn status(&self) -> BreakerStatus {
         let inner = self.lock();
-        let (window_total, window_errors) = self.window(&inner);
+        let (window_total, window_errors) = self.window(&inner, Instant::now());
         BreakerStatus {
             command: self.command.clone(),
             state: inner.state,
@@ -236,22 +245,28 @@ impl Breaker {
 }
 
 impl Permit {
-    pub fn complete(mut self, outcome: Outcome) {
+    pub fn complete(self, outcome: Outcome) {
+        self.complete_at(outcome, Instant::now());
+    }
+
+    pub fn complete_at(mut self, outcome: Outcome, now: Instant) {
         self.done = true;
-        self.breaker.finish(self.probe, outcome);
+        self.breaker.finish(self.probe, outcome, now);
     }
 }
 
 impl Drop for Permit {
     fn drop(&mut self) {
         if !self.done {
-            self.breaker.finish(self.probe, Outcome::Failure);
+            self.breaker
+                .finish(self.probe, Outcome::Failure, Instant::now());
         }
     }
 }
 
 #[cfg(test)]
 mod tests {
+    //! Every rule, driven by a clock the test controls (`at(ms)`), so no test sleeps.
     use super::*;
 
     fn settings() -> BreakerSettings {
@@ -260,71 +275,126 @@ mod tests {
             max_concurrent: 2,
             error_percent: 50,
             volume_threshold: 4,
-            sleep_window_ms: 50,
+            sleep_window_ms: 5000,
         }
+    }
+
+    /// A breaker and a clock: `at(ms)` is that many milliseconds after its creation.
+    fn breaker() -> (Arc<Breaker>, impl Fn(u64) -> Instant) {
+        let b = Arc::new(Breaker::new("s.m", settings()));
+        let epoch = b.epoch;
+        (b, move |ms| epoch + Duration::from_millis(ms))
+    }
+
+    fn run(b: &Arc<Breaker>, now: Instant, outcome: Outcome) {
+        b.try_acquire_at(now).unwrap().complete_at(outcome, now);
     }
 
     #[test]
     fn no_trip_below_the_volume_threshold() {
-        let b = Arc::new(Breaker::new("s.m", settings()));
+        let (b, at) = breaker();
         for _ in 0..3 {
-            b.try_acquire().unwrap().complete(Outcome::Failure);
+            run(&b, at(0), Outcome::Failure);
         }
-        assert_eq!(b.status().state, State::Closed);
-        b.try_acquire().unwrap().complete(Outcome::Failure);
+        assert_eq!(
+            b.status().state,
+            State::Closed,
+            "3 of 3 failed, below volume 4"
+        );
+        run(&b, at(10), Outcome::Failure);
         assert_eq!(b.status().state, State::Open);
-        assert_eq!(b.try_acquire().err(), Some(Refusal::CircuitOpen));
+        assert_eq!(b.try_acquire_at(at(20)).err(), Some(Refusal::CircuitOpen));
     }
 
     #[test]
     fn trips_at_the_error_percentage_only() {
-        let b = Arc::new(Breaker::new("s.m", settings()));
+        let (b, at) = breaker();
         for _ in 0..3 {
-            b.try_acquire().unwrap().complete(Outcome::Success);
+            run(&b, at(0), Outcome::Success);
         }
-        b.try_acquire().unwrap().complete(Outcome::Failure);
-        b.try_acquire().unwrap().complete(Outcome::Timeout);
-        // 2 errors of 5 calls: 40% < 50%.
+        run(&b, at(0), Outcome::Failure);
+        run(&b, at(0), Outcome::Timeout);
+        assert_eq!(b.status().state, State::Closed, "2 of 5: 40% < 50%");
+        run(&b, at(0), Outcome::Failure);
+        assert_eq!(b.status().state, State::Open, "3 of 6: 50%");
+    }
+
+    #[test]
+    fn the_window_rolls_over_ten_seconds() {
+        let (b, at) = breaker();
+        for _ in 0..3 {
+            run(&b, at(0), Outcome::Failure);
+        }
+        // 10.5 s later the first bucket has left the window: 1 failure of 1 is below volume.
+        run(&b, at(10_500), Outcome::Failure);
         assert_eq!(b.status().state, State::Closed);
-        b.try_acquire().unwrap().complete(Outcome::Failure);
-        // 3 of 6: 50%.
+        for _ in 0..3 {
+            run(&b, at(11_000), Outcome::Failure);
+        }
         assert_eq!(b.status().state, State::Open);
+    }
+
+    #[test]
+    fn rejections_and_short_circuits_count_as_errors() {
+        let (b, at) = breaker();
+        let p1 = b.try_acquire_at(at(0)).unwrap();
+        let p2 = b.try_acquire_at(at(0)).unwrap();
+        for _ in 0..2 {
+            assert_eq!(b.try_acquire_at(at(0)).err(), Some(Refusal::Rejected));
+        }
+        p1.complete_at(Outcome::Success, at(1));
+        p2.complete_at(Outcome::Success, at(1));
+        // 2 rejections + 2 successes: 50% of 4.
+        assert_eq!(b.status().state, State::Open);
+        assert_eq!(b.status().window_errors, 2);
+        assert_eq!(b.try_acquire_at(at(2)).err(), Some(Refusal::CircuitOpen));
+        assert_eq!(b.status().window_errors, 3, "the short-circuit counted");
     }
 
     #[test]
     fn max_concurrent_rejects_immediately() {
-        let b = Arc::new(Breaker::new("s.m", settings()));
-        let p1 = b.try_acquire().unwrap();
-        let p2 = b.try_acquire().unwrap();
-        assert_eq!(b.try_acquire().err(), Some(Refusal::Rejected));
-        p1.complete(Outcome::Success);
-        assert!(b.try_acquire().is_ok());
-        p2.complete(Outcome::Success);
+        let (b, at) = breaker();
+        let p1 = b.try_acquire_at(at(0)).unwrap();
+        let p2 = b.try_acquire_at(at(0)).unwrap();
+        assert_eq!(b.try_acquire_at(at(0)).err(), Some(Refusal::Rejected));
+        p1.complete_at(Outcome::Success, at(1));
+        assert!(b.try_acquire_at(at(1)).is_ok());
+        p2.complete_at(Outcome::Success, at(1));
     }
 
     #[test]
     fn half_open_lets_exactly_one_probe_through() {
-        let b = Arc::new(Breaker::new("s.m", settings()));
+        let (b, at) = breaker();
         for _ in 0..4 {
-            b.try_acquire().unwrap().complete(Outcome::Failure);
+            run(&b, at(0), Outcome::Failure);
         }
-        std::thread::sleep(Duration::from_millis(60));
-        let probe = b.try_acquire().expect("the probe");
+        assert_eq!(
+            b.try_acquire_at(at(4_999)).err(),
+            Some(Refusal::CircuitOpen)
+        );
+        let probe = b.try_acquire_at(at(5_000)).expect("the probe");
         assert_eq!(b.status().state, State::HalfOpen);
-        assert_eq!(b.try_acquire().err(), Some(Refusal::CircuitOpen));
-        probe.complete(Outcome::Failure);
-        assert_eq!(b.status().state, State::Open);
-        std::thread::sleep(Duration::from_millis(60));
-        b.try_acquire().unwrap().complete(Outcome::Success);
-        assert_eq!(b.status().state, State::Closed);
-        assert_eq!(b.status().window_total, 0);
+        assert_eq!(
+            b.try_acquire_at(at(5_001)).err(),
+            Some(Refusal::CircuitOpen)
+        );
+        probe.complete_at(Outcome::Failure, at(5_100));
+        assert_eq!(b.status().state, State::Open, "a failed probe reopens");
+        assert_eq!(
+            b.try_acquire_at(at(10_000)).err(),
+            Some(Refusal::CircuitOpen),
+            "for a new sleep window"
+        );
+        run(&b, at(10_100), Outcome::Success);
+        assert_eq!(b.status().state, State::Closed, "a good probe closes");
+        assert_eq!(b.status().window_total, 0, "and resets the window");
     }
 
     #[test]
     fn a_dropped_permit_counts_as_a_failure() {
-        let b = Arc::new(Breaker::new("s.m", settings()));
+        let (b, at) = breaker();
         for _ in 0..4 {
-            drop(b.try_acquire().unwrap());
+            drop(b.try_acquire_at(at(0)).unwrap());
         }
         assert_eq!(b.status().state, State::Open);
         assert_eq!(b.status().in_flight, 0);

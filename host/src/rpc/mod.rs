@@ -8,6 +8,8 @@
 
 pub mod breaker;
 mod host;
+pub mod listener;
+pub mod remote;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -24,8 +26,10 @@ use crate::runtime::state::CallContext;
 /// How many nested rpc hops one request may make.
 pub const MAX_CALL_DEPTH: u32 = 8;
 
-/// Why an rpc (or a host call) failed; mirrors the WIT `error` variant.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+/// Why an rpc (or a host call) failed; mirrors the WIT `error` variant. Serialized as JSON
+/// between nodes.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "kind", content = "detail", rename_all = "snake_case")]
 pub enum CallError {
     #[error("deadline exceeded")]
     Timeout,
@@ -163,12 +167,9 @@ impl RpcState {
             deadline: now + timeout,
             depth: self.call.depth + 1,
         };
-        let result = tokio::time::timeout(
-            timeout,
-            self.app.call_local(service, method, payload, callee),
-        )
-        .await
-        .unwrap_or(Err(CallError::Timeout));
+        let result = tokio::time::timeout(timeout, self.app.call(service, method, payload, callee))
+            .await
+            .unwrap_or(Err(CallError::Timeout));
         permit.complete(match &result {
             Ok(_) => breaker::Outcome::Success,
             Err(e) if e.is_app() => breaker::Outcome::Success,

@@ -160,6 +160,8 @@ pub struct TestHost {
     pub config_path: PathBuf,
     pub http: String,
     pub admin: String,
+    /// The internal rpc listener, when the node has one.
+    pub rpc: String,
     child: Child,
     logs: Arc<Mutex<Vec<String>>>,
 }
@@ -189,6 +191,7 @@ impl TestHost {
             config_path,
             http: String::new(),
             admin: String::new(),
+            rpc: String::new(),
             child,
             logs,
         };
@@ -198,6 +201,7 @@ impl TestHost {
                 let v: serde_json::Value = serde_json::from_str(&line).unwrap();
                 host.http = format!("http://{}", v["http"].as_str().unwrap());
                 host.admin = format!("http://{}", v["admin"].as_str().unwrap());
+                host.rpc = v["rpc"].as_str().unwrap_or_default().to_string();
                 return host;
             }
             if let Ok(Some(status)) = host.child.try_wait() {
@@ -329,6 +333,18 @@ impl TestHost {
             .find(|b| b["command"] == command)
             .cloned()
             .unwrap_or(serde_json::Value::Null)
+    }
+
+    /// Waits for the process to exit by itself, up to `limit`.
+    pub fn wait_exit(&mut self, limit: Duration) -> Option<std::process::ExitStatus> {
+        let started = Instant::now();
+        while started.elapsed() < limit {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        None
     }
 
     pub fn stop(mut self) {
@@ -481,4 +497,114 @@ fn is_complete(answer: &[u8]) -> bool {
                 .map(|v| v.trim().parse::<usize>().unwrap_or(0))
         })
         .is_some_and(|len| body.len() >= len)
+}
+
+/// A free loopback port (bound, then released: good enough for tests).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// The etcd the cluster tests use (`MICRO_API_TEST_ETCD`, e.g. `http://127.0.0.1:2379`), or
+/// `None` after saying the test is skipped.
+pub fn etcd_endpoint(test: &str) -> Option<String> {
+    match std::env::var("MICRO_API_TEST_ETCD") {
+        Ok(endpoint) if !endpoint.is_empty() => Some(endpoint),
+        _ => {
+            eprintln!("SKIPPED {test}: set MICRO_API_TEST_ETCD to an etcd endpoint to run it");
+            None
+        }
+    }
+}
+
+/// An etcd server of the test's own (Debian's `etcd`), for tests that stop and start it.
+pub struct Etcd {
+    dir: tempfile::TempDir,
+    client_port: u16,
+    peer_port: u16,
+    child: Option<Child>,
+}
+
+impl Etcd {
+    pub fn start() -> Self {
+        let mut etcd = Self {
+            dir: tempfile::tempdir().unwrap(),
+            client_port: free_port(),
+            peer_port: free_port(),
+            child: None,
+        };
+        etcd.resume();
+        etcd
+    }
+
+    pub fn endpoint(&self) -> String {
+        format!("http://127.0.0.1:{}", self.client_port)
+    }
+
+    /// Starts (again) on the same data and ports, and waits until it answers.
+    pub fn resume(&mut self) {
+        let client = self.endpoint();
+        let peer = format!("http://127.0.0.1:{}", self.peer_port);
+        let child = Command::new(std::env::var("MICRO_API_TEST_ETCD_BIN").unwrap_or("etcd".into()))
+            .arg("--data-dir")
+            .arg(self.dir.path().join("data"))
+            .args([
+                "--listen-client-urls",
+                &client,
+                "--advertise-client-urls",
+                &client,
+            ])
+            .args([
+                "--listen-peer-urls",
+                &peer,
+                "--initial-advertise-peer-urls",
+                &peer,
+            ])
+            .args(["--initial-cluster", &format!("default={peer}")])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start etcd (apt-get install etcd-server)");
+        self.child = Some(child);
+        let started = Instant::now();
+        while std::net::TcpStream::connect(("127.0.0.1", self.client_port)).is_err() {
+            assert!(
+                started.elapsed() < Duration::from_secs(20),
+                "etcd did not start"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    pub fn pause(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for Etcd {
+    fn drop(&mut self) {
+        self.pause();
+    }
+}
+
+/// Every key under `prefix` in etcd, with its lease.
+pub async fn etcd_keys(endpoint: &str, prefix: &str) -> Vec<(String, i64)> {
+    let mut client = etcd_client::Client::connect([endpoint], None)
+        .await
+        .unwrap();
+    let answer = client
+        .get(prefix, Some(etcd_client::GetOptions::new().with_prefix()))
+        .await
+        .unwrap();
+    answer
+        .kvs()
+        .iter()
+        .map(|kv| (kv.key_str().unwrap().to_string(), kv.lease()))
+        .collect()
 }

@@ -22,6 +22,7 @@
 use std::io::{Read as _, Write as _};
 
 use serde::Serialize;
+use serde::de::DeserializeOwned;
 use wasip2::http::types::{
     ErrorCode, Fields, IncomingRequest, Method, OutgoingBody, OutgoingResponse, ResponseOutparam,
 };
@@ -158,6 +159,14 @@ impl Request {
             .and_then(|(_, value)| std::str::from_utf8(value).ok())
     }
 
+    /// The verified claims of the caller's access token, on a route with
+    /// `auth = "required"`: the host checked the token (signature, expiry, issuer, audience)
+    /// before this plugin ran. `None` on an open route, or when they are not a `T`. The
+    /// host removes any copy of the header a client sends, so it can be trusted.
+    pub fn claims<T: DeserializeOwned>(&self) -> Option<T> {
+        serde_json::from_str(self.header(CLAIMS_HEADER)?).ok()
+    }
+
     /// Whether the media type of the `content-type` header is `media_type`, parameters
     /// such as `; charset=utf-8` aside.
     pub fn has_content_type(&self, media_type: &str) -> bool {
@@ -184,6 +193,10 @@ impl Request {
         Ok(Form::parse(&self.body))
     }
 }
+
+/// The request header in which the host hands a protected route's plugin the verified
+/// claims of the caller's token, as JSON (see [`Request::claims`]).
+pub const CLAIMS_HEADER: &str = "x-micro-api-claims";
 
 /// Reads the whole body of `incoming`, failing with 413 past `max_body` bytes.
 fn read_body(incoming: IncomingRequest, max_body: usize) -> Result<Vec<u8>, HttpError> {
@@ -337,6 +350,21 @@ mod tests {
             headers: vec![("Content-Type".into(), content_type.into())],
             body: body.into(),
         }
+    }
+
+    #[test]
+    fn reads_the_claims_the_host_hands_over() {
+        #[derive(serde::Deserialize)]
+        struct Claims {
+            name: String,
+        }
+        let mut r = request("", "");
+        assert!(r.claims::<Claims>().is_none());
+        r.headers.push((
+            "X-Micro-Api-Claims".into(),
+            br#"{"sub":"1","name":"Jos\u00e9"}"#.to_vec(),
+        ));
+        assert_eq!(r.claims::<Claims>().unwrap().name, "José");
     }
 
     #[test]

@@ -37,6 +37,7 @@ impl service::Guest for Probe {
                 Ok(json!({ "value": config::get(&key)? }))
             }),
             "tx" => service::json(&payload, transaction),
+            "slow-insert" => service::json(&payload, slow_insert),
             "count" => service::json(&payload, |Key { key }| {
                 create_table()?;
                 let rows = sql::query(
@@ -133,4 +134,22 @@ fn recurse(depth: u64) -> u64 {
         return frame[0];
     }
     recurse(depth - 1).wrapping_add(frame[1])
+}
+
+#[derive(Deserialize)]
+struct SlowInsert {
+    ms: u64,
+    key: String,
+}
+
+/// Sleeps, then writes `key`: the row must never appear when the caller's deadline passed
+/// during the sleep (the host stops the callee there).
+fn slow_insert(SlowInsert { ms, key }: SlowInsert) -> Result<Value, Error> {
+    create_table()?;
+    std::thread::sleep(Duration::from_millis(ms));
+    sql::execute(
+        "INSERT INTO `probe_kv` (`k`) VALUES (?)",
+        &[key.as_str().into()],
+    )?;
+    Ok(json!({ "inserted": key }))
 }

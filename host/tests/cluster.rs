@@ -1,0 +1,404 @@
+//! Several `micro-api` processes found through a real etcd: rpc between nodes, failover,
+//! etcd outages, deadlines across nodes, graceful shutdown.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::{Etcd, HostBuilder, SEED_CONFIG, TestHost, client, etcd_endpoint, etcd_keys, login};
+use serde_json::json;
+
+const CLUSTER_SECRET: &str = "test-cluster-secret-0123456789";
+const SEED_LOGIN: &str = "userName=micro&pwd=123";
+
+fn unique_prefix() -> String {
+    format!("/micro-api-test-{:08x}", rand::random::<u32>())
+}
+
+/// A node of the test cluster: its plugins, the seed's routes and grants, and `extra`.
+fn node(etcd: &str, prefix: &str, id: &str, plugins: &[&str], extra: &str) -> TestHost {
+    HostBuilder::new()
+        .plugins(plugins)
+        .config(&format!(
+            r#"
+[server]
+node_id = "{id}"
+rpc = "127.0.0.1:0"
+shutdown_grace_ms = 300
+
+[registry]
+backend = "etcd"
+endpoints = ["{etcd}"]
+prefix = "{prefix}"
+ttl_secs = 2
+
+[cluster]
+secret = "{CLUSTER_SECRET}"
+eject_ms = 1000
+"#
+        ))
+        .config(SEED_CONFIG)
+        .config(extra)
+        .start()
+}
+
+async fn wait_ready(host: &TestHost) {
+    let started = Instant::now();
+    loop {
+        let response = client()
+            .get(format!("{}/admin/health/ready", host.admin))
+            .send()
+            .await
+            .unwrap();
+        if response.status() == 200 {
+            return;
+        }
+        let body = response.text().await.unwrap();
+        assert!(
+            started.elapsed() < Duration::from_secs(15),
+            "not ready: {body}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+async fn invocations(host: &TestHost, plugin: &str) -> u64 {
+    host.plugin_stats(plugin).await["invocations"]
+        .as_u64()
+        .unwrap()
+}
+
+async fn wait_for_keys(etcd: &str, prefix: &str, want: &[&str], limit: Duration) -> Duration {
+    let started = Instant::now();
+    loop {
+        let keys = etcd_keys(etcd, prefix).await;
+        let present = |k: &&str| keys.iter().any(|(key, _)| key.ends_with(k));
+        if want.iter().all(present) {
+            return started.elapsed();
+        }
+        assert!(
+            started.elapsed() < limit,
+            "keys {want:?} not in etcd: {keys:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_login_crosses_three_nodes_registered_under_leases() {
+    let Some(etcd) = etcd_endpoint("a_login_crosses_three_nodes") else {
+        return;
+    };
+    let prefix = unique_prefix();
+    let n1 = node(&etcd, &prefix, "n1", &["user-api"], "");
+    let n2 = node(&etcd, &prefix, "n2", &["user"], "");
+    let n3 = node(&etcd, &prefix, "n3", &["auth"], "");
+    wait_ready(&n1).await;
+    let (status, body) = login(&n1, SEED_LOGIN).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["user"], json!({ "id": 10001, "name": "micro" }));
+    assert!(invocations(&n2, "user").await >= 1, "user ran on node 2");
+    assert!(invocations(&n3, "auth").await >= 1, "auth ran on node 3");
+    let keys = etcd_keys(&etcd, &prefix).await;
+    assert!(
+        keys.iter().any(|(k, _)| k.ends_with("/services/user/n2")),
+        "{keys:?}"
+    );
+    assert!(
+        keys.iter().any(|(k, _)| k.ends_with("/services/auth/n3")),
+        "{keys:?}"
+    );
+    assert!(
+        keys.iter().all(|(_, lease)| *lease != 0),
+        "every key has a lease: {keys:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_killed_node_fails_fast_then_its_replacement_takes_over() {
+    let Some(etcd) = etcd_endpoint("a_killed_node_fails_fast") else {
+        return;
+    };
+    let prefix = unique_prefix();
+    let breaker =
+        "[breaker.\"auth.MakeAccessToken\"]\nvolume_threshold = 3\nsleep_window_ms = 1000\n";
+    let n1 = node(&etcd, &prefix, "n1", &["user-api", "user"], breaker);
+    let n3 = node(&etcd, &prefix, "n3", &["auth"], "");
+    wait_ready(&n1).await;
+    assert_eq!(login(&n1, SEED_LOGIN).await.0, 200);
+
+    n3.signal("KILL");
+    let killed = Instant::now();
+    let mut first_fallback = None;
+    let mut saw_open = false;
+    for _ in 0..8 {
+        let started = Instant::now();
+        let (status, body) = login(&n1, SEED_LOGIN).await;
+        assert_eq!(status, 503, "{body}");
+        assert!(
+            started.elapsed() < Duration::from_millis(1500),
+            "a fallback is fast: {:?}",
+            started.elapsed()
+        );
+        first_fallback.get_or_insert(killed.elapsed());
+        saw_open |= body["error"]["code"] == "circuit_open";
+    }
+    assert!(saw_open, "the breaker opened after the volume threshold");
+    let gone = {
+        let started = Instant::now();
+        loop {
+            let keys = etcd_keys(&etcd, &prefix).await;
+            if !keys.iter().any(|(k, _)| k.contains("/services/auth/")) {
+                break killed.elapsed();
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(6),
+                "auth key still in etcd: {keys:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    };
+    assert!(
+        gone <= Duration::from_secs(2 + 1) + Duration::from_millis(500),
+        "key gone after {gone:?}"
+    );
+
+    let _n4 = node(&etcd, &prefix, "n4", &["auth"], "");
+    let replaced = Instant::now();
+    let recovered = loop {
+        if login(&n1, SEED_LOGIN).await.0 == 200 {
+            break replaced.elapsed();
+        }
+        assert!(replaced.elapsed() < Duration::from_secs(15), "no recovery");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    eprintln!(
+        "SIGKILL to first fast fallback {first_fallback:?}, key gone from etcd after {gone:?}, replacement to recovery {recovered:?}"
+    );
+}
+
+#[tokio::test]
+async fn nodes_come_back_by_themselves_after_an_etcd_outage() {
+    if etcd_endpoint("nodes_come_back_after_an_etcd_outage").is_none() {
+        return;
+    }
+    let mut etcd = Etcd::start();
+    let endpoint = etcd.endpoint();
+    let prefix = unique_prefix();
+    let n1 = node(&endpoint, &prefix, "n1", &["user-api", "user"], "");
+    let _n2 = node(&endpoint, &prefix, "n2", &["auth"], "");
+    wait_ready(&n1).await;
+    assert_eq!(login(&n1, SEED_LOGIN).await.0, 200);
+
+    etcd.pause();
+    for _ in 0..6 {
+        // Longer than the 2 s TTL; lookups come from the cached view meanwhile.
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        assert_eq!(
+            login(&n1, SEED_LOGIN).await.0,
+            200,
+            "cached lookups keep logins working"
+        );
+    }
+    etcd.resume();
+    let back = wait_for_keys(
+        &endpoint,
+        &prefix,
+        &["/services/user/n1", "/services/auth/n2"],
+        Duration::from_secs(20),
+    )
+    .await;
+    // Past the old leases' TTL, the keys must still be there: re-registered, not leftovers.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    wait_for_keys(
+        &endpoint,
+        &prefix,
+        &["/services/user/n1", "/services/auth/n2"],
+        Duration::from_secs(1),
+    )
+    .await;
+    assert_eq!(login(&n1, SEED_LOGIN).await.0, 200);
+    eprintln!("keys back in etcd {back:?} after it restarted");
+}
+
+const PROBES: &str = r#"
+[[route]]
+path = "/probe/{*rest}"
+plugin = "probe-http"
+
+[plugin.probe-http]
+rpc = ["probe"]
+
+[plugin.probe]
+rpc = ["probe"]
+sql = true
+"#;
+
+async fn probe_call(
+    host: &TestHost,
+    method: &str,
+    payload: serde_json::Value,
+) -> (u16, serde_json::Value) {
+    let response = client()
+        .post(host.url(&format!("/probe/call/probe/{method}")))
+        .json(&payload)
+        .send()
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap_or_default())
+}
+
+#[tokio::test]
+async fn a_remote_callee_stops_at_the_callers_deadline() {
+    let Some(etcd) = etcd_endpoint("a_remote_callee_stops_at_the_callers_deadline") else {
+        return;
+    };
+    let prefix = unique_prefix();
+    let extra = format!("{PROBES}\n[breaker.\"probe.slow-insert\"]\ntimeout_ms = 300\n");
+    let n1 = node(&etcd, &prefix, "n1", &["probe-http"], &extra);
+    let n2 = node(&etcd, &prefix, "n2", &["probe"], &extra);
+    wait_ready(&n1).await;
+    let (status, body) = probe_call(&n1, "slow-insert", json!({ "ms": 10, "key": "early" })).await;
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = probe_call(&n1, "slow-insert", json!({ "ms": 1500, "key": "late" })).await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (504, Some("timeout"))
+    );
+    tokio::time::sleep(Duration::from_millis(2000)).await;
+    assert_eq!(
+        probe_call(&n1, "count", json!({ "key": "early" })).await.1["count"],
+        1
+    );
+    assert_eq!(
+        probe_call(&n1, "count", json!({ "key": "late" })).await.1["count"],
+        0,
+        "the remote work was cancelled before it wrote"
+    );
+    assert!(invocations(&n2, "probe").await >= 4);
+}
+
+#[tokio::test]
+async fn local_endpoints_are_preferred() {
+    let Some(etcd) = etcd_endpoint("local_endpoints_are_preferred") else {
+        return;
+    };
+    let prefix = unique_prefix();
+    let n1 = node(&etcd, &prefix, "n1", &["user-api", "user", "auth"], "");
+    let n2 = node(&etcd, &prefix, "n2", &["user"], "");
+    wait_for_keys(
+        &etcd,
+        &prefix,
+        &["/services/user/n1", "/services/user/n2"],
+        Duration::from_secs(10),
+    )
+    .await;
+    wait_ready(&n1).await;
+    for _ in 0..10 {
+        assert_eq!(login(&n1, SEED_LOGIN).await.0, 200);
+    }
+    assert_eq!(invocations(&n1, "user").await, 10);
+    assert_eq!(invocations(&n2, "user").await, 0);
+}
+
+#[tokio::test]
+async fn the_rpc_listener_refuses_calls_without_the_cluster_secret() {
+    let Some(etcd) = etcd_endpoint("the_rpc_listener_refuses_calls_without_the_secret") else {
+        return;
+    };
+    let n1 = node(&etcd, &unique_prefix(), "n1", &["probe"], PROBES);
+    let url = format!("http://{}/rpc/probe/echo", n1.rpc);
+    for auth in [
+        None,
+        Some("Bearer wrong-secret-0123456789"),
+        Some("Basic xyz"),
+    ] {
+        let mut request = client().post(&url).body("{}");
+        if let Some(auth) = auth {
+            request = request.header("authorization", auth);
+        }
+        let response = request.send().await.unwrap();
+        assert_eq!(response.status(), 401, "{auth:?}");
+    }
+    assert_eq!(invocations(&n1, "probe").await, 0, "no component ran");
+    let response = client()
+        .post(&url)
+        .header("authorization", format!("Bearer {CLUSTER_SECRET}"))
+        .body(r#"{"ok":true}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.text().await.unwrap(), r#"{"ok":true}"#);
+}
+
+#[tokio::test]
+async fn sigterm_deregisters_and_drains_without_failing_accepted_requests() {
+    let Some(etcd) = etcd_endpoint("sigterm_deregisters_and_drains") else {
+        return;
+    };
+    let prefix = unique_prefix();
+    let mut n1 = node(&etcd, &prefix, "n1", &["probe", "probe-http"], PROBES);
+    wait_for_keys(
+        &etcd,
+        &prefix,
+        &["/services/probe/n1"],
+        Duration::from_secs(10),
+    )
+    .await;
+    // In flight when SIGTERM arrives: accepted, so every one must succeed.
+    let http = client();
+    let in_flight: Vec<_> = (0..20)
+        .map(|_| {
+            http.post(n1.url("/probe/call/probe/sleep"))
+                .body(r#"{"ms": 500}"#)
+                .send()
+        })
+        .collect();
+    let terminated = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    // Meanwhile a steady stream: any answer must be a success; after SIGTERM, a
+    // connection the host no longer accepts may fail.
+    let stream = {
+        let (http, url, terminated) = (http.clone(), n1.url("/probe/hello"), terminated.clone());
+        async move {
+            let (mut ok, mut refused) = (0, 0);
+            for _ in 0..200 {
+                match http.get(&url).send().await {
+                    Ok(response) => {
+                        assert_eq!(response.status(), 200);
+                        ok += 1;
+                    }
+                    Err(e) => {
+                        assert!(
+                            terminated.load(std::sync::atomic::Ordering::SeqCst),
+                            "failed before SIGTERM: {e}"
+                        );
+                        refused += 1;
+                    }
+                }
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            (ok, refused)
+        }
+    };
+    let terminate = async {
+        tokio::time::sleep(Duration::from_millis(150)).await;
+        terminated.store(true, std::sync::atomic::Ordering::SeqCst);
+        n1.signal("TERM");
+    };
+    let (answers, (ok, refused), ()) =
+        tokio::join!(futures::future::join_all(in_flight), stream, terminate);
+    for answer in answers {
+        let response = answer.expect("an accepted request is answered");
+        assert_eq!(response.status(), 200, "an accepted request succeeded");
+    }
+    assert!(ok > 0, "requests were served until the drain");
+    let keys = etcd_keys(&etcd, &prefix).await;
+    assert!(keys.is_empty(), "deregistered: {keys:?}");
+    let status = n1
+        .wait_exit(Duration::from_secs(15))
+        .expect("the host exits");
+    assert!(status.success(), "exit {status}");
+    eprintln!("during SIGTERM: {ok} served, {refused} refused before being accepted");
+}
