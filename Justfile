@@ -20,3 +20,7 @@ lint:
 # micro-benchmarks (see bench/RESULTS.md); `just bench --short` is the CI smoke run.
 bench *ARGS:
     cargo xtask bench {{ARGS}}
+
+# A three-node cluster through etcd (user-api, user, auth on separate nodes), with a login.
+cluster-demo:
+    scripts/cluster-demo.sh

@@ -10,4 +10,4 @@ wasmtime::component::bindgen!({
     exports: { default: async },
 });
 
-pub use micro_api::host::types::{AppError, Error};
+pub use self::micro_api::host::types::{AppError, Error};

@@ -62,6 +62,7 @@ pub struct HostBuilder {
     database_url: Option<String>,
     env: Vec<(String, String)>,
     cache_dir: Option<PathBuf>,
+    admin_token: Option<String>,
 }
 
 impl HostBuilder {
@@ -72,7 +73,15 @@ impl HostBuilder {
             database_url: None,
             env: Vec::new(),
             cache_dir: None,
+            admin_token: None,
         }
+    }
+
+    /// Sets `[admin] token` (through the environment, as production would); the harness's
+    /// admin requests then send it. Without it the admin listener asks for no token.
+    pub fn admin_token(mut self, token: &str) -> Self {
+        self.admin_token = Some(token.into());
+        self.env("MICRO_API__ADMIN__TOKEN", token)
     }
 
     /// A compile cache of this test's own instead of the shared one.
@@ -133,7 +142,9 @@ impl HostBuilder {
         let config = toml::to_string(&config).unwrap();
         let config_path = dir.path().join("config.toml");
         std::fs::write(&config_path, config).unwrap();
-        TestHost::spawn(dir, config_path, self.env)
+        let mut host = TestHost::spawn(dir, config_path, self.env);
+        host.admin_token = self.admin_token;
+        host
     }
 }
 
@@ -162,6 +173,8 @@ pub struct TestHost {
     pub admin: String,
     /// The internal rpc listener, when the node has one.
     pub rpc: String,
+    /// The admin token the harness's admin requests send, if the host has one.
+    pub admin_token: Option<String>,
     child: Child,
     logs: Arc<Mutex<Vec<String>>>,
 }
@@ -191,6 +204,7 @@ impl TestHost {
             config_path,
             http: String::new(),
             admin: String::new(),
+            admin_token: None,
             rpc: String::new(),
             child,
             logs,
@@ -278,10 +292,18 @@ impl TestHost {
         self.dir.path().join("plugins")
     }
 
+    /// A request to the admin listener, with the admin token if the host has one.
+    pub fn admin_request(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+        let request = client().request(method, format!("{}{path}", self.admin));
+        match &self.admin_token {
+            Some(token) => request.bearer_auth(token),
+            None => request,
+        }
+    }
+
     /// `GET /admin/plugins`, whole.
     pub async fn admin_plugins(&self) -> serde_json::Value {
-        client()
-            .get(format!("{}/admin/plugins", self.admin))
+        self.admin_request(reqwest::Method::GET, "/admin/plugins")
             .send()
             .await
             .unwrap()
@@ -291,8 +313,8 @@ impl TestHost {
     }
 
     pub async fn admin_post(&self, path: &str) -> (u16, serde_json::Value) {
-        let response = client()
-            .post(format!("{}{path}", self.admin))
+        let response = self
+            .admin_request(reqwest::Method::POST, path)
             .send()
             .await
             .unwrap();
@@ -318,8 +340,8 @@ impl TestHost {
 
     /// `GET /admin/breakers`, the entry of `command`.
     pub async fn breaker(&self, command: &str) -> serde_json::Value {
-        let all: serde_json::Value = client()
-            .get(format!("{}/admin/breakers", self.admin))
+        let all: serde_json::Value = self
+            .admin_request(reqwest::Method::GET, "/admin/breakers")
             .send()
             .await
             .unwrap()
