@@ -402,3 +402,45 @@ async fn sigterm_deregisters_and_drains_without_failing_accepted_requests() {
     assert!(status.success(), "exit {status}");
     eprintln!("during SIGTERM: {ok} served, {refused} refused before being accepted");
 }
+
+/// Added latency of a cross-node rpc hop over an in-process one; run with
+/// `cargo xtask test --test cluster -- --ignored --nocapture hop_latency_figures`.
+#[tokio::test]
+#[ignore = "a measurement, not a check: run it on purpose"]
+async fn hop_latency_figures() {
+    let Some(etcd) = etcd_endpoint("hop_latency_figures") else {
+        return;
+    };
+    let prefix = unique_prefix();
+    // Node 1 calls its own probe; node 3 has none and calls node 2's.
+    let local = node(&etcd, &prefix, "n1", &["probe-http", "probe"], PROBES);
+    let remote_callee = node(&etcd, &format!("{prefix}-r"), "n2", &["probe"], PROBES);
+    let remote_caller = node(&etcd, &format!("{prefix}-r"), "n3", &["probe-http"], PROBES);
+    wait_ready(&local).await;
+    wait_ready(&remote_caller).await;
+    let http = client();
+    let measure = |host: &TestHost| {
+        let (http, url) = (http.clone(), host.url("/probe/call/probe/echo"));
+        async move {
+            let mut times = Vec::new();
+            for i in 0..600 {
+                let started = Instant::now();
+                let response = http.post(&url).body("{}").send().await.unwrap();
+                assert_eq!(response.status(), 200);
+                response.bytes().await.unwrap();
+                if i >= 100 {
+                    times.push(started.elapsed());
+                }
+            }
+            times.sort();
+            (times[times.len() / 2], times[times.len() * 99 / 100])
+        }
+    };
+    let (local_p50, local_p99) = measure(&local).await;
+    let (remote_p50, remote_p99) = measure(&remote_caller).await;
+    eprintln!(
+        "HTTP request with one rpc hop, 500 sequential calls: in-process p50 {local_p50:?} p99 {local_p99:?}; cross-node p50 {remote_p50:?} p99 {remote_p99:?}; added p50 {:?}",
+        remote_p50.saturating_sub(local_p50)
+    );
+    drop(remote_callee);
+}

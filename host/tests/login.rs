@@ -3,7 +3,9 @@
 
 mod common;
 
-use common::{HostBuilder, ScratchDatabase, TEST_SIGNING_KEY, TestHost, client, login};
+use common::{
+    HostBuilder, ScratchDatabase, TEST_SIGNING_KEY, TestHost, argon2id, client, login, sqlite_url,
+};
 use micro_api::sql::{Database, Value};
 use serde_json::json;
 
@@ -18,15 +20,6 @@ plugin = "probe-http"
 [plugin.probe-http]
 rpc = ["auth"]
 "#;
-
-fn argon2id(password: &str) -> String {
-    use argon2::password_hash::PasswordHasher;
-    let params = argon2::Params::new(19456, 2, 1, None).unwrap();
-    argon2::Argon2::new(argon2::Algorithm::Argon2id, argon2::Version::V0x13, params)
-        .hash_password(password.as_bytes())
-        .unwrap()
-        .to_string()
-}
 
 async fn connect(url: &str) -> Box<dyn Database> {
     micro_api::sql::connect(url, 2)
@@ -148,11 +141,7 @@ fn seed_host(db_url: Option<&str>) -> TestHost {
 #[tokio::test]
 async fn login_on_sqlite() {
     let host = seed_host(None);
-    let db_url = format!(
-        "sqlite://{}",
-        host.dir.path().join("data/micro-api.db").display()
-    );
-    login_scenario(&host, &db_url).await;
+    login_scenario(&host, &sqlite_url(&host)).await;
 }
 
 #[tokio::test]

@@ -407,6 +407,24 @@ pub async fn login(host: &TestHost, body: &str) -> (u16, serde_json::Value) {
     (status, json)
 }
 
+/// An argon2id hash with the host's parameters, to store users the tests add.
+pub fn argon2id(password: &str) -> String {
+    use argon2::password_hash::PasswordHasher;
+    let params = argon2::Params::new(19456, 2, 1, None).unwrap();
+    argon2::Argon2::new(argon2::Algorithm::Argon2id, argon2::Version::V0x13, params)
+        .hash_password(password.as_bytes())
+        .unwrap()
+        .to_string()
+}
+
+/// The URL of a host's own SQLite database (the default `[database]`).
+pub fn sqlite_url(host: &TestHost) -> String {
+    format!(
+        "sqlite://{}",
+        host.dir.path().join("data/micro-api.db").display()
+    )
+}
+
 /// The external databases configured for this run: (name, admin URL).
 pub fn external_databases() -> Vec<(&'static str, String)> {
     let mut found = Vec::new();
