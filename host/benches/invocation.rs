@@ -69,6 +69,7 @@ cache_dir = {cache:?}
 signing_key = "bench-signing-key-not-a-secret-0123456789abcdef"
 [plugin.probe]
 rpc = ["probe"]
+sql = true
 [plugin.user]
 sql = true
 crypto = true
@@ -81,7 +82,9 @@ crypto = true
             .enable_all()
             .build()
             .expect("tokio runtime");
-        let app = runtime.block_on(App::new(config)).expect("the app starts");
+        let app = runtime
+            .block_on(App::new(config, None))
+            .expect("the app starts");
         Self {
             runtime,
             app,
@@ -93,7 +96,7 @@ crypto = true
         self.app
             .plugins
             .get(name)
-            .unwrap_or_else(|| panic!("{name} is not loaded"))
+            .unwrap_or_else(|| panic!("{name} is not loaded: {:?}", self.app.plugins.refused()))
     }
 }
 

@@ -444,3 +444,26 @@ async fn hop_latency_figures() {
     );
     drop(remote_callee);
 }
+
+#[tokio::test]
+async fn the_w3c_trace_id_crosses_nodes_into_every_log_line() {
+    let Some(etcd) = etcd_endpoint("the_w3c_trace_id_crosses_nodes") else {
+        return;
+    };
+    let prefix = unique_prefix();
+    let n1 = node(&etcd, &prefix, "n1", &["probe-http"], PROBES);
+    let n2 = node(&etcd, &prefix, "n2", &["probe"], PROBES);
+    wait_ready(&n1).await;
+    let trace_id = "4bf92f3577b34da6a3ce929d0e0e4736";
+    let response = client()
+        .post(n1.url("/probe/call/probe/trap"))
+        .header("traceparent", format!("00-{trace_id}-00f067aa0ba902b7-01"))
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 503);
+    // The callee's trap, logged on node 2, and the caller's error, logged on node 1.
+    n2.wait_for_log(&["plugin trapped", trace_id]);
+    n1.wait_for_log(&["\"plugin\":\"probe-http\"", trace_id]);
+}

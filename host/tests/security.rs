@@ -476,6 +476,12 @@ async fn slow_and_oversized_clients_are_refused_while_others_are_served() {
         assert!(took < Duration::from_millis(900), "{took:?}");
     }
 
+    // A request without a Host is the client's fault (400), never counted on the plugin.
+    let (_, answer) = raw(&host, b"GET /probe/hello HTTP/1.1\r\n\r\n").await;
+    assert!(answer.starts_with("HTTP/1.1 400"), "{answer:?}");
+    assert!(answer.contains("bad_request"), "{answer}");
+    assert_eq!(host.plugin_stats("probe-http").await["errors"], 0);
+
     // An idle keep-alive connection is closed after the idle timeout, silently; so is one
     // that never sends anything.
     let mut stream = TcpStream::connect(&addr).await.unwrap();

@@ -33,6 +33,7 @@ use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
 use crate::app::App;
 use crate::config::{FrontConfig, RouteAuth};
 use crate::runtime::invoke::{self, HttpInvokeError};
+use crate::telemetry::TraceContext;
 use login_limit::{LoginLimiter, Subject};
 use metrics::METRICS;
 use router::{Routed, Router};
@@ -202,6 +203,7 @@ impl Gateway {
             url.path = %request.uri().path(),
             plugin = tracing::field::Empty,
             http.response.status_code = tracing::field::Empty,
+            trace_id = tracing::field::Empty,
         );
         let response = self.route(request).instrument(span.clone()).await;
         span.record("http.response.status_code", response.status().as_u16());
@@ -209,6 +211,13 @@ impl Gateway {
     }
 
     async fn route(&self, mut request: Request<Incoming>) -> Response<HyperOutgoingBody> {
+        if !has_authority(&request) {
+            return error::error(
+                StatusCode::BAD_REQUEST,
+                "bad_request",
+                "a request needs one valid Host header",
+            );
+        }
         let route = match self.router.route(request.method(), request.uri().path()) {
             Routed::Route(route) => route,
             Routed::NotFound => return error::not_found(),
@@ -264,7 +273,7 @@ impl Gateway {
         };
         let attempt = match self.login_attempt(&request) {
             Ok(attempt) => attempt,
-            Err(response) => return response,
+            Err(throttled) => return too_many_requests(throttled),
         };
         let response = match tokio::time::timeout_at(deadline, self.invoke(plugin, request)).await {
             Ok(response) => response,
@@ -282,11 +291,11 @@ impl Gateway {
     }
 
     /// For the login route: lets the attempt through (to be finished with the answer), or
-    /// answers 429 when its user name or address is over the limit.
+    /// says how long its user name or address must wait.
     fn login_attempt(
         &self,
         request: &Request<Bytes>,
-    ) -> Result<Option<login_limit::Attempt<'_>>, Response<HyperOutgoingBody>> {
+    ) -> Result<Option<login_limit::Attempt<'_>>, login_limit::Throttled> {
         let Some(limiter) = self
             .login_limit
             .as_deref()
@@ -305,24 +314,7 @@ impl Gateway {
                 .get::<ClientAddr>()
                 .map(|ClientAddr(peer)| peer.ip().into()),
         };
-        match limiter.begin(subject) {
-            Ok(attempt) => Ok(Some(attempt)),
-            Err(throttled) => {
-                let seconds = throttled.retry_after.as_secs().max(1);
-                if let Some(total) = METRICS.logins_throttled.hit() {
-                    tracing::warn!(retry_after = seconds, total, "429: too many failed logins");
-                }
-                let mut response = error::error(
-                    StatusCode::TOO_MANY_REQUESTS,
-                    "too_many_requests",
-                    "too many failed logins; try again later",
-                );
-                response
-                    .headers_mut()
-                    .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
-                Err(response)
-            }
-        }
+        limiter.begin(subject).map(Some)
     }
 
     /// Runs the plugin on the request; its failures in the gateway's error shape.
@@ -331,7 +323,15 @@ impl Gateway {
         plugin: Arc<crate::plugins::Plugin>,
         request: Request<Bytes>,
     ) -> Response<HyperOutgoingBody> {
-        match invoke::handle_http(&self.app, plugin, request.map(Full::new)).await {
+        // The caller's W3C trace, or a new one; every log line of this request carries it.
+        let trace = request
+            .headers()
+            .get("traceparent")
+            .and_then(|v| v.to_str().ok())
+            .and_then(TraceContext::parse)
+            .unwrap_or_else(TraceContext::new_root);
+        tracing::Span::current().record("trace_id", trace.trace_id_hex());
+        match invoke::handle_http(&self.app, plugin, request.map(Full::new), trace).await {
             Ok(response) => response,
             Err(HttpInvokeError::Timeout) => timeout(),
             Err(HttpInvokeError::NotHttp(_)) => error::not_found(),
@@ -378,6 +378,23 @@ impl Gateway {
     }
 }
 
+/// 429 `too_many_requests` with `Retry-After`: too many failed logins.
+fn too_many_requests(throttled: login_limit::Throttled) -> Response<HyperOutgoingBody> {
+    let seconds = throttled.retry_after.as_secs().max(1);
+    if let Some(total) = METRICS.logins_throttled.hit() {
+        tracing::warn!(retry_after = seconds, total, "429: too many failed logins");
+    }
+    let mut response = error::error(
+        StatusCode::TOO_MANY_REQUESTS,
+        "too_many_requests",
+        "too many failed logins; try again later",
+    );
+    response
+        .headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+    response
+}
+
 /// 504 `timeout`: the request's own deadline passed.
 fn timeout() -> Response<HyperOutgoingBody> {
     error::error(
@@ -385,4 +402,43 @@ fn timeout() -> Response<HyperOutgoingBody> {
         "timeout",
         "the request did not finish within its deadline",
     )
+}
+
+/// Whether the request names its authority: in its URI (HTTP/2, absolute form) or in
+/// exactly one valid `Host` header. RFC 9112 asks for 400 without it, and wasi-http refuses
+/// to hand such a request to a plugin: let through, it would count as the plugin's failure
+/// (and could push a new version on probation into a rollback).
+fn has_authority<B>(request: &Request<B>) -> bool {
+    if request.uri().authority().is_some() {
+        return true;
+    }
+    let mut hosts = request.headers().get_all(header::HOST).iter();
+    match (hosts.next(), hosts.next()) {
+        (Some(host), None) => host
+            .to_str()
+            .is_ok_and(|h| h.parse::<http::uri::Authority>().is_ok()),
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_request_must_name_its_authority() {
+        let with = |uri: &str, hosts: &[&[u8]]| {
+            let mut request = Request::builder().uri(uri);
+            for host in hosts {
+                request = request.header(header::HOST, HeaderValue::from_bytes(host).unwrap());
+            }
+            has_authority(&request.body(()).unwrap())
+        };
+        assert!(with("/a", &[b"example.com:8080"]));
+        assert!(with("http://example.com/a", &[]));
+        assert!(!with("/a", &[]));
+        assert!(!with("/a", &[b"a", b"b"]));
+        assert!(!with("/a", &[b"\xff"]));
+        assert!(!with("/a", &[b"a b"]));
+    }
 }

@@ -16,6 +16,8 @@ use super::remote::{DEADLINE_HEADER, DEPTH_HEADER};
 use crate::app::App;
 use crate::front::error;
 use crate::runtime::state::CallContext;
+use crate::telemetry::TraceContext;
+use tracing::Instrument;
 
 /// Compares secrets in time independent of where they differ. Hand-written because it is
 /// four lines; pulling a crate for it would not make it clearer.
@@ -59,10 +61,21 @@ pub async fn handle(app: Arc<App>, request: Request<Incoming>) -> Response<Hyper
     let depth = header(&request, DEPTH_HEADER)
         .and_then(|v| v.parse::<u32>().ok())
         .unwrap_or(1);
+    let trace = header(&request, "traceparent")
+        .and_then(TraceContext::parse)
+        .unwrap_or_else(TraceContext::new_root);
     let call = CallContext {
         deadline: Instant::now() + remaining,
         depth,
+        trace,
     };
+    let span = tracing::info_span!(
+        "rpc.server",
+        otel.kind = "server",
+        rpc.service = %service,
+        rpc.method = %method,
+        trace_id = %trace.trace_id_hex(),
+    );
     let limit = app.config.server.body_limit;
     let payload = match Limited::new(request.into_body(), limit).collect().await {
         Ok(body) => body.to_bytes().to_vec(),
@@ -72,6 +85,7 @@ pub async fn handle(app: Arc<App>, request: Request<Incoming>) -> Response<Hyper
         call.deadline.into(),
         app.call_local(&service, &method, payload, call),
     )
+    .instrument(span)
     .await
     .unwrap_or(Err(CallError::Timeout));
     answer(result)

@@ -166,6 +166,7 @@ impl RpcState {
         let callee = CallContext {
             deadline: now + timeout,
             depth: self.call.depth + 1,
+            trace: self.call.trace.child(),
         };
         let result = tokio::time::timeout(timeout, self.app.call(service, method, payload, callee))
             .await

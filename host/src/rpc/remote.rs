@@ -132,6 +132,7 @@ impl RemoteCalls {
         )
         .header(DEADLINE_HEADER, remaining.as_millis().to_string())
         .header(DEPTH_HEADER, call.depth.to_string())
+        .header("traceparent", call.trace.to_string())
         .body(Full::new(Bytes::from(payload)))
         .map_err(|e| CallError::Invalid(e.to_string()))?;
         let response = match self.client.request(request).await {

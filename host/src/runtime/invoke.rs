@@ -114,6 +114,7 @@ pub async fn handle_http(
     app: &Arc<App>,
     plugin: Arc<Plugin>,
     request: http::Request<Full<Bytes>>,
+    trace: crate::telemetry::TraceContext,
 ) -> Result<http::Response<HyperOutgoingBody>, HttpInvokeError> {
     let Entry::Http(pre) = &plugin.entry else {
         return Err(HttpInvokeError::NotHttp(plugin.name.clone()));
@@ -121,7 +122,11 @@ pub async fn handle_http(
     PluginStats::count(&plugin.stats.invocations);
     let pre = pre.clone();
     let deadline = Instant::now() + plugin.deadline();
-    let call = CallContext { deadline, depth: 0 };
+    let call = CallContext {
+        deadline,
+        depth: 0,
+        trace,
+    };
     let mut store = app
         .runtime
         .new_store(PluginState::new(app, &plugin, call), deadline);

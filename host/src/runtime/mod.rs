@@ -115,6 +115,39 @@ fn engine_config(pool: Option<PoolConfig>) -> wasmtime::Config {
         pool.total_tables(instances * 2);
         pool.total_stacks(instances);
         pool.max_memory_size((size.memory_mb as usize) << 20);
+        // BENCH-EXPERIMENT (temporary, removed once measured): pool knobs from the environment.
+        let knob = |name: &str| {
+            std::env::var(name)
+                .ok()
+                .and_then(|v| v.parse::<usize>().ok())
+        };
+        if let Some(n) = knob("XP_TABLE_KEEP") {
+            pool.table_keep_resident(n);
+        }
+        if let Some(n) = knob("XP_MEMORY_KEEP") {
+            pool.linear_memory_keep_resident(n);
+        }
+        if let Some(n) = knob("XP_STACK_KEEP") {
+            pool.async_stack_keep_resident(n);
+        }
+        if let Some(n) = knob("XP_WARM") {
+            pool.max_unused_warm_slots(n as u32);
+        }
+        if let Some(n) = knob("XP_DECOMMIT") {
+            pool.decommit_batch_size(n);
+        }
+        if knob("XP_PAGEMAP") == Some(1) {
+            pool.pagemap_scan(wasmtime::Enabled::Yes);
+        }
+        if let Some(n) = knob("XP_RESERVATION") {
+            config.memory_reservation(n as u64);
+        }
+        if let Some(n) = knob("XP_GUARD") {
+            config.memory_guard_size(n as u64);
+        }
+        if let Some(n) = knob("XP_COW") {
+            config.memory_init_cow(n == 1);
+        }
         config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
     }
     config

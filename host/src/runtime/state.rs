@@ -24,6 +24,8 @@ pub struct CallContext {
     pub deadline: Instant,
     /// How many rpc hops led here (0 for an HTTP request).
     pub depth: u32,
+    /// The W3C trace this invocation belongs to.
+    pub trace: crate::telemetry::TraceContext,
 }
 
 pub struct PluginState {

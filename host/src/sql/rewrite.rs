@@ -1,6 +1,7 @@
 //! Rewrites portable plugin SQL for PostgreSQL: `?` placeholders become `$1, $2, ...` and
-//! backtick-quoted identifiers become double-quoted ones. String literals, quoted
-//! identifiers and comments are copied untouched.
+//! backtick-quoted identifiers become double-quoted ones. String literals (escape strings
+//! `E'...'` with their backslashes too), quoted identifiers and comments (nested, as
+//! PostgreSQL nests them) are copied untouched.
 //!
 //! Written by hand: sqlx has no placeholder translation, and a full SQL parser
 //! (`sqlparser`) would reject dialect features the database itself accepts.
@@ -9,7 +10,11 @@ pub fn for_postgres(sql: &str) -> String {
     let mut out = String::with_capacity(sql.len() + 8);
     let mut placeholders = 0;
     let mut chars = sql.chars().peekable();
+    // Whether the previous character continues an identifier (`name'` is no `E'` string).
+    let mut in_word = false;
     while let Some(c) = chars.next() {
+        let word_before =
+            std::mem::replace(&mut in_word, c.is_alphanumeric() || c == '_' || c == '$');
         match c {
             '?' => {
                 placeholders += 1;
@@ -25,6 +30,21 @@ pub fn for_postgres(sql: &str) -> String {
                     out.push(c);
                 }
                 out.push('"');
+            }
+            'E' | 'e' if !word_before && chars.peek() == Some(&'\'') => {
+                // An escape string: a backslash escapes the next character, quote included.
+                out.push(c);
+                out.push(chars.next().expect("peeked"));
+                while let Some(inner) = chars.next() {
+                    out.push(inner);
+                    match inner {
+                        '\\' => out.extend(chars.next()),
+                        '\'' if chars.peek() == Some(&'\'') => out.extend(chars.next()),
+                        '\'' => break,
+                        _ => {}
+                    }
+                }
+                in_word = false;
             }
             '\'' | '"' => {
                 out.push(c);
@@ -48,14 +68,28 @@ pub fn for_postgres(sql: &str) -> String {
             }
             '/' if chars.peek() == Some(&'*') => {
                 out.push(c);
+                out.push(chars.next().expect("peeked"));
+                // `/*` opens, `*/` closes; the `*` of an opener never closes (`/*/`).
+                let mut depth = 1;
                 let mut previous = '\0';
                 for inner in chars.by_ref() {
                     out.push(inner);
-                    if previous == '*' && inner == '/' {
-                        break;
+                    match (previous, inner) {
+                        ('*', '/') => {
+                            depth -= 1;
+                            if depth == 0 {
+                                break;
+                            }
+                            previous = '\0';
+                        }
+                        ('/', '*') => {
+                            depth += 1;
+                            previous = '\0';
+                        }
+                        _ => previous = inner,
                     }
-                    previous = inner;
                 }
+                in_word = false;
             }
             _ => out.push(c),
         }
@@ -72,6 +106,18 @@ mod tests {
         assert_eq!(
             for_postgres("SELECT `user_id` FROM `user` WHERE `user_name` = ? AND x > ?"),
             r#"SELECT "user_id" FROM "user" WHERE "user_name" = $1 AND x > $2"#
+        );
+    }
+
+    #[test]
+    fn escape_strings_and_nested_comments_are_untouched() {
+        assert_eq!(
+            for_postgres(r"SELECT E'it\'s ?', e'a''?\\', name'?' FROM t WHERE x = ?"),
+            r"SELECT E'it\'s ?', e'a''?\\', name'?' FROM t WHERE x = $1"
+        );
+        assert_eq!(
+            for_postgres("SELECT ? /*/ ? */, ? /* a /* ? */ ? */ , ?"),
+            "SELECT $1 /*/ ? */, $2 /* a /* ? */ ? */ , $3"
         );
     }
 

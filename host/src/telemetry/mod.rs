@@ -3,11 +3,13 @@
 
 mod guest_output;
 mod host;
+mod trace_context;
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
 pub use guest_output::{GuestOutput, Stream};
+pub use trace_context::TraceContext;
 
 use crate::plugins::Plugin;
 
