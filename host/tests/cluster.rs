@@ -5,7 +5,9 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{Etcd, HostBuilder, SEED_CONFIG, TestHost, client, etcd_endpoint, etcd_keys, login};
+use common::{
+    Etcd, HostBuilder, PROBES, SEED_CONFIG, TestHost, client, etcd_endpoint, etcd_keys, login,
+};
 use serde_json::json;
 
 const CLUSTER_SECRET: &str = "test-cluster-secret-0123456789";
@@ -220,19 +222,6 @@ async fn nodes_come_back_by_themselves_after_an_etcd_outage() {
     assert_eq!(login(&n1, SEED_LOGIN).await.0, 200);
     eprintln!("keys back in etcd {back:?} after it restarted");
 }
-
-const PROBES: &str = r#"
-[[route]]
-path = "/probe/{*rest}"
-plugin = "probe-http"
-
-[plugin.probe-http]
-rpc = ["probe"]
-
-[plugin.probe]
-rpc = ["probe"]
-sql = true
-"#;
 
 async fn probe_call(
     host: &TestHost,

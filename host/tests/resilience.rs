@@ -5,24 +5,8 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{HostBuilder, TestHost, client};
+use common::{HostBuilder, PROBES, TestHost, client};
 use serde_json::{Value, json};
-
-/// probe-http routed under /probe, granted rpc to probe; probe granted rpc to itself.
-const PROBES: &str = r#"
-[[route]]
-path = "/probe/{*rest}"
-plugin = "probe-http"
-
-[plugin.probe-http]
-rpc = ["probe"]
-limits = { deadline_ms = 10000 }
-
-[plugin.probe]
-rpc = ["probe"]
-sql = true
-config = { greeting = "hello" }
-"#;
 
 fn probe_host(extra: &str) -> TestHost {
     HostBuilder::new()

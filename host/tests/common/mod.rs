@@ -51,6 +51,22 @@ crypto = true
 crypto = true
 "#;
 
+/// probe-http routed under /probe, granted rpc to probe; probe granted rpc to itself.
+pub const PROBES: &str = r#"
+[[route]]
+path = "/probe/{*rest}"
+plugin = "probe-http"
+
+[plugin.probe-http]
+rpc = ["probe"]
+limits = { deadline_ms = 10000 }
+
+[plugin.probe]
+rpc = ["probe"]
+sql = true
+config = { greeting = "hello" }
+"#;
+
 pub const SEED_PLUGINS: &[&str] = &["auth", "user", "user-api"];
 
 /// A signing key the tests know, to verify tokens independently of the host.
