@@ -5,8 +5,8 @@
 //! subdomains). The destination is checked against the patterns and then against the
 //! addresses it resolves to: a loopback or link-local address (the host itself, cloud
 //! metadata endpoints) is reached only when a pattern names that host literally. Each
-//! destination has its own circuit breaker (`http:<scheme>://<host>:<port>`), and a call
-//! never outlives the invocation's deadline.
+//! destination has its own circuit breaker (`http:<scheme>://<host>:<port>`), a call never
+//! outlives the invocation's deadline, and it carries the invocation's W3C `traceparent`.
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -80,16 +80,20 @@ pub struct OutgoingHttp {
     app: Arc<App>,
     plugin: String,
     grants: Arc<Vec<Pattern>>,
-    deadline: Instant,
+    call: crate::runtime::state::CallContext,
 }
 
 impl OutgoingHttp {
-    pub fn prepare(app: &Arc<App>, plugin: &crate::plugins::Plugin, deadline: Instant) -> Self {
+    pub fn prepare(
+        app: &Arc<App>,
+        plugin: &crate::plugins::Plugin,
+        call: crate::runtime::state::CallContext,
+    ) -> Self {
         Self {
             app: app.clone(),
             plugin: plugin.name.clone(),
             grants: plugin.http_grants.clone(),
-            deadline,
+            call,
         }
     }
 }
@@ -109,7 +113,9 @@ impl wasmtime_wasi_http::WasiHttpHooks for OutgoingHttp {
         let app = self.app.clone();
         let plugin = self.plugin.clone();
         let grants = self.grants.clone();
-        let deadline = self.deadline;
+        let deadline = self.call.deadline;
+        let traceparent = self.call.trace.child().to_string();
+        let mut request = request;
         Box::new(async move {
             let uri = request.uri();
             let scheme = uri.scheme_str().unwrap_or("http").to_ascii_lowercase();
@@ -144,6 +150,9 @@ impl wasmtime_wasi_http::WasiHttpHooks for OutgoingHttp {
             let timeout = breaker
                 .timeout()
                 .min(deadline.saturating_duration_since(Instant::now()));
+            if let Ok(value) = http::HeaderValue::from_str(&traceparent) {
+                request.headers_mut().insert("traceparent", value);
+            }
             let sent = tokio::time::timeout(
                 timeout,
                 wasmtime_wasi_http::default_send_request(request, options),

@@ -7,7 +7,7 @@ use common::{HostBuilder, TestHost, client};
 use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-/// A tiny upstream on loopback answering `pong` to anything; dropped, it stops.
+/// A tiny upstream on loopback answering `pong <traceparent it got>`; aborted, it stops.
 async fn upstream() -> (u16, tokio::task::JoinHandle<()>) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
@@ -25,11 +25,20 @@ async fn upstream() -> (u16, tokio::task::JoinHandle<()>) {
                         Ok(n) => request.extend_from_slice(&buf[..n]),
                     }
                 }
-                let _ = stream
-                    .write_all(
-                        b"HTTP/1.1 200 OK\r\ncontent-length: 4\r\nconnection: close\r\n\r\npong",
-                    )
-                    .await;
+                // Echo the trace context the host added, to check it was sent.
+                let text = String::from_utf8_lossy(&request).to_ascii_lowercase();
+                let traceparent = text
+                    .lines()
+                    .find_map(|l| l.strip_prefix("traceparent: "))
+                    .unwrap_or("none")
+                    .trim()
+                    .to_string();
+                let body = format!("pong {traceparent}");
+                let answer = format!(
+                    "HTTP/1.1 200 OK\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+                let _ = stream.write_all(answer.as_bytes()).await;
             });
         }
     });
@@ -72,8 +81,14 @@ sleep_window_ms = 60000
     let granted = format!("http://127.0.0.1:{port}/ping");
     let (status, body) = fetch(&host, &granted).await;
     assert_eq!(
-        (status, &body["status"], &body["body"]),
-        (200, &Value::from(200), &Value::from("pong"))
+        (status, &body["status"]),
+        (200, &Value::from(200)),
+        "{body}"
+    );
+    let answer = body["body"].as_str().unwrap();
+    assert!(
+        answer.starts_with("pong 00-"),
+        "the call carried a traceparent: {answer}"
     );
 
     // Another port on the same host is not granted.

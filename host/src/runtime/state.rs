@@ -58,7 +58,7 @@ impl PluginState {
         Self {
             wasi,
             http: WasiHttpCtx::new(),
-            http_hooks: outbound::OutgoingHttp::prepare(app, plugin, call.deadline),
+            http_hooks: outbound::OutgoingHttp::prepare(app, plugin, call),
             table: ResourceTable::new(),
             limits: StoreLimitsBuilder::new()
                 .memory_size((plugin.limits.memory_mb as usize) << 20)
