@@ -616,6 +616,7 @@ async fn malformed_http_never_takes_the_host_down() {
     let mut host = common::HostBuilder::seed()
         .plugins(&["probe-http"])
         .admin_token("fuzz-admin-token-0123456789")
+        .config(common::PROBES)
         .config(
             r#"
 [[route]]
@@ -623,13 +624,6 @@ path = "/user/profile"
 methods = ["GET"]
 plugin = "user-api"
 auth = "required"
-
-[[route]]
-path = "/probe/{*rest}"
-plugin = "probe-http"
-
-[plugin.probe-http]
-rpc = ["auth", "user"]
 
 [server]
 rpc = "127.0.0.1:0"
@@ -776,7 +770,7 @@ fn malformed_request(rng: &mut impl rand::Rng) -> Vec<u8> {
                 b"/probe/echo",
                 b"/probe/echo-headers",
                 b"/probe/hello",
-                b"/probe/call/user/GetUserByName",
+                b"/probe/call/probe/echo",
                 b"/admin/plugins",
                 b"/admin/plugins/reload",
                 b"/admin/health/live",

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use common::{
-    HostBuilder, TEST_SIGNING_KEY, TestHost, argon2id, client, component, login, sqlite_url,
+    HostBuilder, PROBES, TEST_SIGNING_KEY, TestHost, argon2id, client, component, login, sqlite_url,
 };
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use micro_api::sql::Value as SqlValue;
@@ -25,16 +25,6 @@ path = "/user/profile"
 methods = ["GET"]
 plugin = "user-api"
 auth = "required"
-"#;
-
-/// probe-http imports rpc, so it needs a grant to load.
-const PROBE_ROUTE: &str = r#"
-[[route]]
-path = "/probe/{*rest}"
-plugin = "probe-http"
-
-[plugin.probe-http]
-rpc = ["auth"]
 "#;
 
 /// The claims `auth` puts in micro's token, expiring `ttl` seconds from now.
@@ -86,7 +76,7 @@ async fn the_profile_answers_a_valid_token_only() {
     let host = HostBuilder::seed()
         .plugins(&["probe-http"])
         .config(PROFILE_ROUTE)
-        .config(PROBE_ROUTE)
+        .config(PROBES)
         .start();
     let (status, body) = login(&host, SEED_LOGIN).await;
     assert_eq!(status, 200, "{body}");
@@ -251,6 +241,10 @@ async fn failed_logins_are_limited_per_user_across_reloads_until_the_window_ends
     for attempt in 1..=3 {
         let (status, _, body) = login_answer(&host, "userName=micro&pwd=wrong").await;
         assert_eq!(status, 401, "attempt {attempt}: {body}");
+        // Refused before the password is checked (400): the count stays as it was.
+        if attempt < 3 {
+            assert_eq!(login_answer(&host, "userName=micro").await.0, 400);
+        }
     }
     // Over the limit: refused before the password is even checked, the right one too.
     let (status, retry_after, body) = login_answer(&host, SEED_LOGIN).await;
@@ -401,7 +395,7 @@ async fn raw(host: &TestHost, request: &[u8]) -> (Duration, String) {
 async fn slow_and_oversized_clients_are_refused_while_others_are_served() {
     let host = HostBuilder::new()
         .plugins(&["probe-http"])
-        .config(PROBE_ROUTE)
+        .config(PROBES)
         .config("[front]\nheader_read_timeout_ms = 1000\nidle_timeout_ms = 700\nrequest_timeout_ms = 1500\n")
         .start();
     let addr = host.http.trim_start_matches("http://").to_string();
@@ -524,7 +518,7 @@ async fn slow_and_oversized_clients_are_refused_while_others_are_served() {
 async fn connections_over_the_cap_are_answered_503() {
     let host = HostBuilder::new()
         .plugins(&["probe-http"])
-        .config(PROBE_ROUTE)
+        .config(PROBES)
         .config("[front]\nmax_connections = 3\nidle_timeout_ms = 10000\n")
         .start();
     let addr = host.http.trim_start_matches("http://").to_string();

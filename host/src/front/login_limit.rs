@@ -25,6 +25,29 @@ use std::time::{Duration, Instant};
 
 use crate::config::LoginLimitConfig;
 
+/// How the login route answered an attempt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// 401: a failed login, counted.
+    Failed,
+    /// 2xx: a login, which clears its name's failures.
+    Succeeded,
+    /// Anything else (a bad request, a timeout...): neither; the count stays as it was.
+    Other,
+}
+
+impl Outcome {
+    pub fn of(status: http::StatusCode) -> Self {
+        if status == http::StatusCode::UNAUTHORIZED {
+            Outcome::Failed
+        } else if status.is_success() {
+            Outcome::Succeeded
+        } else {
+            Outcome::Other
+        }
+    }
+}
+
 /// Over the limit: come back after `retry_after`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[error("too many failed logins; retry after {} s", retry_after.as_secs())]
@@ -140,18 +163,22 @@ impl LoginLimiter {
 
     /// Counts an answered attempt: a failure against its name and address, a success
     /// clears its name's failures (never its address's: a client must not be able to wipe
-    /// its count by logging into an account of its own).
-    fn end(&self, subject: &Subject, failed: bool, now: Instant) {
+    /// its count by logging into an account of its own). Any other answer changes nothing,
+    /// or a request the plugin refuses before checking the password (a missing field)
+    /// would wipe the count.
+    fn end(&self, subject: &Subject, outcome: Outcome, now: Instant) {
         if let Some(user) = &subject.user {
             let mut users = self.users.lock().expect("login limit lock");
             users.release(user);
-            if failed {
-                users.fail(user, now, self.window);
-            } else {
-                users.clear(user);
+            match outcome {
+                Outcome::Failed => users.fail(user, now, self.window),
+                Outcome::Succeeded => users.clear(user),
+                Outcome::Other => {}
             }
         }
-        if failed && let Some(address) = &subject.address {
+        if outcome == Outcome::Failed
+            && let Some(address) = &subject.address
+        {
             let mut addresses = self.addresses.lock().expect("login limit lock");
             addresses.fail(address, now, self.window);
         }
@@ -179,10 +206,10 @@ pub struct Attempt<'a> {
 }
 
 impl Attempt<'_> {
-    /// Counts the answer: `failed` for a 401.
-    pub fn finish(mut self, failed: bool) {
+    /// Counts the route's answer.
+    pub fn finish(mut self, outcome: Outcome) {
         self.done = true;
-        self.limiter.end(&self.subject, failed, Instant::now());
+        self.limiter.end(&self.subject, outcome, Instant::now());
     }
 }
 
@@ -361,13 +388,15 @@ mod tests {
     }
 
     fn fail(l: &LoginLimiter, s: &Subject, now: Instant) {
-        l.begin_at(s.clone(), now).unwrap().finish_at(true, now);
+        l.begin_at(s.clone(), now)
+            .unwrap()
+            .finish_at(Outcome::Failed, now);
     }
 
     impl Attempt<'_> {
-        fn finish_at(mut self, failed: bool, now: Instant) {
+        fn finish_at(mut self, outcome: Outcome, now: Instant) {
             self.done = true;
-            self.limiter.end(&self.subject, failed, now);
+            self.limiter.end(&self.subject, outcome, now);
         }
     }
 
@@ -392,7 +421,7 @@ mod tests {
         let alice = subject("alice", "10.0.0.1");
         l.begin_at(alice, t0 + Duration::from_secs(10))
             .unwrap()
-            .finish_at(false, t0);
+            .finish_at(Outcome::Succeeded, t0);
         // Once the oldest failure has left the window, one more try is allowed.
         assert!(
             l.begin_at(micro.clone(), t0 + Duration::from_secs(60))
@@ -401,12 +430,34 @@ mod tests {
     }
 
     #[test]
+    fn only_a_success_clears_a_name() {
+        let l = limiter(2, 100, 100);
+        let t0 = Instant::now();
+        let micro = subject("micro", "10.0.0.1");
+        fail(&l, &micro, t0);
+        // A missing password (400), a timeout (504): the failure stays.
+        for status in [400, 415, 500, 503, 504] {
+            let outcome = Outcome::of(http::StatusCode::from_u16(status).unwrap());
+            assert_eq!(outcome, Outcome::Other);
+            l.begin_at(micro.clone(), t0)
+                .unwrap()
+                .finish_at(outcome, t0);
+        }
+        fail(&l, &micro, t0);
+        assert!(l.begin_at(micro, t0).is_err());
+        assert_eq!(Outcome::of(http::StatusCode::OK), Outcome::Succeeded);
+        assert_eq!(Outcome::of(http::StatusCode::UNAUTHORIZED), Outcome::Failed);
+    }
+
+    #[test]
     fn a_success_clears_its_name_but_not_its_address() {
         let l = limiter(2, 3, 100);
         let t0 = Instant::now();
         let micro = subject("micro", "10.0.0.1");
         fail(&l, &micro, t0);
-        l.begin_at(micro.clone(), t0).unwrap().finish_at(false, t0);
+        l.begin_at(micro.clone(), t0)
+            .unwrap()
+            .finish_at(Outcome::Succeeded, t0);
         fail(&l, &micro, t0);
         assert!(l.begin_at(micro.clone(), t0).is_ok(), "one failure since");
         // The address keeps its three failures: a fourth name from it is throttled.
@@ -430,7 +481,7 @@ mod tests {
             "one failure and two guesses in flight"
         );
         drop(a);
-        b.finish(false);
+        b.finish(Outcome::Succeeded);
         // The success cleared the name; the address keeps its failure.
         assert_eq!(l.tracked(), (0, 1));
         let c = l.begin(micro).unwrap();

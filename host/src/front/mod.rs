@@ -285,7 +285,7 @@ impl Gateway {
             }
         };
         if let Some(attempt) = attempt {
-            attempt.finish(response.status() == StatusCode::UNAUTHORIZED);
+            attempt.finish(login_limit::Outcome::of(response.status()));
         }
         response
     }
