@@ -126,6 +126,11 @@ impl Breaker {
     pub fn try_acquire_at(self: &Arc<Self>, now: Instant) -> Result<Permit, Refusal> {
         let mut inner = self.lock();
         let mut probe = false;
+        if inner.state == State::Closed {
+            // As Hystrix does, health is also judged when a call asks to go through, so a
+            // window that became unhealthy through successes diluting nothing still trips.
+            self.trip_if_unhealthy(&mut inner, now);
+        }
         match inner.state {
             State::Closed => {}
             State::Open
@@ -344,10 +349,10 @@ mod tests {
         }
         p1.complete_at(Outcome::Success, at(1));
         p2.complete_at(Outcome::Success, at(1));
-        // 2 rejections + 2 successes: 50% of 4.
-        assert_eq!(b.status().state, State::Open);
+        // 2 rejections + 2 successes: 50% of 4, judged when the next call asks.
         assert_eq!(b.status().window_errors, 2);
         assert_eq!(b.try_acquire_at(at(2)).err(), Some(Refusal::CircuitOpen));
+        assert_eq!(b.status().state, State::Open);
         assert_eq!(b.status().window_errors, 3, "the short-circuit counted");
     }
 
