@@ -112,6 +112,7 @@ fn call_context() -> CallContext {
     CallContext {
         deadline: Instant::now() + Duration::from_secs(5),
         depth: 0,
+        trace: micro_api::telemetry::TraceContext::new_root(),
     }
 }
 
@@ -198,9 +199,14 @@ fn http(c: &mut Criterion, fx: &Fixture) {
     });
     group.bench_function("invoke::handle_http hello", |b| {
         b.to_async(&fx.runtime).iter(|| async {
-            let response = invoke::handle_http(&fx.app, hello.clone(), request())
-                .await
-                .expect("a response");
+            let response = invoke::handle_http(
+                &fx.app,
+                hello.clone(),
+                request(),
+                micro_api::telemetry::TraceContext::new_root(),
+            )
+            .await
+            .expect("a response");
             response
                 .into_body()
                 .collect()
