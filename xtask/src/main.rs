@@ -188,8 +188,12 @@ fn lint() -> Result<()> {
 /// `target/protoc/{bin,include}`, where `.cargo/config.toml` points plain `cargo` commands
 /// too, so xtask and plain cargo share one build cache.
 fn protoc() -> Result<PathBuf> {
-    if let Some(path) = std::env::var_os("PROTOC") {
-        return Ok(PathBuf::from(path));
+    // `.cargo/config.toml` sets PROTOC for this very process too, to the copy made below:
+    // trust it (or a user's own) only once it exists.
+    if let Some(path) = std::env::var_os("PROTOC").map(PathBuf::from)
+        && path.exists()
+    {
+        return Ok(path);
     }
     let home = workspace_root().join("target").join("protoc");
     let binary = home.join("bin").join("protoc");

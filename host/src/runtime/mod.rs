@@ -115,38 +115,18 @@ fn engine_config(pool: Option<PoolConfig>) -> wasmtime::Config {
         pool.total_tables(instances * 2);
         pool.total_stacks(instances);
         pool.max_memory_size((size.memory_mb as usize) << 20);
-        // BENCH-EXPERIMENT (temporary, removed once measured): pool knobs from the environment.
-        let knob = |name: &str| {
-            std::env::var(name)
-                .ok()
-                .and_then(|v| v.parse::<usize>().ok())
-        };
-        if let Some(n) = knob("XP_TABLE_KEEP") {
-            pool.table_keep_resident(n);
-        }
-        if let Some(n) = knob("XP_MEMORY_KEEP") {
-            pool.linear_memory_keep_resident(n);
-        }
-        if let Some(n) = knob("XP_STACK_KEEP") {
-            pool.async_stack_keep_resident(n);
-        }
-        if let Some(n) = knob("XP_WARM") {
-            pool.max_unused_warm_slots(n as u32);
-        }
-        if let Some(n) = knob("XP_DECOMMIT") {
-            pool.decommit_batch_size(n);
-        }
-        if knob("XP_PAGEMAP") == Some(1) {
+        // Every request gets a fresh instance in a recycled slot. By default the slot's
+        // memory and tables are madvise'd away when the instance ends and page-faulted back
+        // in by the next one: ~7 faults and 3 madvise calls per request, ~15 us of a hello
+        // request's 25 (bench/RESULTS.md). Keep them resident instead and reset only the
+        // pages the instance dirtied, which PAGEMAP_SCAN (Linux 6.7+) finds. Without it the
+        // reset is a memset of the whole resident prefix, so keep little.
+        pool.table_keep_resident(64 << 10);
+        if PoolingAllocationConfig::is_pagemap_scan_available() {
             pool.pagemap_scan(wasmtime::Enabled::Yes);
-        }
-        if let Some(n) = knob("XP_RESERVATION") {
-            config.memory_reservation(n as u64);
-        }
-        if let Some(n) = knob("XP_GUARD") {
-            config.memory_guard_size(n as u64);
-        }
-        if let Some(n) = knob("XP_COW") {
-            config.memory_init_cow(n == 1);
+            pool.linear_memory_keep_resident(4 << 20);
+        } else {
+            pool.linear_memory_keep_resident(64 << 10);
         }
         config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
     }
