@@ -97,77 +97,81 @@ async fn serve(args: Args) -> anyhow::Result<()> {
     }
 }
 
+/// Why a request is refused, as the gateway's error shape says it.
+enum Refusal {
+    NotFound,
+    BadRequest(String),
+    UnsupportedMediaType,
+    /// A missing or bad token (with the `WWW-Authenticate` challenge).
+    Unauthorized,
+    WrongPassword,
+    Unavailable,
+}
+
 impl Native {
     async fn handle(&self, request: Request<Incoming>) -> Answer {
         let (parts, body) = request.into_parts();
         // micro-api reads the whole body before it invokes a plugin: so does this.
-        let Ok(body) = body.collect().await.map(|b| b.to_bytes()) else {
-            return error(StatusCode::BAD_REQUEST, "bad_request", "unreadable body");
+        let outcome = match body.collect().await.map(|b| b.to_bytes()) {
+            Err(_) => Err(Refusal::BadRequest("unreadable body".into())),
+            Ok(body) => match (&parts.method, parts.uri.path()) {
+                (&Method::GET, "/hello") => Ok(text("hello")),
+                (&Method::GET, "/user/profile") => self.profile(&parts.headers).await,
+                (&Method::POST, "/user/login") => self.login(&parts.headers, &body).await,
+                _ => Err(Refusal::NotFound),
+            },
         };
-        let outcome = match (&parts.method, parts.uri.path()) {
-            (&Method::GET, "/hello") => Ok(text(StatusCode::OK, "hello")),
-            (&Method::GET, "/user/profile") => self.profile(&parts.headers).await,
-            (&Method::POST, "/user/login") => self.login(&parts.headers, &body).await,
-            _ => Err(error(StatusCode::NOT_FOUND, "not_found", "no such route")),
-        };
-        outcome.unwrap_or_else(|answer| answer)
+        outcome.unwrap_or_else(refused)
     }
 
     /// `user-api`'s profile: `auth.VerifyAccessToken`, then `user.GetUserByName`.
-    async fn profile(&self, headers: &http::HeaderMap) -> Result<Answer, Answer> {
-        let token = bearer_token(headers).ok_or_else(unauthorized)?;
+    async fn profile(&self, headers: &http::HeaderMap) -> Result<Answer, Refusal> {
+        let token = bearer_token(headers).ok_or(Refusal::Unauthorized)?;
         let claims = self
             .crypto
             .verify_token(token)
-            .map_err(|_| unauthorized())?;
+            .map_err(|_| Refusal::Unauthorized)?;
         // `auth` reads its own claims back: a token without them is no access token.
         let name = claims
             .get("name")
             .and_then(|n| n.as_str())
             .filter(|_| claims.get("uid").is_some_and(|u| u.is_u64()))
             .filter(|_| claims.get("exp").is_some_and(|e| e.is_u64()))
-            .ok_or_else(unauthorized)?;
+            .ok_or(Refusal::Unauthorized)?;
         let rows = self
             .database
             .query(GET_USER_BY_NAME, &[Value::Text(name.to_owned())])
             .await
-            .map_err(|_| unavailable())?;
-        let user = rows.rows.first().ok_or_else(unauthorized)?;
-        Ok(user_json(user).map_or_else(unavailable, |user| json_answer(&user)))
+            .map_err(|_| Refusal::Unavailable)?;
+        let user = rows.rows.first().ok_or(Refusal::Unauthorized)?;
+        Ok(json_answer(
+            StatusCode::OK,
+            &user_json(user).ok_or(Refusal::Unavailable)?,
+        ))
     }
 
     /// `user-api`'s login: `user.CheckPassword`, then `auth.MakeAccessToken`.
-    async fn login(&self, headers: &http::HeaderMap, body: &[u8]) -> Result<Answer, Answer> {
+    async fn login(&self, headers: &http::HeaderMap, body: &[u8]) -> Result<Answer, Refusal> {
         let is_form = headers
             .get(header::CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
             .is_some_and(|v| v.starts_with("application/x-www-form-urlencoded"));
         if !is_form {
-            return Err(error(
-                StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                "unsupported_media_type",
-                "the content type must be application/x-www-form-urlencoded",
-            ));
+            return Err(Refusal::UnsupportedMediaType);
         }
         let form: Vec<(String, String)> = form_urlencoded::parse(body).into_owned().collect();
         let field = |name: &str| {
             form.iter()
                 .find(|(n, v)| n == name && !v.is_empty())
                 .map(|(_, v)| v.clone())
-                .ok_or_else(|| {
-                    error(
-                        StatusCode::BAD_REQUEST,
-                        "bad_request",
-                        &format!("the field `{name}` is required"),
-                    )
-                })
+                .ok_or_else(|| Refusal::BadRequest(format!("the field `{name}` is required")))
         };
         let (name, pwd) = (field("userName")?, field("pwd")?);
         let rows = self
             .database
             .query(CHECK_PASSWORD, &[Value::Text(name)])
             .await
-            .map_err(|_| unavailable())?;
+            .map_err(|_| Refusal::Unavailable)?;
         let found = rows.rows.first();
         let hash = match found.and_then(|row| row.get(2)) {
             Some(Value::Text(hash)) => hash.clone(),
@@ -177,24 +181,19 @@ impl Native {
             .crypto
             .verify_password(pwd, hash)
             .await
-            .map_err(|_| unavailable())?;
+            .map_err(|_| Refusal::Unavailable)?;
         let user = match found {
-            Some(row) if matches => user_json(row).ok_or_else(unavailable)?,
-            _ => {
-                return Err(error(
-                    StatusCode::UNAUTHORIZED,
-                    "unauthorized",
-                    "invalid user name or password",
-                ));
-            }
+            Some(row) if matches => user_json(row).ok_or(Refusal::Unavailable)?,
+            _ => return Err(Refusal::WrongPassword),
         };
         let claims =
             json!({"sub": user["id"].to_string(), "uid": user["id"], "name": user["name"]});
         let token = self
             .crypto
             .sign_token(&claims.to_string(), TOKEN_TTL)
-            .map_err(|_| unavailable())?;
+            .map_err(|_| Refusal::Unavailable)?;
         Ok(json_answer(
+            StatusCode::OK,
             &json!({"token": token, "expires_in": TOKEN_TTL, "user": user}),
         ))
     }
@@ -216,9 +215,8 @@ fn bearer_token(headers: &http::HeaderMap) -> Option<&str> {
     (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
 }
 
-fn text(status: StatusCode, body: &'static str) -> Answer {
+fn text(body: &'static str) -> Answer {
     let mut response = Response::new(Full::new(Bytes::from_static(body.as_bytes())));
-    *response.status_mut() = status;
     response.headers_mut().insert(
         header::CONTENT_TYPE,
         http::HeaderValue::from_static("text/plain"),
@@ -226,11 +224,7 @@ fn text(status: StatusCode, body: &'static str) -> Answer {
     response
 }
 
-fn json_answer(value: &serde_json::Value) -> Answer {
-    json_status(StatusCode::OK, value)
-}
-
-fn json_status(status: StatusCode, value: &serde_json::Value) -> Answer {
+fn json_answer(status: StatusCode, value: &serde_json::Value) -> Answer {
     let mut response = Response::new(Full::new(Bytes::from(value.to_string())));
     *response.status_mut() = status;
     response.headers_mut().insert(
@@ -241,32 +235,43 @@ fn json_status(status: StatusCode, value: &serde_json::Value) -> Answer {
 }
 
 /// The gateway's error shape: `{"error": {"code", "message"}}`.
-fn error(status: StatusCode, code: &str, message: &str) -> Answer {
-    json_status(
+fn refused(refusal: Refusal) -> Answer {
+    let challenge = matches!(refusal, Refusal::Unauthorized);
+    let (status, code, message) = match refusal {
+        Refusal::NotFound => (StatusCode::NOT_FOUND, "not_found", "no such route".into()),
+        Refusal::BadRequest(message) => (StatusCode::BAD_REQUEST, "bad_request", message),
+        Refusal::UnsupportedMediaType => (
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            "the content type must be application/x-www-form-urlencoded".into(),
+        ),
+        Refusal::Unauthorized => (
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "a valid access token is required".into(),
+        ),
+        Refusal::WrongPassword => (
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "invalid user name or password".into(),
+        ),
+        Refusal::Unavailable => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "unavailable",
+            "the service is unavailable".into(),
+        ),
+    };
+    let mut response = json_answer(
         status,
         &json!({"error": {"code": code, "message": message}}),
-    )
-}
-
-fn unauthorized() -> Answer {
-    let mut response = error(
-        StatusCode::UNAUTHORIZED,
-        "unauthorized",
-        "a valid access token is required",
     );
-    response.headers_mut().insert(
-        header::WWW_AUTHENTICATE,
-        http::HeaderValue::from_static("Bearer"),
-    );
+    if challenge {
+        response.headers_mut().insert(
+            header::WWW_AUTHENTICATE,
+            http::HeaderValue::from_static("Bearer"),
+        );
+    }
     response
-}
-
-fn unavailable() -> Answer {
-    error(
-        StatusCode::SERVICE_UNAVAILABLE,
-        "unavailable",
-        "the service is unavailable",
-    )
 }
 
 #[cfg(test)]

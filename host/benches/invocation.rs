@@ -31,6 +31,7 @@ use micro_api::runtime::PluginState;
 use micro_api::runtime::invoke;
 use micro_api::runtime::state::CallContext;
 use micro_api::sql::{SqlState, Value};
+use micro_api::telemetry::TraceContext;
 
 /// The seed user's row, read by the `sql` benchmarks.
 const GET_USER_BY_NAME: &str = "SELECT `user_id`, `user_name` FROM `user` WHERE `user_name` = ?";
@@ -112,7 +113,7 @@ fn call_context() -> CallContext {
     CallContext {
         deadline: Instant::now() + Duration::from_secs(5),
         depth: 0,
-        trace: micro_api::telemetry::TraceContext::new_root(),
+        trace: TraceContext::new_root(),
     }
 }
 
@@ -199,14 +200,10 @@ fn http(c: &mut Criterion, fx: &Fixture) {
     });
     group.bench_function("invoke::handle_http hello", |b| {
         b.to_async(&fx.runtime).iter(|| async {
-            let response = invoke::handle_http(
-                &fx.app,
-                hello.clone(),
-                request(),
-                micro_api::telemetry::TraceContext::new_root(),
-            )
-            .await
-            .expect("a response");
+            let response =
+                invoke::handle_http(&fx.app, hello.clone(), request(), TraceContext::new_root())
+                    .await
+                    .expect("a response");
             response
                 .into_body()
                 .collect()

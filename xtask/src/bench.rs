@@ -798,7 +798,9 @@ fn summarize(samples: &[Sample]) -> Summary {
 }
 
 fn latency(us: f64) -> String {
-    if us < 1_000.0 {
+    if us < 1.0 {
+        format!("{:.0} ns", us * 1e3)
+    } else if us < 1_000.0 {
         format!("{us:.0} µs")
     } else if us < 1_000_000.0 {
         format!("{:.2} ms", us / 1e3)
@@ -1034,6 +1036,7 @@ mod tests {
 
     #[test]
     fn formats_latencies_and_medians() {
+        assert_eq!(latency(0.0149), "15 ns");
         assert_eq!(latency(173.0), "173 µs");
         assert_eq!(latency(1_520.0), "1.52 ms");
         assert_eq!(latency(2_500_000.0), "2.50 s");
