@@ -4,9 +4,10 @@
 //! It builds the release host, the native baseline (`bench/`) and the components, starts
 //! micro-api (with the repo's `config.toml`, plus a `/hello` route) and `bench-native` on
 //! loopback, plus `wasmtime serve` when `wasmtime` is on the PATH, and drives them with `wrk`
-//! (installed from Debian's packages when missing). Servers run on core 0 and `wrk` on the
-//! last core when there are two or more. Each case runs at 64 connections and at 1, in
-//! rounds that alternate which server goes first; the table shows the medians over rounds.
+//! (installed from Debian's packages when missing). With two cores or more, `wrk` is pinned
+//! to the last core and the servers to the others. Each case runs at 64 connections and at
+//! 1, in rounds that alternate which server goes first; the table shows the medians over
+//! rounds, the ratio to native and each server's peak RSS, then the issue's targets.
 //! Then the criterion micro-benchmarks of `host/benches/` run, and their medians are listed.
 //!
 //! `--short` (for CI) is one 2-second round per case and a quick criterion pass: it proves
@@ -29,6 +30,8 @@ use super::{PLUGINS, build_wasm, cargo, component_file, wasm_dir};
 const BENCH_COMPONENTS: &[&str] = &["hello", "probe"];
 /// The token signing key of both servers, so one token is valid on both. Not a secret.
 const SIGNING_KEY: &str = "bench-signing-key-not-a-secret-0123456789abcdef";
+/// The login's content type.
+const FORM: (&str, &str) = ("Content-Type", "application/x-www-form-urlencoded");
 /// The seed user's credentials (`host/migrations/`).
 const LOGIN_FORM: &str = "userName=micro&pwd=123";
 /// The answer `/user/profile` must give for the seed user, on every server.
@@ -97,7 +100,8 @@ pub fn run(root: &Path, args: &[String]) -> Result<()> {
     let machine = Machine::probe();
     let run_dir = prepare_run_dir(root)?;
     let servers = Servers::start(root, &run_dir, &machine)?;
-    let cases = servers.check_and_describe()?;
+    servers.check_hello()?;
+    let cases = servers.cases();
     let load_before = load_average();
     let results = measure(&servers, &cases, &options, &machine, &run_dir)?;
     let load = format!(
@@ -383,6 +387,31 @@ impl Server {
         format!("http://{}{path}", self.addr)
     }
 
+    /// Waits (up to 60 s) until the server has no work left: requests a previous run left
+    /// in flight (64 queued logins take seconds) would otherwise land in the next run, and
+    /// push micro-api past its breakers' concurrency limit.
+    fn wait_idle(&self) {
+        let cpu_ticks = || {
+            let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.child.id())).ok()?;
+            // Fields after the command name, which is in parentheses: utime is the 12th.
+            let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+            Some(fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?)
+        };
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let mut before = cpu_ticks();
+        while Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(200));
+            let now = cpu_ticks();
+            // At most one tick (10 ms) of CPU in 200 ms: only timers and the epoch ticker.
+            if let (Some(a), Some(b)) = (before, now)
+                && b.saturating_sub(a) <= 1
+            {
+                return;
+            }
+            before = now;
+        }
+    }
+
     /// Starts a new peak-RSS measurement (`/proc/PID/clear_refs`, value 5, resets VmHWM).
     fn reset_peak_rss(&self) -> bool {
         std::fs::write(format!("/proc/{}/clear_refs", self.child.id()), "5").is_ok()
@@ -481,9 +510,8 @@ impl Servers {
         self.list.iter().any(|s| s.name == name)
     }
 
-    /// Checks that every server gives the same answers, then the cases with their requests
-    /// (a token for case 2 comes from micro-api's own login).
-    fn check_and_describe(&self) -> Result<Vec<Case>> {
+    /// Checks that every server answers `/hello` alike.
+    fn check_hello(&self) -> Result<()> {
         for server in &self.list {
             let (status, body) = http(&server.addr, "GET", "/hello", &[], "")?;
             if (status, body.as_str()) != (200, "hello") {
@@ -494,16 +522,16 @@ impl Servers {
                 );
             }
         }
-        let form = [("Content-Type", "application/x-www-form-urlencoded")];
+        Ok(())
+    }
+
+    /// Checks that micro-api and native log the seed user in and read tokens alike, and
+    /// returns a token (from micro-api's login: both servers share the signing key).
+    fn check_logins(&self) -> Result<String> {
         let mut token = String::new();
         for name in [MICRO_API, NATIVE] {
-            let (status, body) = http(
-                &self.get(name).addr,
-                "POST",
-                "/user/login",
-                &form,
-                LOGIN_FORM,
-            )?;
+            let addr = &self.get(name).addr;
+            let (status, body) = http(addr, "POST", "/user/login", &[FORM], LOGIN_FORM)?;
             if status != 200 || !body.contains(r#""user":{"id":10001,"name":"micro"}"#) {
                 bail!("{name}: POST /user/login answered {status} {body}");
             }
@@ -511,9 +539,9 @@ impl Servers {
                 token = json_field(&body, "token").context("no token in the login answer")?;
             }
         }
-        let bearer = format!("Bearer {token}");
         for name in [MICRO_API, NATIVE] {
             let addr = &self.get(name).addr;
+            let bearer = format!("Bearer {token}");
             let (status, body) = http(
                 addr,
                 "GET",
@@ -524,28 +552,29 @@ impl Servers {
             if (status, body.as_str()) != (200, PROFILE) {
                 bail!("{name}: GET /user/profile answered {status} {body}");
             }
-            let (status, _) = http(
-                addr,
-                "GET",
-                "/user/profile",
-                &[("Authorization", "Bearer nope")],
-                "",
-            )?;
+            let nope = [("Authorization", "Bearer nope")];
+            let (status, _) = http(addr, "GET", "/user/profile", &nope, "")?;
             if status != 401 {
                 bail!("{name}: GET /user/profile with a bad token answered {status}, not 401");
             }
         }
+        Ok(token)
+    }
+
+    /// The cases, lightest first: a login leaves its 19 MiB argon2 buffer in the server's
+    /// memory, which would show in the peak RSS of any case measured after it.
+    fn cases(&self) -> Vec<Case> {
         let wasm = if self.has(WASMTIME) {
             vec![MICRO_API, NATIVE, WASMTIME]
         } else {
             vec![MICRO_API, NATIVE]
         };
-        Ok(vec![
+        vec![
             Case {
                 name: "hello",
                 method: "GET",
                 path: "/hello",
-                headers: vec![],
+                authorized: false,
                 body: "",
                 servers: wasm,
             },
@@ -553,7 +582,7 @@ impl Servers {
                 name: "token check",
                 method: "GET",
                 path: "/user/profile",
-                headers: vec![("Authorization", bearer)],
+                authorized: true,
                 body: "",
                 servers: vec![MICRO_API, NATIVE],
             },
@@ -561,11 +590,11 @@ impl Servers {
                 name: "login",
                 method: "POST",
                 path: "/user/login",
-                headers: vec![("Content-Type", form[0].1.to_string())],
+                authorized: false,
                 body: LOGIN_FORM,
                 servers: vec![MICRO_API, NATIVE],
             },
-        ])
+        ]
     }
 }
 
@@ -611,20 +640,26 @@ struct Case {
     name: &'static str,
     method: &'static str,
     path: &'static str,
-    headers: Vec<(&'static str, String)>,
+    /// Sent with `Authorization: Bearer <token>`.
+    authorized: bool,
     body: &'static str,
     servers: Vec<&'static str>,
 }
 
 impl Case {
     /// The wrk script: the request, and a `done` hook that prints the exact numbers.
-    fn script(&self) -> String {
+    fn script(&self, token: Option<&str>) -> String {
         let mut lua = format!(
             "-- Generated by `cargo xtask bench` for the case {:?}.\nwrk.method = {:?}\nwrk.body = {:?}\n",
             self.name, self.method, self.body
         );
-        for (name, value) in &self.headers {
-            lua.push_str(&format!("wrk.headers[{name:?}] = {value:?}\n"));
+        if !self.body.is_empty() {
+            lua.push_str(&format!("wrk.headers[{:?}] = {:?}\n", FORM.0, FORM.1));
+        }
+        if let Some(token) = token.filter(|_| self.authorized) {
+            lua.push_str(&format!(
+                "wrk.headers[\"Authorization\"] = \"Bearer {token}\"\n"
+            ));
         }
         lua.push_str(
             r#"done = function(summary, latency, requests)
@@ -659,23 +694,29 @@ fn measure(
     machine: &Machine,
     run_dir: &Path,
 ) -> Result<Results> {
-    let mut scripts = Vec::new();
+    let mut results = Results::new();
+    let mut token = None;
+    // Case by case, so that a case's memory never shows in an earlier one's peak RSS.
     for (i, case) in cases.iter().enumerate() {
-        let path = run_dir.join(format!("case{i}.lua"));
-        std::fs::write(&path, case.script())?;
-        scripts.push(path);
-    }
-    if let Some(warmup) = options.warmup {
-        for (case, script) in cases.iter().zip(&scripts) {
+        if case.authorized && token.is_none() {
+            token = Some(servers.check_logins()?);
+        }
+        let script = run_dir.join(format!("case{i}.lua"));
+        std::fs::write(&script, case.script(token.as_deref()))?;
+        if let Some(warmup) = options.warmup {
             for name in &case.servers {
-                let url = servers.get(name).url(case.path);
-                wrk(machine, &url, script, CONNECTIONS[0], warmup)?;
+                let server = servers.get(name);
+                server.wait_idle();
+                wrk(
+                    machine,
+                    &server.url(case.path),
+                    &script,
+                    CONNECTIONS[0],
+                    warmup,
+                )?;
             }
         }
-    }
-    let mut results = Results::new();
-    for round in 0..options.rounds {
-        for (i, (case, script)) in cases.iter().zip(&scripts).enumerate() {
+        for round in 0..options.rounds {
             for connections in CONNECTIONS {
                 // Alternate who goes first, so neither always runs on a warmer machine.
                 let mut order = case.servers.clone();
@@ -683,11 +724,12 @@ fn measure(
                 order.rotate_left(first);
                 for name in order {
                     let server = servers.get(name);
+                    server.wait_idle();
                     let reset = server.reset_peak_rss();
                     let mut sample = wrk(
                         machine,
                         &server.url(case.path),
-                        script,
+                        &script,
                         connections,
                         options.duration,
                     )?;
@@ -834,7 +876,7 @@ fn print_report(
         }
     );
     println!(
-        "{} cores ({}), {}, {load}; {}; {} round(s) of {} s per case and server, {}; medians over rounds; peak RSS is the largest VmHWM of a round.{}\n",
+        "{} cores ({}), {}, {load}; {}; {} round(s) of {} s per case and server, {}; medians over rounds; peak RSS is the server's VmHWM during the case (reset through /proc/PID/clear_refs before each run).{}\n",
         machine.cores,
         machine.cpu,
         today(),

@@ -117,10 +117,11 @@ fn engine_config(pool: Option<PoolConfig>) -> wasmtime::Config {
         pool.max_memory_size((size.memory_mb as usize) << 20);
         // Every request gets a fresh instance in a recycled slot. By default the slot's
         // memory and tables are madvise'd away when the instance ends and page-faulted back
-        // in by the next one: ~7 faults and 3 madvise calls per request, ~15 us of a hello
-        // request's 25 (bench/RESULTS.md). Keep them resident instead and reset only the
-        // pages the instance dirtied, which PAGEMAP_SCAN (Linux 6.7+) finds. Without it the
-        // reset is a memset of the whole resident prefix, so keep little.
+        // in by the next one (3 madvise calls and ~7 faults per hello request). Keep them
+        // resident instead and reset only the pages the instance dirtied, which PAGEMAP_SCAN
+        // (Linux 6.7+) finds: store + instantiate + a no-op call goes from 25 to 10-11 us
+        // (bench/RESULTS.md). Without PAGEMAP_SCAN the reset is a memset of the whole
+        // resident prefix, which costs more than the faults it saves: keep little.
         pool.table_keep_resident(64 << 10);
         if PoolingAllocationConfig::is_pagemap_scan_available() {
             pool.pagemap_scan(wasmtime::Enabled::Yes);
