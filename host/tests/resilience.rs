@@ -18,19 +18,8 @@ fn probe_host(extra: &str) -> TestHost {
 
 /// `POST /probe/call/probe/{method}` with `payload`: (status, body, Retry-After).
 async fn call(host: &TestHost, method: &str, payload: Value) -> (u16, Value, Option<String>) {
-    let response = client()
-        .post(host.url(&format!("/probe/call/probe/{method}")))
-        .json(&payload)
-        .send()
-        .await
-        .unwrap();
-    let status = response.status().as_u16();
-    let retry_after = response
-        .headers()
-        .get("retry-after")
-        .map(|v| v.to_str().unwrap().to_string());
-    let body = response.json().await.unwrap_or(Value::Null);
-    (status, body, retry_after)
+    let answer = common::probe_call(host, method, payload).await;
+    (answer.status, answer.body, answer.retry_after)
 }
 
 async fn invocations(host: &TestHost, plugin: &str) -> u64 {
