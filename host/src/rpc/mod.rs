@@ -2,7 +2,7 @@
 //! of its command.
 //!
 //! A call checks the caller's grant, resolves the service through the registry, and runs
-//! the callee in its own store on its own task. The deadline travels: the callee gets what
+//! the callee in its own store. The deadline travels: the callee gets what
 //! is left of the caller's budget (capped by the breaker's timeout), never a fresh one, and
 //! a depth limit makes call cycles (A -> B -> A) fail fast.
 
