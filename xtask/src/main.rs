@@ -5,7 +5,9 @@
 //!   `plugins/dist/` (the host picks them up from there);
 //! - `run [ARGS]`: `plugins`, then `micro-api serve ARGS` with the repo's `config.toml`;
 //! - `test [ARGS]`: build the plugins and the test plugins, then run every test;
-//! - `lint`: rustfmt, and clippy `-D warnings` for the host and for the plugins.
+//! - `lint`: rustfmt, and clippy `-D warnings` for the host and for the plugins;
+//! - `bench [--short] [...]`: micro-api under `wrk` beside its baselines, then the
+//!   criterion micro-benchmarks (see `bench.rs` and `bench/RESULTS.md`).
 
 mod bench;
 
@@ -56,7 +58,9 @@ fn main() -> Result<()> {
         "lint" => lint(),
         "bench" => bench::run(&root, &rest),
         _ => {
-            bail!("usage: cargo xtask <plugins | run [serve args] | test [cargo test args] | lint>")
+            bail!(
+                "usage: cargo xtask <plugins | run [serve args] | test [cargo test args] | lint | bench [--short]>"
+            )
         }
     }
 }
