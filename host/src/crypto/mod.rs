@@ -236,7 +236,9 @@ impl CryptoState {
 
 /// The pool's lock; a panic while holding it leaves the pool usable.
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 /// argon2's own verification with `memory` as its working memory. (The `argon2` crate
@@ -271,7 +273,12 @@ fn verify_argon2(password: &str, hash: &str, memory: &mut Vec<Block>) -> Result<
         memory.resize(blocks, Block::default());
     }
     argon2
-        .hash_password_into_with_memory(password.as_bytes(), salt.as_ref(), &mut computed, &mut memory[..blocks])
+        .hash_password_into_with_memory(
+            password.as_bytes(),
+            salt.as_ref(),
+            &mut computed,
+            &mut memory[..blocks],
+        )
         .map_err(malformed)?;
     // `Output`'s equality is constant-time.
     Ok(Output::new(&computed).is_ok_and(|computed| computed == *expected))
@@ -317,8 +324,16 @@ mod tests {
         let seed = c.hash_password("123".into()).await.unwrap();
         // Later runs get the pooled memory of earlier ones, dirty.
         for _ in 0..3 {
-            assert!(c.verify_password("secret".into(), other.clone()).await.unwrap());
-            assert!(!c.verify_password("secreT".into(), other.clone()).await.unwrap());
+            assert!(
+                c.verify_password("secret".into(), other.clone())
+                    .await
+                    .unwrap()
+            );
+            assert!(
+                !c.verify_password("secreT".into(), other.clone())
+                    .await
+                    .unwrap()
+            );
             assert!(c.verify_password("123".into(), seed.clone()).await.unwrap());
         }
         let no_salt = "$argon2id$v=19$m=64,t=1,p=1";

@@ -4,12 +4,14 @@
 //!
 //! The guest runs in the caller's task (the request's, or the calling guest's): a task of
 //! its own costs a spawn and a cross-thread wake-up per call, a measured 4-9% of the
-//! throughput (issue 4). A caller that gives up (its breaker's timeout, a closed
-//! connection) drops the future, and with it the store: the guest stops there. Only an
-//! HTTP guest still writing its response body after it set the response moves to a task
-//! of its own, so the response can go out while the body streams.
+//! throughput (issue 4). An rpc caller that gives up (its breaker's timeout, its own
+//! deadline) drops the callee's future, and with it the store: the callee stops there. An
+//! HTTP guest moves to a task of its own when it is still running as the response goes out
+//! (it streams the body) or as its client disconnects ([`RunsToEnd`]).
 
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Instant;
 
 use bytes::Bytes;
@@ -144,7 +146,7 @@ pub async fn handle_http(
         HttpInvokeError::NoResponse
     })?;
     let task_plugin = plugin.clone();
-    let guest = Box::pin(async move {
+    let guest = RunsToEnd(Some(Box::pin(async move {
         let outcome = tokio::time::timeout_at(deadline.into(), async {
             let proxy = pre.instantiate_async(&mut store).await?;
             proxy
@@ -158,7 +160,7 @@ pub async fn handle_http(
             Ok(Err(trap)) => Some(ended(&task_plugin, Some(trap))),
             Err(_elapsed) => Some(ended(&task_plugin, None)),
         }
-    });
+    })));
     let result = answer(&plugin, receiver, guest).await;
     let failed = result
         .as_ref()
@@ -177,7 +179,7 @@ async fn answer(
             wasmtime_wasi_http::p2::bindings::http::types::ErrorCode,
         >,
     >,
-    mut guest: std::pin::Pin<Box<impl Future<Output = Option<Ended>> + Send + 'static>>,
+    mut guest: RunsToEnd<impl Future<Output = Option<Ended>> + Send + 'static>,
 ) -> Result<http::Response<HyperOutgoingBody>, HttpInvokeError> {
     let (set, ended) = tokio::select! {
         // A guest that sets its response and returns in the same poll counts as answered.
@@ -186,13 +188,11 @@ async fn answer(
         set = &mut receiver => match set {
             Ok(set) => (Some(set), None),
             // Dropped unset while still running: wait for the guest's end, to say how.
-            Err(_) => (None, Some(guest.as_mut().await)),
+            Err(_) => (None, Some((&mut guest).await)),
         },
     };
-    if ended.is_none() {
-        // Still writing the body, which the response streams from.
-        tokio::spawn(guest);
-    }
+    // A guest still writing the body the response streams from finishes on its own task.
+    drop(guest);
     match (set, ended) {
         (Some(Ok(response)), _) => Ok(response),
         // The guest answered with an error code instead of a response.
@@ -205,5 +205,47 @@ async fn answer(
         (None, Some(Some(Ended::Timeout))) => Err(HttpInvokeError::Timeout),
         (None, Some(Some(Ended::Trap))) => Err(HttpInvokeError::Trap),
         (None, _) => Err(HttpInvokeError::NoResponse),
+    }
+}
+
+/// A guest run that outlives its caller: dropped before its end (the response is out and
+/// the body still streams, or the client went away), it moves to a task of its own and
+/// runs to its end. So a client that disconnects never cuts a guest mid-way, nor the rpc
+/// calls it has in flight, which their breakers would count as failures of the callees.
+struct RunsToEnd<F>(Option<Pin<Box<F>>>)
+where
+    F: Future + Send + 'static,
+    F::Output: Send + 'static;
+
+impl<F> Future for RunsToEnd<F>
+where
+    F: Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    type Output = F::Output;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
+        let run = self
+            .0
+            .as_mut()
+            .expect("a guest run is not polled after its end");
+        let output = std::task::ready!(run.as_mut().poll(cx));
+        self.0 = None;
+        Poll::Ready(output)
+    }
+}
+
+impl<F> Drop for RunsToEnd<F>
+where
+    F: Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    fn drop(&mut self) {
+        // Outside a runtime (the process is exiting) there is nothing to finish on.
+        if let Some(rest) = self.0.take()
+            && let Ok(runtime) = tokio::runtime::Handle::try_current()
+        {
+            runtime.spawn(rest);
+        }
     }
 }
