@@ -12,6 +12,7 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
+use tracing::Instrument;
 use wasmtime_wasi_http::{Error, RequestOptions, WasiBody};
 
 use crate::app::App;
@@ -114,8 +115,19 @@ impl wasmtime_wasi_http::WasiHttpHooks for OutgoingHttp {
         let plugin = self.plugin.clone();
         let grants = self.grants.clone();
         let deadline = self.call.deadline;
-        let traceparent = self.call.trace.child().to_string();
+        // Opened here, in the invocation's span: the future may run on another task.
+        let span = tracing::info_span!(
+            "http.client",
+            otel.kind = "client",
+            otel.name = %request.method(),
+            http.request.method = %request.method(),
+            server.address = request.uri().host().unwrap_or_default(),
+            server.port = request.uri().port_u16(),
+            http.response.status_code = tracing::field::Empty,
+        );
+        let traceparent = self.call.trace.outgoing(&span).to_string();
         let mut request = request;
+        let in_span = span.clone();
         Box::new(async move {
             let uri = request.uri();
             let scheme = uri.scheme_str().unwrap_or("http").to_ascii_lowercase();
@@ -160,6 +172,7 @@ impl wasmtime_wasi_http::WasiHttpHooks for OutgoingHttp {
             .await;
             match sent {
                 Ok(Ok((response, io))) => {
+                    span.record("http.response.status_code", response.status().as_u16());
                     permit.complete(if response.status().is_server_error() {
                         Outcome::Failure
                     } else {
@@ -180,7 +193,7 @@ impl wasmtime_wasi_http::WasiHttpHooks for OutgoingHttp {
                     Err(Error::ConnectionTimeout)
                 }
             }
-        })
+        }.instrument(in_span))
     }
 }
 

@@ -35,6 +35,7 @@ use crate::config::{FrontConfig, RouteAuth};
 use crate::runtime::invoke::{self, HttpInvokeError};
 use crate::telemetry::TraceContext;
 use login_limit::{LoginLimiter, Subject};
+use crate::telemetry::metrics::METRICS as PROMETHEUS;
 use metrics::METRICS;
 use router::{Routed, Router};
 
@@ -196,21 +197,51 @@ impl Gateway {
     }
 
     pub async fn handle(self, request: Request<Incoming>) -> Response<HyperOutgoingBody> {
+        let started = std::time::Instant::now();
         let span = tracing::info_span!(
             "http.request",
             otel.kind = "server",
+            otel.name = tracing::field::Empty,
             http.request.method = %request.method(),
+            http.route = tracing::field::Empty,
             url.path = %request.uri().path(),
             plugin = tracing::field::Empty,
             http.response.status_code = tracing::field::Empty,
             trace_id = tracing::field::Empty,
         );
-        let response = self.route(request).instrument(span.clone()).await;
-        span.record("http.response.status_code", response.status().as_u16());
+        // The caller's W3C trace, or a new one; every log line of this request carries it.
+        let incoming = request
+            .headers()
+            .get("traceparent")
+            .and_then(|v| v.to_str().ok())
+            .and_then(TraceContext::parse);
+        let trace = TraceContext::accept(&span, incoming);
+        span.record("trace_id", trace.trace_id_hex());
+        let method = request.method().clone();
+        let mut route = None;
+        let response = self
+            .route(request, trace, &mut route)
+            .instrument(span.clone())
+            .await;
+        let status = response.status().as_u16();
+        span.record("http.response.status_code", status);
+        if let Some(route) = route {
+            span.record("http.route", route);
+            if crate::telemetry::exporting() {
+                span.record("otel.name", format!("{method} {route}"));
+            }
+        }
+        PROMETHEUS.request(route.unwrap_or("unrouted"), status, started.elapsed());
         response
     }
 
-    async fn route(&self, mut request: Request<Incoming>) -> Response<HyperOutgoingBody> {
+    /// Routes and answers `request`; `route` is set to the route's pattern once matched.
+    async fn route<'a>(
+        &'a self,
+        mut request: Request<Incoming>,
+        trace: TraceContext,
+        route_seen: &mut Option<&'a str>,
+    ) -> Response<HyperOutgoingBody> {
         if !has_authority(&request) {
             return error::error(
                 StatusCode::BAD_REQUEST,
@@ -238,6 +269,7 @@ impl Gateway {
                 return response;
             }
         };
+        *route_seen = Some(&route.path);
         // Before anything else, so a protected route tells nothing (not even whether its
         // plugin is loaded) to a caller without a valid token.
         let required = route.auth == RouteAuth::Required;
@@ -275,7 +307,9 @@ impl Gateway {
             Ok(attempt) => attempt,
             Err(throttled) => return too_many_requests(throttled),
         };
-        let response = match tokio::time::timeout_at(deadline, self.invoke(plugin, request)).await {
+        let response = match tokio::time::timeout_at(deadline, self.invoke(plugin, request, trace))
+            .await
+        {
             Ok(response) => response,
             Err(_elapsed) => {
                 if let Some(total) = METRICS.response_timeouts.hit() {
@@ -322,15 +356,8 @@ impl Gateway {
         &self,
         plugin: Arc<crate::plugins::Plugin>,
         request: Request<Bytes>,
+        trace: TraceContext,
     ) -> Response<HyperOutgoingBody> {
-        // The caller's W3C trace, or a new one; every log line of this request carries it.
-        let trace = request
-            .headers()
-            .get("traceparent")
-            .and_then(|v| v.to_str().ok())
-            .and_then(TraceContext::parse)
-            .unwrap_or_else(TraceContext::new_root);
-        tracing::Span::current().record("trace_id", trace.trace_id_hex());
         match invoke::handle_http(&self.app, plugin, request.map(Full::new), trace).await {
             Ok(response) => response,
             Err(HttpInvokeError::Timeout) => timeout(),

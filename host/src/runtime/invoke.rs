@@ -7,6 +7,7 @@ use std::time::Instant;
 
 use bytes::Bytes;
 use http_body_util::Full;
+use tracing::Instrument;
 use wasmtime_wasi_http::WasiHttpView;
 use wasmtime_wasi_http::p2::bindings::http::types::Scheme;
 use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
@@ -16,6 +17,7 @@ use super::state::{CallContext, PluginState};
 use crate::app::App;
 use crate::plugins::{Entry, Plugin, PluginStats};
 use crate::rpc::CallError;
+use crate::telemetry::metrics::{METRICS, Metrics};
 
 /// Why an HTTP plugin produced no response.
 #[derive(Debug, thiserror::Error)]
@@ -39,17 +41,21 @@ enum Ended {
 /// Classifies and logs a failed guest call.
 fn ended(plugin: &Plugin, error: Option<wasmtime::Error>) -> Ended {
     PluginStats::count(&plugin.stats.errors);
+    Metrics::plugin(&METRICS.errors, &plugin.name);
     match error {
         None => {
+            Metrics::plugin(&METRICS.deadline_kills, &plugin.name);
             tracing::warn!(plugin = %plugin.name, version = %plugin.version, "plugin deadline exceeded");
             Ended::Timeout
         }
         Some(e) if is_deadline_trap(&e) => {
+            Metrics::plugin(&METRICS.deadline_kills, &plugin.name);
             tracing::warn!(plugin = %plugin.name, version = %plugin.version, "plugin interrupted at its deadline");
             Ended::Timeout
         }
         Some(e) => {
             PluginStats::count(&plugin.stats.traps);
+            Metrics::plugin(&METRICS.traps, &plugin.name);
             tracing::error!(plugin = %plugin.name, version = %plugin.version, error = %format!("{e:?}"), "plugin trapped");
             Ended::Trap
         }
@@ -71,12 +77,15 @@ pub async fn call_service(
         )));
     };
     PluginStats::count(&plugin.stats.invocations);
+    Metrics::plugin(&METRICS.invocations, &plugin.name);
     let pre = pre.clone();
     let deadline = call.deadline.min(Instant::now() + plugin.deadline());
     let mut store = app
         .runtime
         .new_store(PluginState::new(app, &plugin, call), deadline);
-    let task = tokio::spawn(async move {
+    let span = store.data().telemetry.invocation().clone();
+    let task = tokio::spawn(
+        async move {
         tokio::time::timeout_at(deadline.into(), async {
             let service = pre.instantiate_async(&mut store).await?;
             service
@@ -85,7 +94,9 @@ pub async fn call_service(
                 .await
         })
         .await
-    });
+        }
+        .instrument(span),
+    );
     let outcome = task
         .await
         .map_err(|e| CallError::Unavailable(format!("{} failed: {e}", plugin.name)))?;
@@ -120,6 +131,7 @@ pub async fn handle_http(
         return Err(HttpInvokeError::NotHttp(plugin.name.clone()));
     };
     PluginStats::count(&plugin.stats.invocations);
+    Metrics::plugin(&METRICS.invocations, &plugin.name);
     let pre = pre.clone();
     let deadline = Instant::now() + plugin.deadline();
     let call = CallContext {
@@ -142,7 +154,9 @@ pub async fn handle_http(
         HttpInvokeError::NoResponse
     })?;
     let task_plugin = plugin.clone();
-    let task = tokio::spawn(async move {
+    let span = store.data().telemetry.invocation().clone();
+    let task = tokio::spawn(
+        async move {
         let outcome = tokio::time::timeout_at(deadline.into(), async {
             let proxy = pre.instantiate_async(&mut store).await?;
             proxy
@@ -156,7 +170,9 @@ pub async fn handle_http(
             Ok(Err(trap)) => Some(ended(&task_plugin, Some(trap))),
             Err(_elapsed) => Some(ended(&task_plugin, None)),
         }
-    });
+        }
+        .instrument(span),
+    );
     let result = answer(&plugin, receiver, task).await;
     let failed = result
         .as_ref()
@@ -182,6 +198,7 @@ async fn answer(
         Ok(Err(code)) => {
             tracing::warn!(plugin = %plugin.name, error = ?code, "plugin answered with an error code");
             PluginStats::count(&plugin.stats.errors);
+            Metrics::plugin(&METRICS.errors, &plugin.name);
             Err(HttpInvokeError::NoResponse)
         }
         // The outparam was dropped unset: the task has ended, say how.
