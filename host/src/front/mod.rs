@@ -198,17 +198,28 @@ impl Gateway {
 
     pub async fn handle(self, request: Request<Incoming>) -> Response<HyperOutgoingBody> {
         let started = std::time::Instant::now();
+        // Routed first: the span is named after the route, which an exported span cannot
+        // change once started.
+        let routed = self.router.route(request.method(), request.uri().path());
+        let route = match &routed {
+            Routed::Route(route) => Some(route.path.as_str()),
+            _ => None,
+        };
         let span = tracing::info_span!(
             "http.request",
             otel.kind = "server",
             otel.name = tracing::field::Empty,
             http.request.method = %request.method(),
-            http.route = tracing::field::Empty,
+            http.route = route,
             url.path = %request.uri().path(),
             plugin = tracing::field::Empty,
             http.response.status_code = tracing::field::Empty,
             trace_id = tracing::field::Empty,
         );
+        if crate::telemetry::exporting() {
+            let name = format!("{} {}", request.method(), route.unwrap_or_default());
+            span.record("otel.name", name.trim_end());
+        }
         // The caller's W3C trace, or a new one; every log line of this request carries it.
         let incoming = request
             .headers()
@@ -217,30 +228,24 @@ impl Gateway {
             .and_then(TraceContext::parse);
         let trace = TraceContext::accept(&span, incoming);
         span.record("trace_id", trace.trace_id_hex());
-        let method = request.method().clone();
-        let mut route = None;
         let response = self
-            .route(request, trace, &mut route)
+            .route(request, routed, trace)
             .instrument(span.clone())
             .await;
         let status = response.status().as_u16();
         span.record("http.response.status_code", status);
-        if let Some(route) = route {
-            span.record("http.route", route);
-            if crate::telemetry::exporting() {
-                span.record("otel.name", format!("{method} {route}"));
-            }
-        }
-        PROMETHEUS.request(route.unwrap_or("unrouted"), status, started.elapsed());
+        let elapsed = started.elapsed();
+        span.in_scope(|| tracing::debug!(status, elapsed_us = elapsed.as_micros() as u64, "answered"));
+        PROMETHEUS.request(route.unwrap_or("unrouted"), status, elapsed);
         response
     }
 
-    /// Routes and answers `request`; `route` is set to the route's pattern once matched.
-    async fn route<'a>(
-        &'a self,
+    /// Answers `request`, which the router has `routed`.
+    async fn route(
+        &self,
         mut request: Request<Incoming>,
+        routed: Routed<'_>,
         trace: TraceContext,
-        route_seen: &mut Option<&'a str>,
     ) -> Response<HyperOutgoingBody> {
         if !has_authority(&request) {
             return error::error(
@@ -249,7 +254,7 @@ impl Gateway {
                 "a request needs one valid Host header",
             );
         }
-        let route = match self.router.route(request.method(), request.uri().path()) {
+        let route = match routed {
             Routed::Route(route) => route,
             Routed::NotFound => return error::not_found(),
             Routed::MethodNotAllowed(allowed) => {
@@ -269,7 +274,6 @@ impl Gateway {
                 return response;
             }
         };
-        *route_seen = Some(&route.path);
         // Before anything else, so a protected route tells nothing (not even whether its
         // plugin is loaded) to a caller without a valid token.
         let required = route.auth == RouteAuth::Required;

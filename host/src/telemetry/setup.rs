@@ -14,6 +14,7 @@ use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::trace::{Sampler, SdkTracerProvider};
 use tracing_subscriber::filter::{EnvFilter, Targets};
 use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{Layer, fmt};
 
 use super::json_lines::{JsonLines, SpanTags};
@@ -50,7 +51,7 @@ pub enum TelemetryError {
     #[error("[telemetry] log_dir {path}: {source}")]
     LogDir {
         path: String,
-        source: tracing_appender::rolling::InitError,
+        source: Box<dyn std::error::Error + Send + Sync>,
     },
     #[error("[telemetry] otlp_endpoint {endpoint}: {source}")]
     Exporter {
@@ -100,16 +101,18 @@ pub fn init(config: &TelemetryConfig, node_id: &str) -> Result<TelemetryGuard, T
     let (file, file_guard) = if config.log_dir.as_os_str().is_empty() {
         (None, None)
     } else {
+        let log_dir_error = |source| TelemetryError::LogDir {
+            path: config.log_dir.display().to_string(),
+            source,
+        };
+        std::fs::create_dir_all(&config.log_dir).map_err(|e| log_dir_error(e.into()))?;
         let appender = tracing_appender::rolling::Builder::new()
             .rotation(rotation(&config.log_rotation))
             .filename_prefix("micro-api")
             .filename_suffix("log")
             .max_log_files(config.log_files_kept.max(1))
             .build(&config.log_dir)
-            .map_err(|source| TelemetryError::LogDir {
-                path: config.log_dir.display().to_string(),
-                source,
-            })?;
+            .map_err(|e| log_dir_error(e.into()))?;
         let (writer, guard) = tracing_appender::non_blocking(appender);
         let layer = fmt::layer()
             .event_format(JsonLines)
@@ -136,7 +139,8 @@ pub fn init(config: &TelemetryConfig, node_id: &str) -> Result<TelemetryGuard, T
         .with(stdout)
         .with(file)
         .into();
-    if tracing::dispatcher::set_global_default(dispatch.clone()).is_ok() {
+    // Also takes the `log` crate's records (sqlx's, for one) into the same lines.
+    if dispatch.clone().try_init().is_ok() {
         let _ = DISPATCH.set(dispatch);
     }
     Ok(TelemetryGuard {
