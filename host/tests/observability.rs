@@ -644,12 +644,29 @@ async fn the_admin_page_shows_plugins_breakers_and_live_rates_in_chromium() {
     let artifacts = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/test-artifacts");
     std::fs::create_dir_all(&artifacts).unwrap();
     let shot = artifacts.join("admin-page.png");
-    run_chromium(
-        &browser,
-        &url,
-        5000,
-        &[&format!("--screenshot={}", shot.display()), "--window-size=1200,900"],
-    );
+    // Logins while the page runs, so the screenshot's charts show a rate.
+    let traffic = {
+        let url = host.url("/user/login");
+        tokio::spawn(async move {
+            loop {
+                let _ = client()
+                    .post(&url)
+                    .header("content-type", "application/x-www-form-urlencoded")
+                    .body(SEED_LOGIN)
+                    .send()
+                    .await;
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        })
+    };
+    let screenshot = [format!("--screenshot={}", shot.display()), "--window-size=1200,900".into()];
+    tokio::task::spawn_blocking(move || {
+        let args: Vec<&str> = screenshot.iter().map(String::as_str).collect();
+        run_chromium(&browser, &url, 5000, &args)
+    })
+    .await
+    .unwrap();
+    traffic.abort();
     assert!(std::fs::metadata(&shot).unwrap().len() > 1000, "a screenshot at {}", shot.display());
 }
 
