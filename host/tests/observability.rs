@@ -675,11 +675,13 @@ async fn the_admin_page_shows_plugins_breakers_and_live_rates_in_chromium() {
 #[tokio::test]
 #[ignore = "a measurement, not a check: run it on purpose"]
 async fn tracing_overhead_figures() {
-    const HELLO: &str = "[[route]]\npath = \"/hello\"\nplugin = \"hello\"\n";
+    // The cheap route: probe-http answering a constant (the `hello` component is built by
+    // the bench task only).
+    const HELLO: &str = "[[route]]\npath = \"/probe/hello\"\nplugin = \"probe-http\"\n";
     let receiver = Receiver::start().await;
     let mut rows = Vec::new();
     for (mode, ratio) in [("off", None), ("sampling 0.01", Some(0.01)), ("sampling 1.0", Some(1.0))] {
-        let builder = HostBuilder::seed().plugins(&["hello"]).config(HELLO);
+        let builder = HostBuilder::seed().plugins(&["probe-http"]).config(HELLO);
         let host = match ratio {
             Some(ratio) => receiver.host(builder, ratio, "").start(),
             None => builder.start(),
@@ -688,7 +690,7 @@ async fn tracing_overhead_figures() {
         let mut hello = Vec::new();
         for i in 0..1100 {
             let started = Instant::now();
-            let response = http.get(host.url("/hello")).send().await.unwrap();
+            let response = http.get(host.url("/probe/hello")).send().await.unwrap();
             response.bytes().await.unwrap();
             if i >= 100 {
                 hello.push(started.elapsed());
@@ -706,7 +708,9 @@ async fn tracing_overhead_figures() {
         rows.push((mode, median(hello), median(logins)));
     }
     let (_, hello_off, login_off) = rows[0];
-    eprintln!("tracing overhead, medians (1000 GET /hello, 50 logins, sequential, one client):");
+    eprintln!(
+        "tracing overhead, medians (1000 GET /probe/hello, 50 logins, sequential, one client):"
+    );
     for (mode, hello, login) in rows {
         eprintln!(
             "  {mode:<14} hello {hello:>10.1?} ({:.2}x)   login {login:>10.1?} ({:.2}x)",
