@@ -328,7 +328,6 @@ fn unique_build(tag: u32) -> Vec<u8> {
     bytes
 }
 
-
 /// The figures the lifecycle issue asks for; run with
 /// `cargo xtask test --test lifecycle -- --ignored --nocapture reload_figures`.
 #[tokio::test]

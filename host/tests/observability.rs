@@ -13,8 +13,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use common::{
-    HostBuilder, SEED_CONFIG, TestHost, argon2id, client, etcd_endpoint, login, median,
-    sqlite_url,
+    HostBuilder, SEED_CONFIG, TestHost, argon2id, client, etcd_endpoint, login, median, sqlite_url,
 };
 use http_body_util::{BodyExt, Full};
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
@@ -71,32 +70,34 @@ impl Receiver {
         tokio::spawn(async move {
             while let Ok((stream, _)) = listener.accept().await {
                 let sink = sink.clone();
-                let service = hyper::service::service_fn(move |request: http::Request<hyper::body::Incoming>| {
-                    let sink = sink.clone();
-                    async move {
-                        let body = request.into_body().collect().await.unwrap().to_bytes();
-                        let export = ExportTraceServiceRequest::decode(body).unwrap();
-                        let mut sink = sink.lock().unwrap();
-                        for resource in export.resource_spans {
-                            let node = resource
-                                .resource
-                                .map(|r| attributes(&r.attributes))
-                                .and_then(|a| a.get("service.instance.id").cloned())
-                                .unwrap_or_default();
-                            for span in resource.scope_spans.into_iter().flat_map(|s| s.spans) {
-                                sink.push(Received {
-                                    name: span.name,
-                                    trace_id: hex::encode(span.trace_id),
-                                    span_id: hex::encode(span.span_id),
-                                    parent_id: hex::encode(span.parent_span_id),
-                                    attributes: attributes(&span.attributes),
-                                    node: node.clone(),
-                                });
+                let service = hyper::service::service_fn(
+                    move |request: http::Request<hyper::body::Incoming>| {
+                        let sink = sink.clone();
+                        async move {
+                            let body = request.into_body().collect().await.unwrap().to_bytes();
+                            let export = ExportTraceServiceRequest::decode(body).unwrap();
+                            let mut sink = sink.lock().unwrap();
+                            for resource in export.resource_spans {
+                                let node = resource
+                                    .resource
+                                    .map(|r| attributes(&r.attributes))
+                                    .and_then(|a| a.get("service.instance.id").cloned())
+                                    .unwrap_or_default();
+                                for span in resource.scope_spans.into_iter().flat_map(|s| s.spans) {
+                                    sink.push(Received {
+                                        name: span.name,
+                                        trace_id: hex::encode(span.trace_id),
+                                        span_id: hex::encode(span.span_id),
+                                        parent_id: hex::encode(span.parent_span_id),
+                                        attributes: attributes(&span.attributes),
+                                        node: node.clone(),
+                                    });
+                                }
                             }
+                            Ok::<_, Infallible>(http::Response::new(Full::new(Bytes::new())))
                         }
-                        Ok::<_, Infallible>(http::Response::new(Full::new(Bytes::new())))
-                    }
-                });
+                    },
+                );
                 tokio::spawn(
                     hyper::server::conn::http1::Builder::new()
                         .serve_connection(hyper_util::rt::TokioIo::new(stream), service),
@@ -138,11 +139,7 @@ impl Receiver {
 fn new_traceparent() -> (String, String, String) {
     let trace_id = format!("{:032x}", rand::random::<u128>() | 1);
     let parent_id = format!("{:016x}", rand::random::<u64>() | 1);
-    (
-        format!("00-{trace_id}-{parent_id}-01"),
-        trace_id,
-        parent_id,
-    )
+    (format!("00-{trace_id}-{parent_id}-01"), trace_id, parent_id)
 }
 
 async fn login_traced(host: &TestHost, body: &str, traceparent: &str) -> (u16, serde_json::Value) {
@@ -207,7 +204,10 @@ async fn a_login_is_one_trace_from_the_front_door_to_sql_crypto_and_auth() {
     );
     let front = spans.iter().find(|s| is_login(s)).unwrap();
     assert_eq!(front.name, "POST /user/login");
-    assert_eq!(front.parent_id, caller, "the caller's traceparent is honoured");
+    assert_eq!(
+        front.parent_id, caller,
+        "the caller's traceparent is honoured"
+    );
     assert_eq!(front.attr("http.route"), "/user/login");
     assert_eq!(front.attr("http.request.method"), "POST");
     assert_eq!(front.attr("http.response.status_code"), "200");
@@ -244,7 +244,9 @@ async fn a_login_is_one_trace_from_the_front_door_to_sql_crypto_and_auth() {
     let auth = child(&spans, rpc_auth, "auth invocation", |s| {
         s.attr("plugin.name") == "auth"
     });
-    child(&spans, auth, "token signing", |s| s.name == "crypto.sign_token");
+    child(&spans, auth, "token signing", |s| {
+        s.name == "crypto.sign_token"
+    });
 }
 
 #[tokio::test]
@@ -278,7 +280,10 @@ async fn across_two_hosts_the_remote_spans_are_children_of_the_callers() {
         .status()
         != 200
     {
-        assert!(started.elapsed() < Duration::from_secs(15), "front never ready");
+        assert!(
+            started.elapsed() < Duration::from_secs(15),
+            "front never ready"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let (traceparent, trace_id, _) = new_traceparent();
@@ -331,7 +336,9 @@ async fn at_log_level_trace_no_password_or_token_leaks_and_every_line_is_json() 
         .env("RUST_LOG", "trace")
         .start();
     let password = random_secret();
-    let db = micro_api::sql::connect(&sqlite_url(&host), 1).await.unwrap();
+    let db = micro_api::sql::connect(&sqlite_url(&host), 1)
+        .await
+        .unwrap();
     db.execute(
         "INSERT INTO `user` (`user_id`, `user_name`, `pwd`) VALUES (?, ?, ?)",
         &[
@@ -387,14 +394,17 @@ async fn at_log_level_trace_no_password_or_token_leaks_and_every_line_is_json() 
     host.wait_for_log(&[&trace_id]);
     let stdout = host.logs();
     for line in &stdout {
-        let parsed: serde_json::Value = serde_json::from_str(line)
-            .unwrap_or_else(|e| panic!("not a JSON line ({e}): {line}"));
+        let parsed: serde_json::Value =
+            serde_json::from_str(line).unwrap_or_else(|e| panic!("not a JSON line ({e}): {line}"));
         for key in ["timestamp", "level", "target"] {
             assert!(parsed.get(key).is_some(), "no {key}: {line}");
         }
         leaks("a log line", line);
     }
-    assert!(trace_lines(&stdout) >= 3, "the request's lines carry its trace id");
+    assert!(
+        trace_lines(&stdout) >= 3,
+        "the request's lines carry its trace id"
+    );
     assert!(
         stdout
             .iter()
@@ -409,13 +419,19 @@ async fn at_log_level_trace_no_password_or_token_leaks_and_every_line_is_json() 
         for entry in std::fs::read_dir(host.dir.path().join("logs")).unwrap() {
             files.push(std::fs::read_to_string(entry.unwrap().path()).unwrap());
         }
-        let lines: Vec<String> = files.iter().flat_map(|f| f.lines().map(String::from)).collect();
+        let lines: Vec<String> = files
+            .iter()
+            .flat_map(|f| f.lines().map(String::from))
+            .collect();
         if trace_lines(&lines) >= 3 || started.elapsed() > Duration::from_secs(5) {
             break lines;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
-    assert!(trace_lines(&files) >= 3, "the log files hold the request's lines");
+    assert!(
+        trace_lines(&files) >= 3,
+        "the log files hold the request's lines"
+    );
     for line in &files {
         serde_json::from_str::<serde_json::Value>(line).unwrap();
         leaks("a log file", line);
@@ -439,9 +455,7 @@ async fn scrape(host: &TestHost) -> BTreeMap<(String, BTreeMap<String, String>),
             prometheus_parse::Value::Counter(v)
             | prometheus_parse::Value::Gauge(v)
             | prometheus_parse::Value::Untyped(v) => v,
-            prometheus_parse::Value::Histogram(buckets) => {
-                buckets.last().map_or(0.0, |b| b.count)
-            }
+            prometheus_parse::Value::Histogram(buckets) => buckets.last().map_or(0.0, |b| b.count),
             prometheus_parse::Value::Summary(_) => continue,
         };
         let labels = sample
@@ -511,7 +525,10 @@ async fn metrics_move_with_requests_a_trap_and_an_opening_breaker() {
         1.0
     );
     assert_eq!(
-        moved("micro_api_http_request_duration_seconds", &[("route", "/probe/hello")]),
+        moved(
+            "micro_api_http_request_duration_seconds",
+            &[("route", "/probe/hello")]
+        ),
         3.0,
         "the histogram's +Inf bucket"
     );
@@ -519,9 +536,18 @@ async fn metrics_move_with_requests_a_trap_and_an_opening_breaker() {
         moved("micro_api_plugin_traps_total", &[("plugin", "probe-http")]),
         1.0
     );
-    assert!(moved("micro_api_plugin_invocations_total", &[("plugin", "probe-http")]) >= 10.0);
+    assert!(
+        moved(
+            "micro_api_plugin_invocations_total",
+            &[("plugin", "probe-http")]
+        ) >= 10.0
+    );
     assert_eq!(
-        sample(&after, "micro_api_breaker_state", &[("command", "probe.fail")]),
+        sample(
+            &after,
+            "micro_api_breaker_state",
+            &[("command", "probe.fail")]
+        ),
         1.0,
         "open"
     );
@@ -535,7 +561,11 @@ async fn metrics_move_with_requests_a_trap_and_an_opening_breaker() {
     let rpc = |outcome| {
         moved(
             "micro_api_rpc_calls_total",
-            &[("service", "probe"), ("method", "fail"), ("outcome", outcome)],
+            &[
+                ("service", "probe"),
+                ("method", "fail"),
+                ("outcome", outcome),
+            ],
         )
     };
     assert_eq!(rpc("unavailable"), 4.0);
@@ -546,7 +576,11 @@ async fn metrics_move_with_requests_a_trap_and_an_opening_breaker() {
         "every instance is gone with its request"
     );
     assert_eq!(
-        sample(&after, "micro_api_plugin_reloads_total", &[("outcome", "succeeded")]),
+        sample(
+            &after,
+            "micro_api_plugin_reloads_total",
+            &[("outcome", "succeeded")]
+        ),
         2.0,
         "probe and probe-http loaded: {after:?}"
     );
@@ -614,19 +648,35 @@ async fn the_admin_page_shows_plugins_breakers_and_live_rates_in_chromium() {
     let (status, _) = login(&host, SEED_LOGIN).await;
     assert_eq!(status, 200);
     // The page itself needs no token (it holds no data); its script sends the fragment's.
-    let page = client().get(format!("{}/admin/", host.admin)).send().await.unwrap();
+    let page = client()
+        .get(format!("{}/admin/", host.admin))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(page.status(), 200);
     let url = format!("{}/admin/#token={TOKEN}", host.admin);
     let plugins = host.admin_plugins().await;
 
     let first = run_chromium(&browser, &url, 3000, &["--dump-dom"]);
     for plugin in plugins["plugins"].as_array().unwrap() {
-        let (name, version) = (plugin["name"].as_str().unwrap(), plugin["version"].as_str().unwrap());
-        assert!(first.contains(&format!("<td>{name}</td>")), "{name} in {first}");
-        assert!(first.contains(&format!("<td>{version}</td>")), "{version} in {first}");
+        let (name, version) = (
+            plugin["name"].as_str().unwrap(),
+            plugin["version"].as_str().unwrap(),
+        );
+        assert!(
+            first.contains(&format!("<td>{name}</td>")),
+            "{name} in {first}"
+        );
+        assert!(
+            first.contains(&format!("<td>{version}</td>")),
+            "{version} in {first}"
+        );
     }
     assert!(first.contains("<td>user.CheckPassword</td>"), "{first}");
-    assert!(first.contains("<td class=\"closed\">closed</td>"), "{first}");
+    assert!(
+        first.contains("<td class=\"closed\">closed</td>"),
+        "{first}"
+    );
     let early = chart_points(&first);
     for _ in 0..3 {
         login(&host, SEED_LOGIN).await;
@@ -638,10 +688,16 @@ async fn the_admin_page_shows_plugins_breakers_and_live_rates_in_chromium() {
         chart_points(&later)
     );
     // Without the token the page says so and asks for it.
-    let refused = run_chromium(&browser, &format!("{}/admin/", host.admin), 2000, &["--dump-dom"]);
+    let refused = run_chromium(
+        &browser,
+        &format!("{}/admin/", host.admin),
+        2000,
+        &["--dump-dom"],
+    );
     assert!(refused.contains("unauthorized"), "{refused}");
 
-    let artifacts = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/test-artifacts");
+    let artifacts =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/test-artifacts");
     std::fs::create_dir_all(&artifacts).unwrap();
     let shot = artifacts.join("admin-page.png");
     // Logins while the page runs, so the screenshot's charts show a rate.
@@ -659,7 +715,10 @@ async fn the_admin_page_shows_plugins_breakers_and_live_rates_in_chromium() {
             }
         })
     };
-    let screenshot = [format!("--screenshot={}", shot.display()), "--window-size=1200,900".into()];
+    let screenshot = [
+        format!("--screenshot={}", shot.display()),
+        "--window-size=1200,900".into(),
+    ];
     tokio::task::spawn_blocking(move || {
         let args: Vec<&str> = screenshot.iter().map(String::as_str).collect();
         run_chromium(&browser, &url, 5000, &args)
@@ -667,7 +726,11 @@ async fn the_admin_page_shows_plugins_breakers_and_live_rates_in_chromium() {
     .await
     .unwrap();
     traffic.abort();
-    assert!(std::fs::metadata(&shot).unwrap().len() > 1000, "a screenshot at {}", shot.display());
+    assert!(
+        std::fs::metadata(&shot).unwrap().len() > 1000,
+        "a screenshot at {}",
+        shot.display()
+    );
 }
 
 /// The overhead the observability issue asks for; run with
@@ -680,7 +743,11 @@ async fn tracing_overhead_figures() {
     const HELLO: &str = "[[route]]\npath = \"/probe/hello\"\nplugin = \"probe-http\"\n";
     let receiver = Receiver::start().await;
     let mut rows = Vec::new();
-    for (mode, ratio) in [("off", None), ("sampling 0.01", Some(0.01)), ("sampling 1.0", Some(1.0))] {
+    for (mode, ratio) in [
+        ("off", None),
+        ("sampling 0.01", Some(0.01)),
+        ("sampling 1.0", Some(1.0)),
+    ] {
         let builder = HostBuilder::seed().plugins(&["probe-http"]).config(HELLO);
         let host = match ratio {
             Some(ratio) => receiver.host(builder, ratio, "").start(),

@@ -34,8 +34,8 @@ use crate::app::App;
 use crate::config::{FrontConfig, RouteAuth};
 use crate::runtime::invoke::{self, HttpInvokeError};
 use crate::telemetry::TraceContext;
-use login_limit::{LoginLimiter, Subject};
 use crate::telemetry::metrics::METRICS as PROMETHEUS;
+use login_limit::{LoginLimiter, Subject};
 use metrics::METRICS;
 use router::{Routed, Router};
 
@@ -235,7 +235,9 @@ impl Gateway {
         let status = response.status().as_u16();
         span.record("http.response.status_code", status);
         let elapsed = started.elapsed();
-        span.in_scope(|| tracing::debug!(status, elapsed_us = elapsed.as_micros() as u64, "answered"));
+        span.in_scope(|| {
+            tracing::debug!(status, elapsed_us = elapsed.as_micros() as u64, "answered")
+        });
         PROMETHEUS.request(route.unwrap_or("unrouted"), status, elapsed);
         response
     }
@@ -311,17 +313,16 @@ impl Gateway {
             Ok(attempt) => attempt,
             Err(throttled) => return too_many_requests(throttled),
         };
-        let response = match tokio::time::timeout_at(deadline, self.invoke(plugin, request, trace))
-            .await
-        {
-            Ok(response) => response,
-            Err(_elapsed) => {
-                if let Some(total) = METRICS.response_timeouts.hit() {
-                    tracing::warn!(total, "504: response not ready within request_timeout_ms");
+        let response =
+            match tokio::time::timeout_at(deadline, self.invoke(plugin, request, trace)).await {
+                Ok(response) => response,
+                Err(_elapsed) => {
+                    if let Some(total) = METRICS.response_timeouts.hit() {
+                        tracing::warn!(total, "504: response not ready within request_timeout_ms");
+                    }
+                    timeout()
                 }
-                timeout()
-            }
-        };
+            };
         if let Some(attempt) = attempt {
             attempt.finish(login_limit::Outcome::of(response.status()));
         }

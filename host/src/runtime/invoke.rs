@@ -86,14 +86,14 @@ pub async fn call_service(
     let span = store.data().telemetry.invocation().clone();
     let task = tokio::spawn(
         async move {
-        tokio::time::timeout_at(deadline.into(), async {
-            let service = pre.instantiate_async(&mut store).await?;
-            service
-                .micro_api_host_handler()
-                .call_handle(&mut store, &method, &payload)
-                .await
-        })
-        .await
+            tokio::time::timeout_at(deadline.into(), async {
+                let service = pre.instantiate_async(&mut store).await?;
+                service
+                    .micro_api_host_handler()
+                    .call_handle(&mut store, &method, &payload)
+                    .await
+            })
+            .await
         }
         .instrument(span),
     );
@@ -157,19 +157,19 @@ pub async fn handle_http(
     let span = store.data().telemetry.invocation().clone();
     let task = tokio::spawn(
         async move {
-        let outcome = tokio::time::timeout_at(deadline.into(), async {
-            let proxy = pre.instantiate_async(&mut store).await?;
-            proxy
-                .wasi_http_incoming_handler()
-                .call_handle(&mut store, request, out)
-                .await
-        })
-        .await;
-        match outcome {
-            Ok(Ok(())) => None,
-            Ok(Err(trap)) => Some(ended(&task_plugin, Some(trap))),
-            Err(_elapsed) => Some(ended(&task_plugin, None)),
-        }
+            let outcome = tokio::time::timeout_at(deadline.into(), async {
+                let proxy = pre.instantiate_async(&mut store).await?;
+                proxy
+                    .wasi_http_incoming_handler()
+                    .call_handle(&mut store, request, out)
+                    .await
+            })
+            .await;
+            match outcome {
+                Ok(Ok(())) => None,
+                Ok(Err(trap)) => Some(ended(&task_plugin, Some(trap))),
+                Err(_elapsed) => Some(ended(&task_plugin, None)),
+            }
         }
         .instrument(span),
     );

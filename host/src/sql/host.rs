@@ -3,9 +3,9 @@
 use tracing::Instrument;
 
 use super::{Rows, SqlError, SqlState, Value};
-use crate::telemetry::metrics::{METRICS, SqlLabel};
 use crate::bindings::Error;
 use crate::bindings::micro_api::host::sql::{self as wit, Host};
+use crate::telemetry::metrics::{METRICS, SqlLabel};
 
 impl SqlState {
     fn database(&self) -> Result<&std::sync::Arc<dyn super::Database>, Error> {

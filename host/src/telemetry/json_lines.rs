@@ -125,10 +125,12 @@ where
                     continue;
                 };
                 if let Some(trace_id) = &tags.trace_id {
-                    line.entry("trace_id").or_insert_with(|| trace_id.as_str().into());
+                    line.entry("trace_id")
+                        .or_insert_with(|| trace_id.as_str().into());
                 }
                 if let Some(plugin) = &tags.plugin {
-                    line.entry("plugin").or_insert_with(|| plugin.as_str().into());
+                    line.entry("plugin")
+                        .or_insert_with(|| plugin.as_str().into());
                 }
             }
             if let Some(leaf) = leaf {

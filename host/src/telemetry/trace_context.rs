@@ -10,9 +10,7 @@
 
 use std::fmt;
 
-use opentelemetry::trace::{
-    SpanContext, SpanId, TraceContextExt, TraceFlags, TraceId, TraceState,
-};
+use opentelemetry::trace::{SpanContext, SpanId, TraceContextExt, TraceFlags, TraceId, TraceState};
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -84,9 +82,7 @@ impl TraceContext {
             );
             let _ = span.set_parent(opentelemetry::Context::new().with_remote_span_context(remote));
         }
-        Self::of(span)
-            .or(incoming)
-            .unwrap_or_else(Self::new_root)
+        Self::of(span).or(incoming).unwrap_or_else(Self::new_root)
     }
 
     /// The context to send to a callee from `span` (the caller's client span): exporting,

@@ -1,11 +1,11 @@
 //! The user HTTP API: `POST /user/login` exchanges a user name and password for an
 //! access token, and `GET /user/profile` tells who the bearer of an access token is.
 
-use micro_api_sdk::{Error, trace};
 use micro_api_sdk::http::{Handler, HttpError, Request, Response};
 use micro_api_sdk::services::Call as _;
 use micro_api_sdk::services::auth::{AccessToken, MakeAccessToken, VerifyAccessToken};
 use micro_api_sdk::services::user::{CheckPassword, GetUserByName, User};
+use micro_api_sdk::{Error, trace};
 use serde::{Deserialize, Serialize};
 
 struct UserApi;
