@@ -16,6 +16,7 @@ use std::time::Instant;
 
 use bytes::Bytes;
 use http_body_util::Full;
+use tracing::Instrument;
 use wasmtime_wasi_http::WasiHttpView;
 use wasmtime_wasi_http::p2::bindings::http::types::Scheme;
 use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
@@ -25,6 +26,7 @@ use super::state::{CallContext, PluginState};
 use crate::app::App;
 use crate::plugins::{Entry, Plugin, PluginStats};
 use crate::rpc::CallError;
+use crate::telemetry::metrics::{METRICS, Metrics};
 
 /// Why an HTTP plugin produced no response.
 #[derive(Debug, thiserror::Error)]
@@ -48,17 +50,21 @@ enum Ended {
 /// Classifies and logs a failed guest call.
 fn ended(plugin: &Plugin, error: Option<wasmtime::Error>) -> Ended {
     PluginStats::count(&plugin.stats.errors);
+    Metrics::plugin(&METRICS.errors, &plugin.name);
     match error {
         None => {
+            Metrics::plugin(&METRICS.deadline_kills, &plugin.name);
             tracing::warn!(plugin = %plugin.name, version = %plugin.version, "plugin deadline exceeded");
             Ended::Timeout
         }
         Some(e) if is_deadline_trap(&e) => {
+            Metrics::plugin(&METRICS.deadline_kills, &plugin.name);
             tracing::warn!(plugin = %plugin.name, version = %plugin.version, "plugin interrupted at its deadline");
             Ended::Timeout
         }
         Some(e) => {
             PluginStats::count(&plugin.stats.traps);
+            Metrics::plugin(&METRICS.traps, &plugin.name);
             tracing::error!(plugin = %plugin.name, version = %plugin.version, error = %format!("{e:?}"), "plugin trapped");
             Ended::Trap
         }
@@ -80,11 +86,13 @@ pub async fn call_service(
         )));
     };
     PluginStats::count(&plugin.stats.invocations);
+    Metrics::plugin(&METRICS.invocations, &plugin.name);
     let pre = pre.clone();
     let deadline = call.deadline.min(Instant::now() + plugin.deadline());
     let mut store = app
         .runtime
         .new_store(PluginState::new(app, &plugin, call), deadline);
+    let span = store.data().telemetry.invocation().clone();
     let outcome = tokio::time::timeout_at(deadline.into(), async {
         let service = pre.instantiate_async(&mut store).await?;
         service
@@ -92,6 +100,7 @@ pub async fn call_service(
             .call_handle(&mut store, &method, &payload)
             .await
     })
+    .instrument(span)
     .await;
     let result = match outcome {
         Ok(Ok(Ok(answer))) => Ok(answer),
@@ -124,6 +133,7 @@ pub async fn handle_http(
         return Err(HttpInvokeError::NotHttp(plugin.name.clone()));
     };
     PluginStats::count(&plugin.stats.invocations);
+    Metrics::plugin(&METRICS.invocations, &plugin.name);
     let pre = pre.clone();
     let deadline = Instant::now() + plugin.deadline();
     let call = CallContext {
@@ -146,21 +156,25 @@ pub async fn handle_http(
         HttpInvokeError::NoResponse
     })?;
     let task_plugin = plugin.clone();
-    let guest = RunsToEnd(Some(Box::pin(async move {
-        let outcome = tokio::time::timeout_at(deadline.into(), async {
-            let proxy = pre.instantiate_async(&mut store).await?;
-            proxy
-                .wasi_http_incoming_handler()
-                .call_handle(&mut store, request, out)
-                .await
-        })
-        .await;
-        match outcome {
-            Ok(Ok(())) => None,
-            Ok(Err(trap)) => Some(ended(&task_plugin, Some(trap))),
-            Err(_elapsed) => Some(ended(&task_plugin, None)),
+    let span = store.data().telemetry.invocation().clone();
+    let guest = RunsToEnd(Some(Box::pin(
+        async move {
+            let outcome = tokio::time::timeout_at(deadline.into(), async {
+                let proxy = pre.instantiate_async(&mut store).await?;
+                proxy
+                    .wasi_http_incoming_handler()
+                    .call_handle(&mut store, request, out)
+                    .await
+            })
+            .await;
+            match outcome {
+                Ok(Ok(())) => None,
+                Ok(Err(trap)) => Some(ended(&task_plugin, Some(trap))),
+                Err(_elapsed) => Some(ended(&task_plugin, None)),
+            }
         }
-    })));
+        .instrument(span),
+    )));
     let result = answer(&plugin, receiver, guest).await;
     let failed = result
         .as_ref()
@@ -199,6 +213,7 @@ async fn answer(
         (Some(Err(code)), _) => {
             tracing::warn!(plugin = %plugin.name, error = ?code, "plugin answered with an error code");
             PluginStats::count(&plugin.stats.errors);
+            Metrics::plugin(&METRICS.errors, &plugin.name);
             Err(HttpInvokeError::NoResponse)
         }
         // The outparam was dropped unset: the guest has ended, say how.

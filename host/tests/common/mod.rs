@@ -201,8 +201,9 @@ impl TestHost {
             .args(["serve", "--config"])
             .arg(&config_path)
             .args(["--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0"])
-            .envs(env)
             .env("RUST_LOG", "info")
+            // After the default, so a test may ask for another log level.
+            .envs(env)
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
@@ -590,6 +591,12 @@ fn is_complete(answer: &[u8]) -> bool {
                 .map(|v| v.trim().parse::<usize>().unwrap_or(0))
         })
         .is_some_and(|len| body.len() >= len)
+}
+
+/// The middle of `values` (for the `*_figures` measurements).
+pub fn median(mut values: Vec<Duration>) -> Duration {
+    values.sort();
+    values[values.len() / 2]
 }
 
 /// A free loopback port (bound, then released: good enough for tests).
