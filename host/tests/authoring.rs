@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
-use common::{HostBuilder, PROBES, TestHost, client, component};
+use common::{HostBuilder, TestHost, client, component, probe_calling};
 use serde_json::{Value, json};
 
 /// Runs the `micro-api` binary with `args` in `cwd`.
@@ -121,10 +121,9 @@ async fn scaffolded_plugins_of_each_kind_build_load_and_answer_unmodified() {
 
     let host = HostBuilder::new()
         .plugins(&["probe-http"])
-        .config(PROBES)
+        .config(&probe_calling(&["scaffolded-svc"]))
         .config(&http_lines)
         .config(&service_lines)
-        .config("[plugin.probe-http]\nrpc = [\"scaffolded-svc\"]\n")
         .start();
     let build_started = Instant::now();
     build_into(

@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{HostBuilder, PROBES, SEED_CONFIG, SEED_PLUGINS, TestHost, client};
+use common::{HostBuilder, SEED_CONFIG, SEED_PLUGINS, TestHost, client, probe_calling};
 use serde_json::{Value, json};
 
 /// The hello example's config, as its `//!` documents it.
@@ -59,9 +59,6 @@ async fn greet(host: &TestHost, name: &str) -> (u16, Value) {
 }
 
 const GREETING: &str = r#"
-[plugin.probe-http]
-rpc = ["example-greeting"]
-
 [plugin.example-greeting]
 rpc = ["user"]
 "#;
@@ -72,7 +69,7 @@ async fn the_greeting_example_falls_back_when_the_user_service_is_gone() {
         .plugins(SEED_PLUGINS)
         .plugins(&["probe-http", "example-greeting"])
         .config(SEED_CONFIG)
-        .config(PROBES)
+        .config(&probe_calling(&["example-greeting"]))
         .config(GREETING)
         .start();
     assert_eq!(
