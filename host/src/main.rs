@@ -42,7 +42,7 @@ enum Command {
         name: String,
         /// Which world it targets.
         #[arg(long, value_enum)]
-        kind: PluginKind,
+        kind: new::Kind,
         /// The crate's folder; defaults to plugins/<name>.
         #[arg(long)]
         path: Option<PathBuf>,
@@ -78,24 +78,6 @@ enum Command {
         #[arg(long)]
         config: Option<PathBuf>,
     },
-}
-
-/// The kinds `micro-api new` scaffolds.
-#[derive(Clone, Copy, clap::ValueEnum)]
-enum PluginKind {
-    /// Reached through a [[route]]: the standard wasi:http incoming handler.
-    Http,
-    /// Called by name through rpc: exports micro-api:host/handler.
-    Service,
-}
-
-impl From<PluginKind> for new::Kind {
-    fn from(kind: PluginKind) -> Self {
-        match kind {
-            PluginKind::Http => new::Kind::Http,
-            PluginKind::Service => new::Kind::Service,
-        }
-    }
 }
 
 /// The config file: the one given, else ./config.toml when it exists (else the defaults).
@@ -142,7 +124,7 @@ fn main() -> anyhow::Result<()> {
             let plugin = new::NewPlugin {
                 dir: path.unwrap_or_else(|| PathBuf::from("plugins").join(&name)),
                 sdk: sdk.unwrap_or_else(new::default_sdk_dir),
-                kind: kind.into(),
+                kind,
                 name,
             };
             let made = new::scaffold(&plugin)?;

@@ -10,9 +10,11 @@
 use std::path::{Path, PathBuf};
 
 /// The kinds of plugin `new` scaffolds, one per world of `wit/host.wit`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Kind {
+    /// Reached through a [[route]]: the standard wasi:http incoming handler.
     Http,
+    /// Called by name through rpc: exports micro-api:host/handler.
     Service,
 }
 
