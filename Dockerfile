@@ -9,7 +9,8 @@
 # /var/lib/micro-api. Plugins: baked into /var/lib/micro-api/plugins, or mount a volume there
 # (the host watches the folder and hot-loads what is copied in).
 
-# --- builder: rustup's toolchain from rust-toolchain.toml, with the wasm32-wasip2 target.
+# --- builder: `rustup toolchain install` installs what rust-toolchain.toml pins: the
+# toolchain, clippy/rustfmt and the wasm32-wasip2 target.
 FROM rust:1.95-bookworm AS builder
 WORKDIR /src
 COPY . .
@@ -17,7 +18,7 @@ COPY . .
 # (etcd-client's build needs it) where .cargo/config.toml points plain cargo.
 RUN --mount=type=cache,target=/usr/local/cargo/registry \
     --mount=type=cache,target=/src/target \
-    rustup target add wasm32-wasip2 \
+    rustup toolchain install \
  && cargo xtask plugins \
  && cargo build --release --package micro-api \
  && mkdir -p /out/bin /out/plugins /out/data \
