@@ -9,10 +9,12 @@
 //!   behind a trait): [`rpc`] (through [`rpc::breaker`]), [`registry`], [`sql`], [`crypto`],
 //!   [`config`], [`telemetry`];
 //! - [`plugins`] is the lifecycle: loading, validating and publishing components;
-//! - [`admin`] is the admin listener.
+//! - [`admin`] is the admin listener;
+//! - [`authoring`] holds the plugin authors' commands: `new`, `build`, `check`.
 
 pub mod admin;
 pub mod app;
+pub mod authoring;
 pub mod bindings;
 pub mod config;
 pub mod crypto;

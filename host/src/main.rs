@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
+use micro_api::authoring::{build, check, new};
 use micro_api::config::Config;
 
 #[derive(Parser)]
@@ -35,6 +36,56 @@ enum Command {
         #[arg(long)]
         rpc: Option<SocketAddr>,
     },
+    /// Create a plugin crate from a template, with the config lines that route or register it.
+    New {
+        /// The plugin's name (lowercase letters, digits, dashes): crate, file and plugin name.
+        name: String,
+        /// Which world it targets.
+        #[arg(long, value_enum)]
+        kind: new::Kind,
+        /// The crate's folder; defaults to plugins/<name>.
+        #[arg(long)]
+        path: Option<PathBuf>,
+        /// Append the config lines to the config file instead of printing them.
+        #[arg(long)]
+        register: bool,
+        /// The config file --register appends to; defaults to ./config.toml.
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// The SDK crate's folder (plugins/sdk of a micro-api checkout); defaults to the
+        /// checkout this binary was built from.
+        #[arg(long, env = "MICRO_API_SDK")]
+        sdk: Option<PathBuf>,
+    },
+    /// Build plugin crates to components (cargo, wasm32-wasip2) and deploy them to the
+    /// plugins folder, where a running host picks them up.
+    Build {
+        /// Crate folders, or names of crates under plugins/; defaults to the current folder.
+        crates: Vec<String>,
+        /// The config file whose [plugins] dir receives them; defaults to ./config.toml.
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+    /// Say which world a component targets, what it imports, and whether the config grants
+    /// it: the validation the host runs at load. Exits 1 when the host would refuse it.
+    Check {
+        /// The component file.
+        file: PathBuf,
+        /// The plugin name to check it as; defaults to the name the host gives the file.
+        #[arg(long)]
+        name: Option<String>,
+        /// The config file; defaults to ./config.toml when it exists.
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+}
+
+/// The config file: the one given, else ./config.toml when it exists (else the defaults).
+fn config_path(given: Option<PathBuf>) -> Option<PathBuf> {
+    given.or_else(|| {
+        let default = PathBuf::from("config.toml");
+        default.exists().then_some(default)
+    })
 }
 
 fn main() -> anyhow::Result<()> {
@@ -46,10 +97,7 @@ fn main() -> anyhow::Result<()> {
             admin,
             rpc,
         } => {
-            let path = config.or_else(|| {
-                let default = PathBuf::from("config.toml");
-                default.exists().then_some(default)
-            });
+            let path = config_path(config);
             // Flags are the last layer: applied like environment variables, so the file is
             // validated with them.
             let flags = [("LISTEN", listen), ("ADMIN", admin), ("RPC", rpc)]
@@ -65,6 +113,69 @@ fn main() -> anyhow::Result<()> {
                 .build()
                 .context("cannot start the tokio runtime")?
                 .block_on(micro_api::server::run(config))
+        }
+        Command::New {
+            name,
+            kind,
+            path,
+            register,
+            config,
+            sdk,
+        } => {
+            let plugin = new::NewPlugin {
+                dir: path.unwrap_or_else(|| PathBuf::from("plugins").join(&name)),
+                sdk: sdk.unwrap_or_else(new::default_sdk_dir),
+                kind,
+                name,
+            };
+            let made = new::scaffold(&plugin)?;
+            println!("created {}", made.dir.display());
+            if register {
+                let config = config.unwrap_or_else(|| PathBuf::from("config.toml"));
+                new::register(&config, &plugin.name, &made.config_lines)?;
+                println!("registered {} in {}", plugin.name, config.display());
+            } else {
+                println!(
+                    "\nadd to config.toml (or run with --register):\n\n{}",
+                    made.config_lines
+                );
+            }
+            println!(
+                "then: micro-api build {}   # builds and deploys it",
+                made.dir.display()
+            );
+            Ok(())
+        }
+        Command::Build { crates, config } => {
+            let config = Config::load(config_path(config).as_deref())?;
+            let dirs = if crates.is_empty() {
+                vec![PathBuf::from(".")]
+            } else {
+                crates
+                    .iter()
+                    .map(|spec| build::crate_dir(spec))
+                    .collect::<Result<_, _>>()?
+            };
+            for dir in dirs {
+                let built = build::build(&dir, &config.plugins.dir)
+                    .with_context(|| format!("building {}", dir.display()))?;
+                println!(
+                    "deployed {} ({} bytes) to {}",
+                    built.plugin,
+                    built.bytes,
+                    built.deployed.display()
+                );
+            }
+            Ok(())
+        }
+        Command::Check { file, name, config } => {
+            let config = Config::load(config_path(config).as_deref())?;
+            let report = check::check(&config, &file, name.as_deref())?;
+            println!("{report}");
+            if !report.accepted() {
+                std::process::exit(1);
+            }
+            Ok(())
         }
     }
 }

@@ -18,8 +18,10 @@ use anyhow::{Context, Result, bail};
 
 /// Plugin crates deployed by `plugins` (the SDK is a library, not a plugin).
 const PLUGINS: &[&str] = &["auth", "user", "user-api"];
-/// Components only the tests load.
-const TEST_PLUGINS: &[&str] = &["probe", "probe-http", "greeter", "command"];
+/// Components only the tests load (`hello`: built from the standard wasi:http bindings only).
+const TEST_PLUGINS: &[&str] = &["probe", "probe-http", "greeter", "command", "hello"];
+/// The examples of `plugins/examples/`, built and exercised by the tests so none rots.
+const EXAMPLES: &[&str] = &["example-hello", "example-greeting"];
 /// The builds of `greeter` the hot-reload tests swap between: (features, file name).
 const GREETER_BUILDS: &[(&str, &str)] = &[
     ("", "greeter_v1.wasm"),
@@ -46,7 +48,7 @@ fn main() -> Result<()> {
             )
         }
         "test" => {
-            build_wasm(PLUGINS.iter().chain(TEST_PLUGINS))?;
+            build_wasm(PLUGINS.iter().chain(TEST_PLUGINS).chain(EXAMPLES))?;
             build_greeters(&root)?;
             let components = wasm_dir(&root);
             cargo(
@@ -181,7 +183,7 @@ fn lint() -> Result<()> {
         "--package",
         "micro-api-sdk",
     ];
-    for name in PLUGINS.iter().chain(TEST_PLUGINS) {
+    for name in PLUGINS.iter().chain(TEST_PLUGINS).chain(EXAMPLES) {
         args.extend(["--package", name]);
     }
     cargo(&args, &["--", "-D", "warnings"].map(String::from), &[])

@@ -18,6 +18,7 @@ use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::time::SystemTime;
 
 use sha2::{Digest, Sha256};
+use wasmtime::component::Component;
 use wasmtime::component::types::ComponentItem;
 
 use crate::bindings::ServicePre;
@@ -157,53 +158,13 @@ impl Plugin {
         bytes: &[u8],
     ) -> Result<Self, LoadError> {
         let version = version_of(bytes);
-        let limits = config.limits_for(name);
-        let slot = config.plugins.pool.memory_mb;
-        if limits.memory_mb > slot {
-            return Err(LoadError::AbovePool {
-                asked: limits.memory_mb,
-                slot,
-            });
-        }
         let component = runtime
             .compile(bytes)
             .map_err(|e| LoadError::Compile(format!("{e:#}")))?;
+        let shape = Shape::of(runtime, &component);
+        let (world, entry) = validate(runtime, config, name, &component, &shape)?;
+        let limits = config.limits_for(name);
         let grants = config.plugin_config(name);
-        let engine = runtime.engine();
-        let ty = component.component_type();
-        let exports: Vec<String> = ty.exports(engine).map(|(n, _)| n.to_string()).collect();
-        let world = if exports
-            .iter()
-            .any(|e| e.starts_with("micro-api:host/handler@"))
-        {
-            World::Service
-        } else if exports
-            .iter()
-            .any(|e| e.starts_with("wasi:http/incoming-handler@0.2"))
-        {
-            World::Http
-        } else {
-            return Err(LoadError::UnknownWorld);
-        };
-        let imports: BTreeSet<String> = ty
-            .imports(engine)
-            .filter(|(_, item)| matches!(item.ty, ComponentItem::ComponentInstance(_)))
-            .map(|(n, _)| n.to_string())
-            .collect();
-        check_grants(name, &imports, &grants)?;
-        let pre = runtime
-            .linker()
-            .instantiate_pre(&component)
-            .map_err(|e| LoadError::Instantiate(format!("{e:#}")))?;
-        let entry = match world {
-            World::Service => Entry::Service(
-                ServicePre::new(pre).map_err(|e| LoadError::Instantiate(format!("{e:#}")))?,
-            ),
-            World::Http => Entry::Http(
-                wasmtime_wasi_http::p2::bindings::ProxyPre::new(pre)
-                    .map_err(|e| LoadError::Instantiate(format!("{e:#}")))?,
-            ),
-        };
         Ok(Self {
             name: name.to_string(),
             version,
@@ -224,6 +185,79 @@ impl Plugin {
             probation: Probation::default(),
         })
     }
+}
+
+/// What a compiled component looks like from outside: the world its exports make it, and
+/// the interfaces it imports. Read before any grant is looked at, so `micro-api check` can
+/// show it for a component the config refuses.
+#[derive(Debug, Clone)]
+pub struct Shape {
+    /// `None`: it exports neither world's entry point.
+    pub world: Option<World>,
+    /// The instances it imports (`micro-api:host/rpc@0.1.0`, `wasi:clocks/...`), sorted.
+    pub imports: BTreeSet<String>,
+}
+
+impl Shape {
+    pub fn of(runtime: &Runtime, component: &Component) -> Self {
+        let engine = runtime.engine();
+        let ty = component.component_type();
+        let exports: Vec<String> = ty.exports(engine).map(|(n, _)| n.to_string()).collect();
+        let world = if exports
+            .iter()
+            .any(|e| e.starts_with("micro-api:host/handler@"))
+        {
+            Some(World::Service)
+        } else if exports
+            .iter()
+            .any(|e| e.starts_with("wasi:http/incoming-handler@0.2"))
+        {
+            Some(World::Http)
+        } else {
+            None
+        };
+        let imports = ty
+            .imports(engine)
+            .filter(|(_, item)| matches!(item.ty, ComponentItem::ComponentInstance(_)))
+            .map(|(n, _)| n.to_string())
+            .collect();
+        Self { world, imports }
+    }
+}
+
+/// The load-time validation of a compiled component as the plugin `name` under `config`:
+/// its memory limit fits the pool, its world is known, its imports are granted, and the
+/// host's linker can instantiate it. [`Plugin::load`] and `micro-api check` both run this,
+/// so `check`'s verdict is the host's.
+pub fn validate(
+    runtime: &Runtime,
+    config: &Config,
+    name: &str,
+    component: &Component,
+    shape: &Shape,
+) -> Result<(World, Entry), LoadError> {
+    let limits = config.limits_for(name);
+    let slot = config.plugins.pool.memory_mb;
+    if limits.memory_mb > slot {
+        return Err(LoadError::AbovePool {
+            asked: limits.memory_mb,
+            slot,
+        });
+    }
+    let world = shape.world.ok_or(LoadError::UnknownWorld)?;
+    check_grants(name, &shape.imports, &config.plugin_config(name))?;
+    let instantiate = |e: wasmtime::Error| LoadError::Instantiate(format!("{e:#}"));
+    let pre = runtime
+        .linker()
+        .instantiate_pre(component)
+        .map_err(instantiate)?;
+    let entry = match world {
+        World::Service => Entry::Service(ServicePre::new(pre).map_err(instantiate)?),
+        World::Http => {
+            Entry::Http(wasmtime_wasi_http::p2::bindings::ProxyPre::new(pre).map_err(instantiate)?)
+        }
+    };
+    Ok((world, entry))
 }
 
 /// A component's version: the first 16 hex digits of its SHA-256.

@@ -67,6 +67,14 @@ sql = true
 config = { greeting = "hello" }
 "#;
 
+/// probe-http routed under /probe and granted rpc to `services`, so that
+/// `POST /probe/call/{service}/{method}` calls them.
+pub fn probe_calling(services: &[&str]) -> String {
+    format!(
+        "[[route]]\npath = \"/probe/{{*rest}}\"\nplugin = \"probe-http\"\n\n[plugin.probe-http]\nrpc = {services:?}\n"
+    )
+}
+
 pub const SEED_PLUGINS: &[&str] = &["auth", "user", "user-api"];
 
 /// A signing key the tests know, to verify tokens independently of the host.

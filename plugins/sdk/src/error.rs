@@ -22,7 +22,12 @@
 
 pub use crate::host::types::{AppError, Error};
 
-/// An application error: the callee understood the request and refused it.
+/// An application error: the callee understood the request and refused it. It reaches
+/// the caller unchanged and never trips a breaker.
+///
+/// ```ignore
+/// return Err(error::app("not_found", "user not found"));
+/// ```
 pub fn app(code: impl Into<String>, message: impl Into<String>) -> Error {
     Error::App(AppError {
         code: code.into(),
@@ -59,16 +64,25 @@ pub fn app_status(code: &str) -> u16 {
 /// `{"error": {"code", "message"}}` and any extra headers.
 #[derive(Clone, Debug)]
 pub struct HttpError {
+    /// The HTTP status.
     pub status: u16,
+    /// The stable, machine-readable code of the body (`not_found`).
     pub code: String,
     /// Safe to show to clients.
     pub message: String,
+    /// Extra response headers (`retry-after`, `allow`...).
     pub headers: Vec<(String, String)>,
     /// What really happened, for the logs only: never sent to the client.
     pub cause: Option<String>,
 }
 
 impl HttpError {
+    /// An error answered with `status` and the body `{"error": {"code", "message"}}`.
+    ///
+    /// ```ignore
+    /// let e = HttpError::new(409, "conflict", "the name is taken");
+    /// assert_eq!(e.body()["error"]["code"], "conflict");
+    /// ```
     pub fn new(status: u16, code: impl Into<String>, message: impl Into<String>) -> Self {
         Self {
             status,

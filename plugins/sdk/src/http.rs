@@ -163,6 +163,12 @@ impl Request {
     /// `auth = "required"`: the host checked the token (signature, expiry, issuer, audience)
     /// before this plugin ran. `None` on an open route, or when they are not a `T`. The
     /// host removes any copy of the header a client sends, so it can be trusted.
+    ///
+    /// ```ignore
+    /// #[derive(serde::Deserialize)]
+    /// struct Claims { name: String }
+    /// let who = request.claims::<Claims>().map(|c| c.name);
+    /// ```
     pub fn claims<T: DeserializeOwned>(&self) -> Option<T> {
         serde_json::from_str(self.header(CLAIMS_HEADER)?).ok()
     }
@@ -176,15 +182,22 @@ impl Request {
         })
     }
 
+    /// The whole body.
     pub fn body(&self) -> &[u8] {
         &self.body
     }
 
+    /// The whole body, taken out of the request (no copy).
     pub fn into_body(self) -> Vec<u8> {
         self.body
     }
 
     /// The body as an `application/x-www-form-urlencoded` form; another content type is 415.
+    ///
+    /// ```ignore
+    /// let form = request.form()?;
+    /// let name = form.required("userName")?; // missing or empty: 400 naming the field
+    /// ```
     pub fn form(&self) -> Result<Form, HttpError> {
         const FORM: &str = "application/x-www-form-urlencoded";
         if !self.has_content_type(FORM) {
@@ -253,8 +266,11 @@ impl Form {
 /// A whole HTTP response.
 #[derive(Clone, Debug)]
 pub struct Response {
+    /// The HTTP status.
     pub status: u16,
+    /// The headers, in order; `content-length` is added when sent.
     pub headers: Vec<(String, Vec<u8>)>,
+    /// The whole body.
     pub body: Vec<u8>,
 }
 
@@ -278,6 +294,10 @@ impl Response {
     }
 
     /// An `application/json` response of `value`.
+    ///
+    /// ```ignore
+    /// Ok(Response::json(200, &serde_json::json!({"message": "hello"})))
+    /// ```
     pub fn json<T: Serialize + ?Sized>(status: u16, value: &T) -> Self {
         match serde_json::to_vec(value) {
             Ok(body) => Self::bytes(status, "application/json", body),
@@ -424,7 +444,9 @@ mod tests {
 /// An answer from [`fetch`].
 #[derive(Debug, Clone)]
 pub struct Fetched {
+    /// The answer's HTTP status.
     pub status: u16,
+    /// The answer's whole body.
     pub body: Vec<u8>,
 }
 

@@ -9,6 +9,13 @@ use serde::{Deserialize, Serialize, de::DeserializeOwned};
 use crate::{Error, rpc};
 
 /// A request to a method of a service, answered by `Self::Answer`.
+///
+/// ```ignore
+/// use micro_api_sdk::services::{Call as _, user::GetUserByName};
+///
+/// let user = GetUserByName { name: "micro".into() }.call()?;
+/// assert_eq!(user.id, 10001);
+/// ```
 pub trait Call: Serialize {
     /// The service's name, as registered.
     const SERVICE: &'static str;

@@ -28,10 +28,12 @@ impl Rows {
         self.iter().next()
     }
 
+    /// How many rows there are.
     pub fn len(&self) -> usize {
         self.rows.len()
     }
 
+    /// Whether there is no row.
     pub fn is_empty(&self) -> bool {
         self.rows.is_empty()
     }

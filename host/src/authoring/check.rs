@@ -1,0 +1,98 @@
+//! `micro-api check <file.wasm>`: the world a component targets, what it imports, and the
+//! verdict the host would give it at load under the current config. The verdict comes from
+//! [`plugins::validate`], the function the host itself runs, never from a copy of it.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use crate::config::Config;
+use crate::plugins::{self, LoadError, Shape, World};
+use crate::runtime::{Runtime, RuntimeError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum CheckError {
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path} is not named like a plugin: use <name>.wasm, or --name")]
+    NoName { path: PathBuf },
+    #[error(transparent)]
+    Runtime(#[from] RuntimeError),
+}
+
+/// What `check` found out about one component.
+#[derive(Debug)]
+pub struct Report {
+    /// The plugin name the component is checked as.
+    pub name: String,
+    /// `None` when the bytes are not a component at all (see `verdict`).
+    pub shape: Option<Shape>,
+    /// Ok with the world when the host would load it; else the reason it would refuse it.
+    pub verdict: Result<World, LoadError>,
+}
+
+impl Report {
+    pub fn accepted(&self) -> bool {
+        self.verdict.is_ok()
+    }
+}
+
+impl fmt::Display for Report {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "plugin: {}", self.name)?;
+        if let Some(shape) = &self.shape {
+            match shape.world {
+                Some(World::Service) => writeln!(f, "world: service")?,
+                Some(World::Http) => writeln!(f, "world: http")?,
+                None => writeln!(f, "world: unknown")?,
+            }
+            writeln!(f, "imports:")?;
+            for import in &shape.imports {
+                writeln!(f, "  {import}")?;
+            }
+        }
+        match &self.verdict {
+            Ok(_) => write!(
+                f,
+                "verdict: ok, [plugin.{}] grants what it imports",
+                self.name
+            ),
+            Err(reason) => write!(f, "verdict: refused: {reason}"),
+        }
+    }
+}
+
+/// Checks the component at `path` as the plugin `name` (default: the name the host gives
+/// the file) under `config`, compiling it as the host does (through its compile cache).
+pub fn check(config: &Config, path: &Path, name: Option<&str>) -> Result<Report, CheckError> {
+    let name = match name {
+        Some(name) => name.to_string(),
+        None => plugins::plugin_name(path).ok_or_else(|| CheckError::NoName {
+            path: path.to_path_buf(),
+        })?,
+    };
+    let bytes = std::fs::read(path).map_err(|source| CheckError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let runtime = Runtime::new(&config.plugins.cache_dir, config.plugins.pool)?;
+    let component = match runtime.compile(&bytes) {
+        Ok(component) => component,
+        Err(e) => {
+            return Ok(Report {
+                name,
+                shape: None,
+                verdict: Err(LoadError::Compile(format!("{e:#}"))),
+            });
+        }
+    };
+    let shape = Shape::of(&runtime, &component);
+    let verdict = plugins::validate(&runtime, config, &name, &component, &shape).map(|(w, _)| w);
+    Ok(Report {
+        name,
+        shape: Some(shape),
+        verdict,
+    })
+}

@@ -1,0 +1,113 @@
+//! The examples of `plugins/examples/`, and `test-plugins/hello` (a component built from the
+//! standard `wasi:http` bindings alone, no SDK), served by a real host: what the README and
+//! the SDK's README show is what these answer.
+
+mod common;
+
+use common::{HostBuilder, SEED_CONFIG, SEED_PLUGINS, TestHost, client, probe_calling};
+use serde_json::{Value, json};
+
+/// The hello example's config, as its `//!` documents it.
+const HELLO: &str = r#"
+[[route]]
+path = "/hello/{name}"
+methods = ["GET"]
+plugin = "example-hello"
+
+[plugin.example-hello]
+rpc = ["user"]
+config = { greeting = "Howdy" }
+"#;
+
+async fn get(host: &TestHost, path: &str) -> (u16, Value) {
+    let response = client().get(host.url(path)).send().await.unwrap();
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap_or_default())
+}
+
+#[tokio::test]
+async fn the_hello_example_greets_from_config_and_asks_the_user_service() {
+    let host = HostBuilder::seed()
+        .plugins(&["example-hello"])
+        .config(HELLO)
+        .start();
+    assert_eq!(
+        get(&host, "/hello/micro").await,
+        (
+            200,
+            json!({"message": "Howdy, micro!", "user": {"id": 10001, "name": "micro"}})
+        )
+    );
+    assert_eq!(
+        get(&host, "/hello/nobody").await,
+        (200, json!({"message": "Howdy, nobody!", "user": null}))
+    );
+    let (status, body) = get(&host, "/hello/a/b").await;
+    assert_eq!((status, &body["error"]["code"]), (404, &json!("not_found")));
+}
+
+/// Calls `example-greeting.Greet` through probe-http's rpc passthrough.
+async fn greet(host: &TestHost, name: &str) -> (u16, Value) {
+    let response = client()
+        .post(host.url("/probe/call/example-greeting/Greet"))
+        .body(json!({ "name": name }).to_string())
+        .send()
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap_or_default())
+}
+
+const GREETING: &str = r#"
+[plugin.example-greeting]
+rpc = ["user"]
+"#;
+
+#[tokio::test]
+async fn the_greeting_example_falls_back_when_the_user_service_is_gone() {
+    let host = HostBuilder::new()
+        .plugins(SEED_PLUGINS)
+        .plugins(&["probe-http", "example-greeting"])
+        .config(SEED_CONFIG)
+        .config(&probe_calling(&["example-greeting"]))
+        .config(GREETING)
+        .start();
+    assert_eq!(
+        greet(&host, "micro").await,
+        (
+            200,
+            json!({"message": "Welcome back, micro!", "user_id": 10001, "degraded": false})
+        )
+    );
+    assert_eq!(
+        greet(&host, "nobody").await,
+        (
+            200,
+            json!({"message": "Hello, nobody!", "user_id": null, "degraded": false})
+        )
+    );
+    // The user service goes away: its callers get the fallback, not an error.
+    std::fs::remove_file(host.plugins_dir().join("user.wasm")).unwrap();
+    host.wait_for_log(&["plugin unloaded", "user"]);
+    assert_eq!(
+        greet(&host, "micro").await,
+        (
+            200,
+            json!({"message": "Hello, micro!", "user_id": null, "degraded": true})
+        )
+    );
+    host.wait_for_log(&["user service unavailable, greeting without it"]);
+}
+
+#[tokio::test]
+async fn a_component_from_the_standard_wasi_http_bindings_alone_is_served() {
+    let host = HostBuilder::new()
+        .plugins(&["hello"])
+        .config("[[route]]\npath = \"/hello\"\nplugin = \"hello\"\n")
+        .start();
+    let response = client().get(host.url("/hello")).send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.text().await.unwrap(), "hello");
+    let plugin = host.plugin_stats("hello").await;
+    assert_eq!(plugin["world"], "http");
+}
