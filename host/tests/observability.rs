@@ -250,6 +250,39 @@ async fn a_login_is_one_trace_from_the_front_door_to_sql_crypto_and_auth() {
 }
 
 #[tokio::test]
+async fn host_calls_nest_in_the_spans_a_plugin_opened() {
+    let receiver = Receiver::start().await;
+    let probes = HostBuilder::new()
+        .plugins(&["probe", "probe-http"])
+        .config(common::PROBES);
+    let host = receiver.host(probes, 1.0, "").start();
+    let response = client()
+        .post(host.url("/probe/traced-call/probe/echo"))
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let spans = receiver
+        .wait_for(|s| s.iter().any(|s| s.attr("plugin.name") == "probe"))
+        .await;
+    let front = spans
+        .iter()
+        .find(|s| s.attr("http.route") == "/probe/{*rest}")
+        .unwrap();
+    let invocation = child(&spans, front, "probe-http invocation", |s| {
+        s.attr("plugin.name") == "probe-http"
+    });
+    let outer = child(&spans, invocation, "outer span", |s| s.name == "outer");
+    let inner = child(&spans, outer, "inner span", |s| s.name == "inner");
+    assert_eq!(inner.attr("probe.step"), "call");
+    let rpc = child(&spans, inner, "rpc opened inside", |s| {
+        s.attr("rpc.service") == "probe"
+    });
+    child(&spans, rpc, "callee", |s| s.attr("plugin.name") == "probe");
+}
+
+#[tokio::test]
 async fn across_two_hosts_the_remote_spans_are_children_of_the_callers() {
     let Some(etcd) = etcd_endpoint("across_two_hosts_the_remote_spans_are_children") else {
         return;
