@@ -16,7 +16,6 @@ use std::time::Instant;
 
 use bytes::Bytes;
 use http_body_util::Full;
-use tracing::Instrument;
 use wasmtime_wasi_http::WasiHttpView;
 use wasmtime_wasi_http::p2::bindings::http::types::Scheme;
 use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
@@ -92,16 +91,16 @@ pub async fn call_service(
     let mut store = app
         .runtime
         .new_store(PluginState::new(app, &plugin, call), deadline);
-    let span = store.data().telemetry.invocation().clone();
-    let outcome = tokio::time::timeout_at(deadline.into(), async {
-        let service = pre.instantiate_async(&mut store).await?;
-        service
-            .micro_api_host_handler()
-            .call_handle(&mut store, &method, &payload)
-            .await
-    })
-    .instrument(span)
-    .await;
+    let current_span = store.data().telemetry.current_span();
+    let outcome = current_span
+        .wrap(tokio::time::timeout_at(deadline.into(), async {
+            let service = pre.instantiate_async(&mut store).await?;
+            service
+                .micro_api_host_handler()
+                .call_handle(&mut store, &method, &payload)
+                .await
+        }))
+        .await;
     let result = match outcome {
         Ok(Ok(Ok(answer))) => Ok(answer),
         Ok(Ok(Err(refusal))) => Err(CallError::from(refusal)),
@@ -156,25 +155,22 @@ pub async fn handle_http(
         HttpInvokeError::NoResponse
     })?;
     let task_plugin = plugin.clone();
-    let span = store.data().telemetry.invocation().clone();
-    let guest = RunsToEnd(Some(Box::pin(
-        async move {
-            let outcome = tokio::time::timeout_at(deadline.into(), async {
-                let proxy = pre.instantiate_async(&mut store).await?;
-                proxy
-                    .wasi_http_incoming_handler()
-                    .call_handle(&mut store, request, out)
-                    .await
-            })
-            .await;
-            match outcome {
-                Ok(Ok(())) => None,
-                Ok(Err(trap)) => Some(ended(&task_plugin, Some(trap))),
-                Err(_elapsed) => Some(ended(&task_plugin, None)),
-            }
+    let current_span = store.data().telemetry.current_span();
+    let guest = RunsToEnd(Some(Box::pin(current_span.wrap(async move {
+        let outcome = tokio::time::timeout_at(deadline.into(), async {
+            let proxy = pre.instantiate_async(&mut store).await?;
+            proxy
+                .wasi_http_incoming_handler()
+                .call_handle(&mut store, request, out)
+                .await
+        })
+        .await;
+        match outcome {
+            Ok(Ok(())) => None,
+            Ok(Err(trap)) => Some(ended(&task_plugin, Some(trap))),
+            Err(_elapsed) => Some(ended(&task_plugin, None)),
         }
-        .instrument(span),
-    )));
+    }))));
     let result = answer(&plugin, receiver, guest).await;
     let failed = result
         .as_ref()

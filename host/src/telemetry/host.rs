@@ -40,6 +40,10 @@ impl trace::Host for &mut TelemetryState {
         let id = self.next_span;
         self.next_span += 1;
         self.spans.insert(id, span);
+        self.set_innermost();
+        // The instance runs in the span it had when this poll began: yield so that the
+        // next poll, and the host calls made in it, run in this one.
+        tokio::task::yield_now().await;
         id
     }
 
@@ -55,5 +59,7 @@ impl trace::Host for &mut TelemetryState {
     async fn exit_span(&mut self, span: u64) {
         // Spans opened after this one are nested in it: close them too.
         self.spans.retain(|id, _| *id < span);
+        self.set_innermost();
+        tokio::task::yield_now().await;
     }
 }

@@ -10,7 +10,10 @@ mod setup;
 mod trace_context;
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::task::{Context, Poll};
 
 pub use guest_output::{GuestOutput, Stream};
 pub use setup::{TelemetryError, TelemetryGuard, exporting, init};
@@ -26,6 +29,8 @@ pub struct TelemetryState {
     invocation: tracing::Span,
     /// The spans the plugin opened and has not closed, by handle (in opening order).
     spans: BTreeMap<u64, tracing::Span>,
+    /// The innermost of them, shared with [`InCurrentSpan`] so host calls nest in it.
+    innermost: Arc<Mutex<Option<tracing::Span>>>,
     next_span: u64,
     _in_use: metrics::InstanceInUse,
 }
@@ -48,14 +53,27 @@ impl TelemetryState {
             version: plugin.version.as_str().into(),
             invocation,
             spans: BTreeMap::new(),
+            innermost: Arc::default(),
             next_span: 1,
             _in_use: metrics::InstanceInUse::count(),
         }
     }
 
-    /// The invocation's span, to run the instance in.
-    pub fn invocation(&self) -> &tracing::Span {
-        &self.invocation
+    /// Where the instance runs: in the plugin's innermost open span, else in the
+    /// invocation's, so the spans of host calls nest where the plugin made them.
+    pub fn current_span(&self) -> CurrentSpan {
+        CurrentSpan {
+            invocation: self.invocation.clone(),
+            innermost: self.innermost.clone(),
+        }
+    }
+
+    fn set_innermost(&self) {
+        *self
+            .innermost
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) =
+            self.spans.last_key_value().map(|(_, span)| span.clone());
     }
 
     /// A sink for the guest's stdout or stderr that logs each line.
@@ -66,5 +84,43 @@ impl TelemetryState {
             stream,
             self.invocation.clone(),
         )
+    }
+}
+
+/// The span an instance runs in; see [`TelemetryState::current_span`].
+pub struct CurrentSpan {
+    invocation: tracing::Span,
+    innermost: Arc<Mutex<Option<tracing::Span>>>,
+}
+
+impl CurrentSpan {
+    /// `future`, entered in the current span at each poll.
+    pub fn wrap<F: Future>(self, future: F) -> InCurrentSpan<F> {
+        InCurrentSpan {
+            span: self,
+            future: Box::pin(future),
+        }
+    }
+}
+
+/// A future run in a [`CurrentSpan`].
+pub struct InCurrentSpan<F> {
+    span: CurrentSpan,
+    future: Pin<Box<F>>,
+}
+
+impl<F: Future> Future for InCurrentSpan<F> {
+    type Output = F::Output;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
+        let this = self.get_mut();
+        let innermost = this
+            .span
+            .innermost
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
+        let _entered = innermost.as_ref().unwrap_or(&this.span.invocation).enter();
+        this.future.as_mut().poll(cx)
     }
 }

@@ -219,3 +219,29 @@ impl TelemetryConfig {
         problems
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_bad_telemetry_key_is_named_with_its_fix() {
+        assert!(TelemetryConfig::default().problems().is_empty());
+        let bad = TelemetryConfig {
+            sampling_ratio: 1.5,
+            log_rotation: "weekly".into(),
+            otlp_endpoint: "localhost 4318".into(),
+            service_name: " ".into(),
+            ..TelemetryConfig::default()
+        };
+        let problems = bad.problems().join("\n");
+        for key in [
+            "sampling_ratio",
+            "log_rotation",
+            "otlp_endpoint",
+            "service_name",
+        ] {
+            assert!(problems.contains(key), "{key} in {problems}");
+        }
+    }
+}
