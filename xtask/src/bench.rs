@@ -305,7 +305,15 @@ fn prepare_run_dir(root: &Path) -> Result<PathBuf> {
     );
     std::fs::create_dir_all(&run_dir)?;
     std::fs::write(run_dir.join("config.toml"), config)?;
-    deploy(root, &run_dir.join("plugins/dist"), &PLUGINS.iter().chain(&["hello", "probe", "probe-http"]).copied().collect::<Vec<_>>())?;
+    deploy(
+        root,
+        &run_dir.join("plugins/dist"),
+        &PLUGINS
+            .iter()
+            .chain(&["hello", "probe", "probe-http"])
+            .copied()
+            .collect::<Vec<_>>(),
+    )?;
     Ok(run_dir)
 }
 
@@ -542,7 +550,8 @@ impl Servers {
                 "`etcd` is not on the PATH (Debian's `etcd-server` package adds it)".to_string(),
             ),
             Some(etcd) => {
-                let (caller, callee_support) = start_cross_host(root, run_dir, machine, options, &etcd)?;
+                let (caller, callee_support) =
+                    start_cross_host(root, run_dir, machine, options, &etcd)?;
                 list.push(caller);
                 support.extend(callee_support);
                 None
@@ -720,7 +729,11 @@ fn start_cross_host(
             .args(["--rpc", "127.0.0.1:0"])
             .env("MICRO_API__CLUSTER__SECRET", CLUSTER_SECRET)
             .env("MICRO_API__PLUGINS__CACHE_DIR", run_dir.join("cache"));
-        let name = if role == "caller" { CROSS_HOST } else { "callee" };
+        let name = if role == "caller" {
+            CROSS_HOST
+        } else {
+            "callee"
+        };
         Server::start(name, host, Ready::Line(LISTENING))
     };
     let callee = node("callee", &["probe"])?;
@@ -734,7 +747,10 @@ fn start_cross_host(
             break;
         }
         if Instant::now() > deadline {
-            bail!("the rpc-hop caller never became ready: {body}\n{}", caller.last_output());
+            bail!(
+                "the rpc-hop caller never became ready: {body}\n{}",
+                caller.last_output()
+            );
         }
         std::thread::sleep(Duration::from_millis(100));
     }
