@@ -7,13 +7,14 @@
 //! - the plugin calls host capabilities, one module each with the same shape (state
 //!   prepared per instance from the plugin's grants, a `host.rs` with the WIT glue, backends
 //!   behind a trait): [`rpc`] (through [`rpc::breaker`]), [`registry`], [`sql`], [`crypto`],
-//!   [`config`], [`telemetry`];
+//!   [`config`], [`broker`], [`telemetry`];
 //! - [`plugins`] is the lifecycle: loading, validating and publishing components;
 //! - [`admin`] is the admin listener.
 
 pub mod admin;
 pub mod app;
 pub mod bindings;
+pub mod broker;
 pub mod config;
 pub mod crypto;
 pub mod front;

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use micro_api::config::Config;
+use micro_api::config::live::Source;
 
 #[derive(Parser)]
 #[command(
@@ -35,6 +35,31 @@ enum Command {
         #[arg(long)]
         rpc: Option<SocketAddr>,
     },
+    /// Read and edit the etcd layer of the config ([config_store] endpoints and prefix).
+    Config {
+        /// The config file naming the store; defaults to ./config.toml when it exists.
+        #[arg(long)]
+        config: Option<PathBuf>,
+        #[command(subcommand)]
+        action: config_cli::Action,
+    },
+}
+
+mod config_cli;
+
+/// The config file given, or ./config.toml when it exists.
+fn config_path(given: Option<PathBuf>) -> Option<PathBuf> {
+    given.or_else(|| {
+        let default = PathBuf::from("config.toml");
+        default.exists().then_some(default)
+    })
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the tokio runtime")
 }
 
 fn main() -> anyhow::Result<()> {
@@ -46,24 +71,30 @@ fn main() -> anyhow::Result<()> {
             admin,
             rpc,
         } => {
-            let path = config.or_else(|| {
-                let default = PathBuf::from("config.toml");
-                default.exists().then_some(default)
-            });
-            // Flags are the last layer: applied like environment variables, so the file is
-            // validated with them.
+            // Flags are the last layer below etcd: applied like environment variables, so
+            // the file is validated with them.
             let flags = [("LISTEN", listen), ("ADMIN", admin), ("RPC", rpc)]
                 .into_iter()
                 .filter_map(|(key, addr)| {
                     addr.map(|a| (format!("MICRO_API__SERVER__{key}"), a.to_string()))
                 });
-            let config = Config::load_with_env(path.as_deref(), std::env::vars().chain(flags))?;
-            micro_api::telemetry::init(&config.telemetry.log_level);
-            tokio::runtime::Builder::new_multi_thread()
-                .enable_all()
-                .build()
-                .context("cannot start the tokio runtime")?
-                .block_on(micro_api::server::run(config))
+            let source = Source {
+                path: config_path(config),
+                env: std::env::vars().chain(flags).collect(),
+            };
+            let base = source.load(&Default::default())?;
+            micro_api::telemetry::init(&base.config.telemetry.log_level);
+            runtime()?.block_on(async {
+                let live = micro_api::config::watch::load_at_start(source).await?;
+                micro_api::server::run(live).await
+            })
+        }
+        Command::Config { config, action } => {
+            let source = Source {
+                path: config_path(config),
+                env: std::env::vars().collect(),
+            };
+            runtime()?.block_on(config_cli::run(source, action))
         }
     }
 }

@@ -15,7 +15,7 @@ use std::process::Command;
 use anyhow::{Context, Result, bail};
 
 /// Plugin crates deployed by `plugins` (the SDK is a library, not a plugin).
-const PLUGINS: &[&str] = &["auth", "user", "user-api"];
+const PLUGINS: &[&str] = &["auth", "user", "user-api", "audit"];
 /// Components only the tests load.
 const TEST_PLUGINS: &[&str] = &["probe", "probe-http", "greeter", "command"];
 /// The builds of `greeter` the hot-reload tests swap between: (features, file name).

@@ -36,7 +36,7 @@ use crate::runtime::invoke::{self, HttpInvokeError};
 use crate::telemetry::TraceContext;
 use login_limit::{LoginLimiter, Subject};
 use metrics::METRICS;
-use router::{Routed, Router};
+use router::Routed;
 
 /// The client's address, in every request's extensions.
 #[derive(Debug, Clone, Copy)]
@@ -177,7 +177,6 @@ where
 #[derive(Clone)]
 pub struct Gateway {
     app: Arc<App>,
-    router: Arc<Router>,
     /// Held here, not by a plugin, so the counts survive plugin reloads.
     login_limit: Option<Arc<LoginLimiter>>,
 }
@@ -186,11 +185,9 @@ impl Gateway {
     /// The gateway of `app`; installs its `[front]` limits for [`serve`].
     pub fn new(app: Arc<App>) -> Self {
         install_limits(app.config.front);
-        let router = Arc::new(Router::new(&app.config.route));
         let login_limit = LoginLimiter::new(&app.config.login_limit).map(Arc::new);
         Self {
             app,
-            router,
             login_limit,
         }
     }
@@ -218,7 +215,9 @@ impl Gateway {
                 "a request needs one valid Host header",
             );
         }
-        let route = match self.router.route(request.method(), request.uri().path()) {
+        // The routes in force now: a config change swaps them between two requests.
+        let router = self.app.router.load_full();
+        let route = match router.route(request.method(), request.uri().path()) {
             Routed::Route(route) => route,
             Routed::NotFound => return error::not_found(),
             Routed::MethodNotAllowed(allowed) => {
@@ -331,6 +330,7 @@ impl Gateway {
             .and_then(TraceContext::parse)
             .unwrap_or_else(TraceContext::new_root);
         tracing::Span::current().record("trace_id", trace.trace_id_hex());
+        let request = with_client_addr(request);
         match invoke::handle_http(&self.app, plugin, request.map(Full::new), trace).await {
             Ok(response) => response,
             Err(HttpInvokeError::Timeout) => timeout(),
@@ -441,4 +441,19 @@ mod tests {
         assert!(!with("/a", &[b"\xff"]));
         assert!(!with("/a", &[b"a b"]));
     }
+}
+
+/// The header in which a plugin finds its client's address (the TCP peer's IP).
+pub const CLIENT_ADDR_HEADER: &str = "x-micro-api-client-addr";
+
+/// Replaces any client-supplied [`CLIENT_ADDR_HEADER`] with the peer's address, so a plugin
+/// can trust it (for an audit trail, say).
+fn with_client_addr(mut request: Request<Bytes>) -> Request<Bytes> {
+    let peer = request.extensions().get::<ClientAddr>().map(|c| c.0.ip());
+    let headers = request.headers_mut();
+    headers.remove(CLIENT_ADDR_HEADER);
+    if let Some(value) = peer.and_then(|ip| HeaderValue::from_str(&ip.to_string()).ok()) {
+        headers.insert(CLIENT_ADDR_HEADER, value);
+    }
+    request
 }

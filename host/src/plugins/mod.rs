@@ -4,7 +4,8 @@
 //!
 //! A plugin's name is its file stem with `_` read as `-` (`user_api.wasm` is `user-api`),
 //! so the files cargo produces deploy as they are. Its world is read from its exports:
-//! `micro-api:host/handler` makes a service, `wasi:http/incoming-handler` an HTTP handler.
+//! `micro-api:host/handler` makes a service, `wasi:http/incoming-handler` an HTTP handler,
+//! `micro-api:host/message-handler` a subscriber.
 //! Validation is deny-by-default: a component that imports a capability its
 //! `[plugin.<name>]` section does not grant is refused, with the reason, and never served.
 
@@ -20,22 +21,24 @@ use std::time::SystemTime;
 use sha2::{Digest, Sha256};
 use wasmtime::component::types::ComponentItem;
 
-use crate::bindings::ServicePre;
+use crate::bindings::{ServicePre, SubscriberPre};
 use crate::config::{Config, LimitsConfig, PluginConfig};
 use crate::runtime::{PluginState, Runtime};
 
-/// The two worlds of `wit/host.wit`.
+/// The worlds of `wit/host.wit`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum World {
     Service,
     Http,
+    Subscriber,
 }
 
 /// What a request instantiates.
 pub enum Entry {
     Service(ServicePre<PluginState>),
     Http(wasmtime_wasi_http::p2::bindings::ProxyPre<PluginState>),
+    Subscriber(SubscriberPre<PluginState>),
 }
 
 pub use table::PluginTable;
@@ -88,7 +91,7 @@ pub enum LoadError {
     #[error("not a valid component: {0}")]
     Compile(String),
     #[error(
-        "exports neither micro-api:host/handler (service world) nor wasi:http/incoming-handler (http world)"
+        "exports none of micro-api:host/handler (service world), wasi:http/incoming-handler (http world), micro-api:host/message-handler (subscriber world)"
     )]
     UnknownWorld,
     #[error("imports {import}, which [plugin.{plugin}] does not grant: {fix}")]
@@ -182,6 +185,11 @@ impl Plugin {
             .any(|e| e.starts_with("wasi:http/incoming-handler@0.2"))
         {
             World::Http
+        } else if exports
+            .iter()
+            .any(|e| e.starts_with("micro-api:host/message-handler@"))
+        {
+            World::Subscriber
         } else {
             return Err(LoadError::UnknownWorld);
         };
@@ -190,7 +198,7 @@ impl Plugin {
             .filter(|(_, item)| matches!(item.ty, ComponentItem::ComponentInstance(_)))
             .map(|(n, _)| n.to_string())
             .collect();
-        check_grants(name, &imports, &grants)?;
+        check_grants(name, world, &imports, &grants)?;
         let pre = runtime
             .linker()
             .instantiate_pre(&component)
@@ -202,6 +210,9 @@ impl Plugin {
             World::Http => Entry::Http(
                 wasmtime_wasi_http::p2::bindings::ProxyPre::new(pre)
                     .map_err(|e| LoadError::Instantiate(format!("{e:#}")))?,
+            ),
+            World::Subscriber => Entry::Subscriber(
+                SubscriberPre::new(pre).map_err(|e| LoadError::Instantiate(format!("{e:#}")))?,
             ),
         };
         Ok(Self {
@@ -234,6 +245,7 @@ pub fn version_of(bytes: &[u8]) -> String {
 /// Refuses a component that imports a capability its config does not grant.
 fn check_grants(
     name: &str,
+    world: World,
     imports: &BTreeSet<String>,
     grants: &PluginConfig,
 ) -> Result<(), LoadError> {
@@ -261,6 +273,19 @@ fn check_grants(
             i,
             "list the services it may call: `rpc = [\"user\"]`",
         ));
+    }
+    if let Some(i) = imported("broker").filter(|_| grants.publish.is_empty()) {
+        return Err(refuse(
+            i,
+            "list the topics it may publish on: `publish = [\"user.login\"]`",
+        ));
+    }
+    if world == World::Subscriber && grants.subscribe.is_empty() {
+        return Err(LoadError::NotGranted {
+            plugin: name.to_string(),
+            import: "micro-api:host/message-handler (subscriber world)".into(),
+            fix: "list the topics it is handed: `subscribe = [\"user.login\"]`".into(),
+        });
     }
     Ok(())
 }
