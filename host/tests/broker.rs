@@ -172,6 +172,22 @@ async fn a_login_on_host_1_is_audited_by_host_2_over_nats() {
     }
 }
 
+#[tokio::test]
+async fn in_process_a_login_is_audited_on_the_same_host() {
+    let host = HostBuilder::seed()
+        .plugins(&["audit"])
+        .config("[plugin.audit]\nsql = true\nsubscribe = [\"user.login\"]\n")
+        .start();
+    wait_broker(&host, &["audit/user.login"]).await;
+    assert_eq!(login_as(&host, "micro", "123").await, 200);
+    let rows = wait_rows(&sqlite_url(&host), 1, Duration::from_secs(10)).await;
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    assert_eq!((rows[0].user_id, rows[0].success), (Some(10001), true));
+    let status = admin_json(&host, "/admin/broker").await;
+    assert_eq!(status["backend"], "memory", "{status}");
+    assert_eq!(status["stats"]["delivered"], 1, "{status}");
+}
+
 /// Failed logins of `user` as `count` distinct names `<user>-<i>`, each answered quickly.
 async fn failed_logins(host: &TestHost, user: &str, count: usize) {
     for i in 0..count {
