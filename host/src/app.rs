@@ -7,8 +7,8 @@ use crate::broker::{Broker, BrokerError, BrokerStats, Delivery, Subscription};
 use crate::config::layers::{Layered, Origins};
 use crate::config::live::{LiveConfig, Source};
 use crate::config::{Config, RegistryBackend};
-use crate::front::router::Router;
 use crate::crypto::{Crypto, CryptoError};
+use crate::front::router::Router;
 use crate::plugins::table::RollbackError;
 use crate::plugins::{Plugin, PluginTable, World, reload};
 use crate::registry::{EtcdRegistry, MemoryRegistry, Registry};
@@ -224,7 +224,10 @@ impl App {
 /// Runs every delivery on its subscriber plugin, at most `[broker] max_in_flight` at once,
 /// each on its own task: a slow or trapping subscriber holds its own slot, never a
 /// publisher. Ends with the app.
-async fn run_deliveries(app: std::sync::Weak<App>, mut deliveries: tokio::sync::mpsc::Receiver<Delivery>) {
+async fn run_deliveries(
+    app: std::sync::Weak<App>,
+    mut deliveries: tokio::sync::mpsc::Receiver<Delivery>,
+) {
     let Some(max_in_flight) = app.upgrade().map(|a| a.config.broker.max_in_flight) else {
         return;
     };

@@ -56,9 +56,9 @@ pub async fn run(source: Source, action: Action) -> anyhow::Result<()> {
         }
         Action::Unset { key } => {
             values.remove(&key);
-            source
-                .load(&values)
-                .with_context(|| format!("refused: removing {key} would make the config invalid"))?;
+            source.load(&values).with_context(|| {
+                format!("refused: removing {key} would make the config invalid")
+            })?;
             if !store.delete(&key).await? {
                 anyhow::bail!("{key} is not set in the config store");
             }

@@ -6,9 +6,9 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{median, 
+use common::{
     HostBuilder, NatsServer, ScratchDatabase, TestHost, admin_json, external_databases, login,
-    nats_server_bin, sqlite_url,
+    median, nats_server_bin, sqlite_url,
 };
 
 /// Failed logins are this test's events: let one address fail often.
@@ -52,7 +52,13 @@ async fn wait_broker(host: &TestHost, subscriptions: &[&str]) {
             .as_array()
             .unwrap()
             .iter()
-            .map(|s| format!("{}/{}", s["plugin"].as_str().unwrap(), s["topic"].as_str().unwrap()))
+            .map(|s| {
+                format!(
+                    "{}/{}",
+                    s["plugin"].as_str().unwrap(),
+                    s["topic"].as_str().unwrap()
+                )
+            })
             .collect();
         if status["connected"] == true && serving == subscriptions {
             return;
@@ -78,8 +84,15 @@ struct AuditRow {
 /// Every row of `audit_log` in the database at `url`.
 async fn audit_rows(url: &str) -> Vec<AuditRow> {
     use sqlx::Connection;
-    const SELECT: &str = "SELECT event_id, user_name, user_id, success, remote_addr FROM audit_log ORDER BY id";
-    let row = |(event_id, user_name, user_id, success, remote_addr): (String, String, Option<i64>, i64, String)| AuditRow {
+    const SELECT: &str =
+        "SELECT event_id, user_name, user_id, success, remote_addr FROM audit_log ORDER BY id";
+    let row = |(event_id, user_name, user_id, success, remote_addr): (
+        String,
+        String,
+        Option<i64>,
+        i64,
+        String,
+    )| AuditRow {
         event_id,
         user_name,
         user_id,
@@ -125,7 +138,11 @@ async fn login_as(host: &TestHost, user: &str, pwd: &str) -> u16 {
 }
 
 /// One run of the cross-host audit on host 2's database `url`.
-async fn audit_across_hosts(nats: &NatsServer, database: Option<&str>, read_url: impl Fn(&TestHost) -> String) {
+async fn audit_across_hosts(
+    nats: &NatsServer,
+    database: Option<&str>,
+    read_url: impl Fn(&TestHost) -> String,
+) {
     let prefix = unique_prefix();
     let host2 = auditor(nats, &prefix, database);
     let host1 = publisher(nats, &prefix);
@@ -138,7 +155,10 @@ async fn audit_across_hosts(nats: &NatsServer, database: Option<&str>, read_url:
     assert_eq!(login_as(&host1, "nobody", "wrong-password-7e2").await, 401);
     let rows = wait_rows(&url, 3, Duration::from_secs(10)).await;
     assert_eq!(rows.len(), 3, "{rows:?}");
-    let ok = &rows.iter().find(|r| r.success).expect("the success is audited");
+    let ok = &rows
+        .iter()
+        .find(|r| r.success)
+        .expect("the success is audited");
     assert_eq!((ok.user_name.as_str(), ok.user_id), ("micro", Some(10001)));
     assert_eq!(ok.remote_addr, "127.0.0.1");
     let failures: Vec<_> = rows.iter().filter(|r| !r.success).collect();
@@ -146,8 +166,15 @@ async fn audit_across_hosts(nats: &NatsServer, database: Option<&str>, read_url:
     assert!(failures.iter().all(|r| r.user_id.is_none()));
     assert!(failures.iter().any(|r| r.user_name == "nobody"));
     // The password never travels: not in the table, not in either host's log.
-    let everything = format!("{rows:?}{}{}", host1.logs().join("\n"), host2.logs().join("\n"));
-    assert!(!everything.contains("wrong-password-7e"), "a password leaked");
+    let everything = format!(
+        "{rows:?}{}{}",
+        host1.logs().join("\n"),
+        host2.logs().join("\n")
+    );
+    assert!(
+        !everything.contains("wrong-password-7e"),
+        "a password leaked"
+    );
     // Host 1 serves no subscriber, so it never took a message from the queue group.
     let status1 = admin_json(&host1, "/admin/broker").await;
     assert_eq!(status1["stats"]["published"], 3, "{status1}");
@@ -186,6 +213,40 @@ async fn in_process_a_login_is_audited_on_the_same_host() {
     let status = admin_json(&host, "/admin/broker").await;
     assert_eq!(status["backend"], "memory", "{status}");
     assert_eq!(status["stats"]["delivered"], 1, "{status}");
+}
+
+#[tokio::test]
+async fn a_subscriber_that_fails_costs_the_login_nothing() {
+    // audit cannot finish within 1 ms: every delivery ends at its deadline.
+    let host = HostBuilder::seed()
+        .plugins(&["audit"])
+        .config("[plugin.audit]\nsql = true\nsubscribe = [\"user.login\"]\nlimits = { deadline_ms = 1 }\n")
+        .config("[plugins]\nprobation_requests = 0\n")
+        .start();
+    wait_broker(&host, &["audit/user.login"]).await;
+    for _ in 0..10 {
+        let started = Instant::now();
+        assert_eq!(login_as(&host, "micro", "123").await, 200);
+        assert!(
+            started.elapsed() < Duration::from_secs(2),
+            "{:?}",
+            started.elapsed()
+        );
+    }
+    let started = Instant::now();
+    loop {
+        let status = admin_json(&host, "/admin/broker").await;
+        let stats = &status["stats"];
+        let settled = stats["failed"].as_u64().unwrap() + stats["dropped"].as_u64().unwrap();
+        if settled == 10 {
+            assert_eq!(stats["published"], 10, "{status}");
+            assert_eq!(stats["delivered"], 0, "{status}");
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(10), "{status}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(audit_rows(&sqlite_url(&host)).await.is_empty());
 }
 
 /// Failed logins of `user` as `count` distinct names `<user>-<i>`, each answered quickly.
@@ -229,17 +290,32 @@ async fn after_a_nats_restart_the_hosts_reconnect_and_later_events_arrive_once()
     let mut markers = 0;
     loop {
         let have = audit_rows(&url).await.len();
-        assert_eq!(login_as(&host1, &format!("marker-{markers}"), "x").await, 401);
+        assert_eq!(
+            login_as(&host1, &format!("marker-{markers}"), "x").await,
+            401
+        );
         markers += 1;
-        if wait_rows(&url, have + 1, Duration::from_millis(500)).await.len() > have {
+        if wait_rows(&url, have + 1, Duration::from_millis(500))
+            .await
+            .len()
+            > have
+        {
             break;
         }
         assert!(markers < 40, "no event arrived after the restart");
     }
-    eprintln!("events flowing again {:?} after nats-server restarted", reconnect.elapsed());
+    eprintln!(
+        "events flowing again {:?} after nats-server restarted",
+        reconnect.elapsed()
+    );
     failed_logins(&host1, "after", 5).await;
     let started = Instant::now();
-    while audit_rows(&url).await.iter().filter(|r| r.user_name.starts_with("after-")).count() < 5
+    while audit_rows(&url)
+        .await
+        .iter()
+        .filter(|r| r.user_name.starts_with("after-"))
+        .count()
+        < 5
         && started.elapsed() < Duration::from_secs(10)
     {
         tokio::time::sleep(Duration::from_millis(5)).await;
@@ -248,7 +324,11 @@ async fn after_a_nats_restart_the_hosts_reconnect_and_later_events_arrive_once()
     tokio::time::sleep(Duration::from_millis(300)).await;
     let rows = audit_rows(&url).await;
 
-    let named = |phase: &str| rows.iter().filter(|r| r.user_name.starts_with(phase)).count();
+    let named = |phase: &str| {
+        rows.iter()
+            .filter(|r| r.user_name.starts_with(phase))
+            .count()
+    };
     // At most once: every event published while connected arrived, exactly once; an event
     // published while NATS was down may be lost, and is never duplicated.
     assert_eq!(named("before-"), 5, "{rows:?}");
@@ -260,7 +340,10 @@ async fn after_a_nats_restart_the_hosts_reconnect_and_later_events_arrive_once()
     ids.dedup();
     assert_eq!(ids.len(), rows.len(), "an event was written twice");
     let status2 = admin_json(&host2, "/admin/broker").await;
-    assert_eq!(status2["stats"]["failed"], 0, "a delivery failed (a duplicate?): {status2}");
+    assert_eq!(
+        status2["stats"]["failed"], 0,
+        "a delivery failed (a duplicate?): {status2}"
+    );
     eprintln!(
         "published during the outage: 3, arrived: {}",
         named("during-")
@@ -289,7 +372,10 @@ async fn broker_figures() {
         assert_eq!(login_as(&host1, "micro", "123").await, 200);
         with_nats.push(started.elapsed());
         let answered = Instant::now();
-        assert_eq!(wait_rows(&url, i + 1, Duration::from_secs(10)).await.len(), i + 1);
+        assert_eq!(
+            wait_rows(&url, i + 1, Duration::from_secs(10)).await.len(),
+            i + 1
+        );
         delivery.push(answered.elapsed());
     }
     // The same login on a host whose broker is in-process with no subscriber.

@@ -7,7 +7,7 @@ mod common;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::{median, HostBuilder, PROBES, TestHost, admin_json, client, etcd_endpoint};
+use common::{HostBuilder, PROBES, TestHost, admin_json, client, etcd_endpoint, median};
 
 fn unique_prefix() -> String {
     format!("/test-{}/config", rand::random::<u32>())
@@ -102,14 +102,25 @@ async fn a_breaker_timeout_changed_in_etcd_applies_to_the_next_calls() {
         .find(|v| v["key"] == "breaker/probe.sleep/timeout_ms")
         .cloned()
         .unwrap();
-    assert_eq!((entry["value"].clone(), entry["layer"].clone()), (100.into(), "etcd".into()));
+    assert_eq!(
+        (entry["value"].clone(), entry["layer"].clone()),
+        (100.into(), "etcd".into())
+    );
 
     // The CLI refuses an invalid value before it reaches etcd...
     let (ok, out) = config_cli(&host, &["set", "breaker/probe.sleep/timeout_ms", "0"]);
-    assert!(!ok && out.contains("timeout_ms must be at least 1"), "{out}");
+    assert!(
+        !ok && out.contains("timeout_ms must be at least 1"),
+        "{out}"
+    );
     // ...and the host refuses one written straight into etcd, keeping the old value.
     etcd_put(&etcd, &prefix, "breaker/probe.sleep/timeout_ms", "0").await;
-    wait_status(&host, |s| s["last_error"].as_str().is_some_and(|e| e.contains("timeout_ms must be at least 1"))).await;
+    wait_status(&host, |s| {
+        s["last_error"]
+            .as_str()
+            .is_some_and(|e| e.contains("timeout_ms must be at least 1"))
+    })
+    .await;
     assert_eq!(status(&host).await["generation"], 1, "nothing applied");
     host.wait_for_log(&["config change refused", "timeout_ms must be at least 1"]);
     let (code, took) = sleep_call(&host, 300).await;
@@ -130,7 +141,12 @@ async fn a_grant_a_loaded_plugin_uses_cannot_be_withdrawn() {
     let host = host(&etcd, &prefix);
     // probe imports sql: taking the grant away is refused, and probe keeps serving.
     etcd_put(&etcd, &prefix, "plugin/probe/sql", "false").await;
-    wait_status(&host, |s| s["last_error"].as_str().is_some_and(|e| e.contains("plugin probe") && e.contains("sql"))).await;
+    wait_status(&host, |s| {
+        s["last_error"]
+            .as_str()
+            .is_some_and(|e| e.contains("plugin probe") && e.contains("sql"))
+    })
+    .await;
     let response = client()
         .post(host.url("/probe/call/probe/count"))
         .body(r#"{"key":"k"}"#)
@@ -138,7 +154,9 @@ async fn a_grant_a_loaded_plugin_uses_cannot_be_withdrawn() {
         .await
         .unwrap();
     assert_eq!(response.status(), 200);
-    let mut etcd_client = etcd_client::Client::connect([etcd.as_str()], None).await.unwrap();
+    let mut etcd_client = etcd_client::Client::connect([etcd.as_str()], None)
+        .await
+        .unwrap();
     etcd_client
         .delete(format!("{prefix}/plugin/probe/sql"), None)
         .await
@@ -187,7 +205,10 @@ async fn a_secret_set_in_etcd_reaches_the_granted_plugin_and_nothing_else() {
     let plugins = host.admin_plugins().await.to_string();
     let (_, list) = config_cli(&host, &["list"]);
     let (_, get) = config_cli(&host, &["get", "plugin/probe/secrets/api_key"]);
-    assert!(list.contains("plugin/probe/secrets/api_key = <secret>"), "{list}");
+    assert!(
+        list.contains("plugin/probe/secrets/api_key = <secret>"),
+        "{list}"
+    );
     for (place, text) in [
         ("/admin/config", config),
         ("/admin/plugins", plugins),
@@ -212,7 +233,13 @@ async fn config_figures() {
     let mut applied = Vec::new();
     for i in 1..=20u64 {
         let started = Instant::now();
-        etcd_put(&etcd, &prefix, "breaker/probe.sleep/timeout_ms", &(1000 + i).to_string()).await;
+        etcd_put(
+            &etcd,
+            &prefix,
+            "breaker/probe.sleep/timeout_ms",
+            &(1000 + i).to_string(),
+        )
+        .await;
         wait_status(&host, |s| s["generation"] == i).await;
         applied.push(started.elapsed());
     }

@@ -127,9 +127,9 @@ impl Backend for Nats {
             keep
         });
         for subscription in wanted {
-            if !tasks.contains_key(&subscription) {
-                let task = self.spawn_subscription(subscription.clone());
-                tasks.insert(subscription, task);
+            if let std::collections::btree_map::Entry::Vacant(slot) = tasks.entry(subscription) {
+                let task = self.spawn_subscription(slot.key().clone());
+                slot.insert(task);
             }
         }
     }

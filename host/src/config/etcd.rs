@@ -54,7 +54,9 @@ impl Store {
             let key = kv
                 .key_str()
                 .map_err(|_| StoreError::NotText(String::from_utf8_lossy(kv.key()).into()))?;
-            let value = kv.value_str().map_err(|_| StoreError::NotText(key.into()))?;
+            let value = kv
+                .value_str()
+                .map_err(|_| StoreError::NotText(key.into()))?;
             if let Some(path) = key.strip_prefix(&self.prefix) {
                 values.insert(path.to_string(), value.to_string());
             }

@@ -146,11 +146,18 @@ mod tests {
     fn each_value_says_its_layer_and_secrets_stay_hidden() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("config.toml");
-        std::fs::write(&path, "[server]\nbody_limit = 10\n[plugin.p]\nconfig = { a = \"1\" }\n").unwrap();
+        std::fs::write(
+            &path,
+            "[server]\nbody_limit = 10\n[plugin.p]\nconfig = { a = \"1\" }\n",
+        )
+        .unwrap();
         let env = [("MICRO_API__SERVER__NODE_ID".to_string(), "n9".to_string())];
         let store = BTreeMap::from([
             ("breaker/p.m/timeout_ms".to_string(), "50".to_string()),
-            ("plugin/p/secrets/key".to_string(), "hunter2-secret".to_string()),
+            (
+                "plugin/p/secrets/key".to_string(),
+                "hunter2-secret".to_string(),
+            ),
         ]);
         let layered = Config::load_layered(Some(&path), &env, &store).unwrap();
         assert_eq!(layered.config.breaker_settings("p.m").timeout_ms, 50);

@@ -643,7 +643,13 @@ impl Config {
             let path: Vec<String> = key.split('/').map(str::to_string).collect();
             // A secret is a string as it is: never parsed, so no error can quote it.
             let verbatim = layers::is_secret_key(key);
-            apply_override(&mut store_doc, &format!("etcd key {key}"), &path, value, verbatim)?;
+            apply_override(
+                &mut store_doc,
+                &format!("etcd key {key}"),
+                &path,
+                value,
+                verbatim,
+            )?;
         }
         for (layer, overrides) in [
             (layers::Layer::Env, env_doc),

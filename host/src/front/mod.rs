@@ -186,10 +186,7 @@ impl Gateway {
     pub fn new(app: Arc<App>) -> Self {
         install_limits(app.config.front);
         let login_limit = LoginLimiter::new(&app.config.login_limit).map(Arc::new);
-        Self {
-            app,
-            login_limit,
-        }
+        Self { app, login_limit }
     }
 
     pub async fn handle(self, request: Request<Incoming>) -> Response<HyperOutgoingBody> {
@@ -421,6 +418,21 @@ fn has_authority<B>(request: &Request<B>) -> bool {
     }
 }
 
+/// The header in which a plugin finds its client's address (the TCP peer's IP).
+pub const CLIENT_ADDR_HEADER: &str = "x-micro-api-client-addr";
+
+/// Replaces any client-supplied [`CLIENT_ADDR_HEADER`] with the peer's address, so a plugin
+/// can trust it (for an audit trail, say).
+fn with_client_addr(mut request: Request<Bytes>) -> Request<Bytes> {
+    let peer = request.extensions().get::<ClientAddr>().map(|c| c.0.ip());
+    let headers = request.headers_mut();
+    headers.remove(CLIENT_ADDR_HEADER);
+    if let Some(value) = peer.and_then(|ip| HeaderValue::from_str(&ip.to_string()).ok()) {
+        headers.insert(CLIENT_ADDR_HEADER, value);
+    }
+    request
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -441,19 +453,4 @@ mod tests {
         assert!(!with("/a", &[b"\xff"]));
         assert!(!with("/a", &[b"a b"]));
     }
-}
-
-/// The header in which a plugin finds its client's address (the TCP peer's IP).
-pub const CLIENT_ADDR_HEADER: &str = "x-micro-api-client-addr";
-
-/// Replaces any client-supplied [`CLIENT_ADDR_HEADER`] with the peer's address, so a plugin
-/// can trust it (for an audit trail, say).
-fn with_client_addr(mut request: Request<Bytes>) -> Request<Bytes> {
-    let peer = request.extensions().get::<ClientAddr>().map(|c| c.0.ip());
-    let headers = request.headers_mut();
-    headers.remove(CLIENT_ADDR_HEADER);
-    if let Some(value) = peer.and_then(|ip| HeaderValue::from_str(&ip.to_string()).ok()) {
-        headers.insert(CLIENT_ADDR_HEADER, value);
-    }
-    request
 }

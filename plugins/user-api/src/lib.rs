@@ -71,12 +71,17 @@ struct LoginEvent<'a> {
 fn publish_login(request: &Request, user_name: &str, checked: &Result<User, Error>) {
     let now = micro_api_sdk::wasip2::clocks::wall_clock::now();
     let event = LoginEvent {
-        event_id: format!("{:016x}", micro_api_sdk::wasip2::random::random::get_random_u64()),
+        event_id: format!(
+            "{:016x}",
+            micro_api_sdk::wasip2::random::random::get_random_u64()
+        ),
         user_name,
         user_id: checked.as_ref().ok().map(|u| u.id),
         success: checked.is_ok(),
         at_ms: now.seconds * 1000 + u64::from(now.nanoseconds / 1_000_000),
-        remote_addr: request.header("x-micro-api-client-addr").unwrap_or_default(),
+        remote_addr: request
+            .header("x-micro-api-client-addr")
+            .unwrap_or_default(),
     };
     if let Err(e) = micro_api_sdk::broker::publish("user.login", &event) {
         micro_api_sdk::log::log(
