@@ -246,7 +246,9 @@ async fn a_subscriber_that_fails_costs_the_login_nothing() {
         assert!(started.elapsed() < Duration::from_secs(10), "{status}");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    assert!(audit_rows(&sqlite_url(&host)).await.is_empty());
+    // A delivery may have written its row before its deadline ended it; none is retried,
+    // so none is written twice.
+    assert!(audit_rows(&sqlite_url(&host)).await.len() <= 10);
 }
 
 /// Failed logins of `user` as `count` distinct names `<user>-<i>`, each answered quickly.

@@ -221,5 +221,19 @@ async fn apply(app: &Arc<App>, layered: Layered) -> Result<bool, String> {
         app.plugins.install(plugin);
     }
     app.sync_registry();
+    // A plugin refused under the old grants may load under the new ones: look again (after
+    // this change, which holds the reload lock).
+    let refused = app.plugins.refused_names();
+    if !refused.is_empty() {
+        for name in &refused {
+            app.plugins.forget_refusal(name);
+        }
+        let app = app.clone();
+        tokio::spawn(async move {
+            if let Err(e) = crate::plugins::reload::reload(&app).await {
+                tracing::error!(error = %e, "cannot read the plugins folder");
+            }
+        });
+    }
     Ok(true)
 }
