@@ -217,7 +217,7 @@ async fn in_process_a_login_is_audited_on_the_same_host() {
 
 #[tokio::test]
 async fn a_subscriber_that_fails_costs_the_login_nothing() {
-    // audit cannot finish within 1 ms: every delivery ends at its deadline.
+    // audit can hardly finish within 1 ms: most deliveries end at their deadline.
     let host = HostBuilder::seed()
         .plugins(&["audit"])
         .config("[plugin.audit]\nsql = true\nsubscribe = [\"user.login\"]\nlimits = { deadline_ms = 1 }\n")
@@ -237,10 +237,11 @@ async fn a_subscriber_that_fails_costs_the_login_nothing() {
     loop {
         let status = admin_json(&host, "/admin/broker").await;
         let stats = &status["stats"];
-        let settled = stats["failed"].as_u64().unwrap() + stats["dropped"].as_u64().unwrap();
-        if settled == 10 {
-            assert_eq!(stats["published"], 10, "{status}");
-            assert_eq!(stats["delivered"], 0, "{status}");
+        let count = |name: &str| stats[name].as_u64().unwrap();
+        // The deadline is checked every epoch tick (5 ms): a quick delivery may still finish.
+        if count("failed") + count("dropped") + count("delivered") == 10 {
+            assert_eq!(count("published"), 10, "{status}");
+            assert!(count("failed") > 0, "{status}");
             break;
         }
         assert!(started.elapsed() < Duration::from_secs(10), "{status}");
