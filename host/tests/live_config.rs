@@ -7,7 +7,7 @@ mod common;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::{HostBuilder, PROBES, TestHost, admin_json, client, etcd_endpoint, median};
+use common::{HostBuilder, PROBES, TestHost, admin_json, client, component, etcd_endpoint, median};
 
 fn unique_prefix() -> String {
     format!("/test-{}/config", rand::random::<u32>())
@@ -177,6 +177,47 @@ async fn a_grant_a_loaded_plugin_uses_cannot_be_withdrawn() {
         assert!(started.elapsed() < Duration::from_secs(10), "{body}");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+}
+
+/// Waits until `check` holds of `GET /admin/plugins`.
+async fn wait_plugins(host: &TestHost, what: &str, check: impl Fn(&serde_json::Value) -> bool) {
+    let started = Instant::now();
+    loop {
+        let plugins = host.admin_plugins().await;
+        if check(&plugins) {
+            return;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "{what}: {plugins}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_plugin_refused_for_its_grants_loads_once_etcd_grants_them() {
+    let Some(etcd) = etcd_endpoint("a_plugin_refused_for_its_grants_loads") else {
+        return;
+    };
+    let prefix = unique_prefix();
+    let host = host(&etcd, &prefix);
+    // probe under another name: it imports sql and rpc, which nothing grants probe2.
+    std::fs::copy(component("probe"), host.plugins_dir().join("probe2.wasm")).unwrap();
+    wait_plugins(&host, "probe2 refused", |p| {
+        p["refused"]["probe2"].is_object()
+    })
+    .await;
+    etcd_put(&etcd, &prefix, "plugin/probe2/rpc", r#"["probe"]"#).await;
+    etcd_put(&etcd, &prefix, "plugin/probe2/sql", "true").await;
+    wait_plugins(&host, "probe2 loaded", |p| {
+        p["plugins"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|plugin| plugin["name"] == "probe2")
+    })
+    .await;
 }
 
 #[tokio::test]
