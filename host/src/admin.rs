@@ -74,6 +74,13 @@ pub async fn handle(app: Arc<App>, request: Request<Incoming>) -> Response<Hyper
             StatusCode::OK,
             &json!({ "breakers": app.breakers.statuses() }),
         ),
+        (&Method::GET, ["admin", "config"]) => error::json(
+            StatusCode::OK,
+            &json!({ "values": app.live.effective(), "status": app.live.status() }),
+        ),
+        (&Method::GET, ["admin", "broker"]) => {
+            error::json(StatusCode::OK, &json!(app.broker.status()))
+        }
         (&Method::POST, ["admin", "plugins", "reload"]) => match reload::reload(&app).await {
             Ok(report) => error::json(StatusCode::OK, &json!(report)),
             Err(e) => {
@@ -204,6 +211,8 @@ fn plugins(app: &App) -> serde_json::Value {
                     "sql": p.grants.sql,
                     "crypto": p.grants.crypto,
                     "config": p.grants.config.keys().collect::<Vec<_>>(),
+                    "publish": p.grants.publish,
+                    "subscribe": p.grants.subscribe,
                 },
                 "limits": { "memory_mb": p.limits.memory_mb, "deadline_ms": p.limits.deadline_ms },
                 "loaded_at": p.loaded_at.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs()),

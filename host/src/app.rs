@@ -3,8 +3,12 @@
 
 use std::sync::Arc;
 
+use crate::broker::{Broker, BrokerError, BrokerStats, Delivery, Subscription};
+use crate::config::layers::{Layered, Origins};
+use crate::config::live::{LiveConfig, Source};
 use crate::config::{Config, RegistryBackend};
 use crate::crypto::{Crypto, CryptoError};
+use crate::front::router::Router;
 use crate::plugins::table::RollbackError;
 use crate::plugins::{Plugin, PluginTable, World, reload};
 use crate::registry::{EtcdRegistry, MemoryRegistry, Registry};
@@ -22,6 +26,8 @@ pub enum AppError {
     Database(#[from] SqlError),
     #[error("signing key: {0}")]
     Crypto(#[from] CryptoError),
+    #[error("broker: {0}")]
+    Broker(#[from] BrokerError),
     #[error("plugins folder {path}: {source}")]
     PluginsDir {
         path: String,
@@ -30,7 +36,13 @@ pub enum AppError {
 }
 
 pub struct App {
+    /// The config the host started with: what listeners, database, pool, registry and
+    /// broker were built from. What requests read is [`App::current_config`].
     pub config: Arc<Config>,
+    /// The config in force, swapped by a change applied while the host runs.
+    pub live: LiveConfig,
+    /// The routes in force.
+    pub router: arc_swap::ArcSwap<Router>,
     pub runtime: Runtime,
     pub plugins: PluginTable,
     pub registry: Arc<dyn Registry>,
@@ -38,6 +50,7 @@ pub struct App {
     pub remote: RemoteCalls,
     pub database: Arc<dyn Database>,
     pub crypto: Arc<Crypto>,
+    pub broker: Arc<Broker>,
     /// Reloads run one at a time.
     pub reload_lock: tokio::sync::Mutex<()>,
 }
@@ -47,7 +60,20 @@ impl App {
     /// runtime and the registry, and loads the plugins folder. `rpc_address` is where other
     /// nodes reach this one, if it has an rpc listener.
     pub async fn new(config: Config, rpc_address: Option<String>) -> Result<Arc<Self>, AppError> {
-        let config = Arc::new(config);
+        let layered = Layered {
+            config,
+            origins: Origins::default(),
+        };
+        let live = LiveConfig::new(layered, Source::default(), Default::default());
+        Self::with_live(live, rpc_address).await
+    }
+
+    /// [`App::new`] with a config that can change while the host runs.
+    pub async fn with_live(
+        live: LiveConfig,
+        rpc_address: Option<String>,
+    ) -> Result<Arc<Self>, AppError> {
+        let config = live.current();
         let database: Arc<dyn Database> =
             sql::connect(&config.database.url, config.database.max_connections)
                 .await?
@@ -63,7 +89,11 @@ impl App {
                 rpc_address.as_deref().unwrap_or_default(),
             ),
         };
+        let (broker, deliveries) = Broker::start(&config.broker).await?;
         let app = Arc::new(Self {
+            broker,
+            router: arc_swap::ArcSwap::from_pointee(Router::new(&config.route)),
+            live,
             breakers: Breakers::new(config.clone()),
             remote: RemoteCalls::new(&config.cluster),
             config,
@@ -80,7 +110,13 @@ impl App {
                 path: app.config.plugins.dir.display().to_string(),
                 source,
             })?;
+        tokio::spawn(run_deliveries(Arc::downgrade(&app), deliveries));
         Ok(app)
+    }
+
+    /// The config in force now.
+    pub fn current_config(&self) -> Arc<Config> {
+        self.live.current()
     }
 
     /// Publishes the services this node serves, as the plugin table now says.
@@ -93,6 +129,25 @@ impl App {
             .map(|p| p.name.clone())
             .collect();
         self.registry.publish(served);
+        self.sync_subscriptions();
+    }
+
+    /// Subscribes to the topics of the subscriber plugins now loaded, and only those: a host
+    /// that does not run a subscriber never takes its messages from the queue group.
+    fn sync_subscriptions(&self) {
+        let wanted = self
+            .plugins
+            .all()
+            .iter()
+            .filter(|p| p.world == World::Subscriber)
+            .flat_map(|p| {
+                p.grants.subscribe.iter().map(|topic| Subscription {
+                    plugin: p.name.clone(),
+                    topic: topic.clone(),
+                })
+            })
+            .collect();
+        self.broker.subscribe(wanted);
     }
 
     /// Puts the previous version of `name` back, and says why in the log.
@@ -110,7 +165,7 @@ impl App {
         let Some((failures, total)) = plugin.record_outcome(failed) else {
             return;
         };
-        let rules = self.config.breaker_settings("default");
+        let rules = self.current_config().breaker_settings("default");
         if failures * 100 >= rules.error_percent * total {
             let still_current = self
                 .plugins
@@ -164,5 +219,46 @@ impl App {
             .filter(|p| p.world == World::Service)
             .ok_or_else(|| CallError::Unavailable(format!("no endpoint serves {service}")))?;
         invoke::call_service(self, plugin, method.to_string(), payload, call).await
+    }
+}
+
+/// Runs every delivery on its subscriber plugin, at most `[broker] max_in_flight` at once,
+/// each on its own task: a slow or trapping subscriber holds its own slot, never a
+/// publisher. Ends with the app.
+async fn run_deliveries(
+    app: std::sync::Weak<App>,
+    mut deliveries: tokio::sync::mpsc::Receiver<Delivery>,
+) {
+    let Some(max_in_flight) = app.upgrade().map(|a| a.config.broker.max_in_flight) else {
+        return;
+    };
+    let slots = Arc::new(tokio::sync::Semaphore::new(max_in_flight));
+    while let Some(delivery) = deliveries.recv().await {
+        let Ok(slot) = slots.clone().acquire_owned().await else {
+            return;
+        };
+        let Some(app) = app.upgrade() else {
+            return;
+        };
+        let plugin = app
+            .plugins
+            .get(&delivery.plugin)
+            .filter(|p| p.grants.subscribe.contains(&delivery.topic));
+        let Some(plugin) = plugin else {
+            // Unloaded (or its grant withdrawn) since the subscription was made.
+            BrokerStats::count(&app.broker.stats.dropped);
+            continue;
+        };
+        tokio::spawn(async move {
+            let _slot = slot;
+            let Delivery { topic, payload, .. } = delivery;
+            match invoke::deliver_message(&app, plugin.clone(), topic.clone(), payload).await {
+                Ok(()) => BrokerStats::count(&app.broker.stats.delivered),
+                Err(e) => {
+                    BrokerStats::count(&app.broker.stats.failed);
+                    tracing::warn!(plugin = %plugin.name, %topic, error = %e, "message not handled");
+                }
+            }
+        });
     }
 }

@@ -11,3 +11,27 @@ wasmtime::component::bindgen!({
 });
 
 pub use self::micro_api::host::types::{AppError, Error};
+
+/// The `subscriber` world's export (`message-handler`), its imports mapped onto the
+/// bindings above so each host function has one implementation.
+pub mod subscriber {
+    wasmtime::component::bindgen!({
+        path: "../wit",
+        world: "micro-api:host/subscriber",
+        imports: { default: async },
+        exports: { default: async },
+        with: {
+            "micro-api:host/types": super::micro_api::host::types,
+            "micro-api:host/registry": super::micro_api::host::registry,
+            "micro-api:host/rpc": super::micro_api::host::rpc,
+            "micro-api:host/sql": super::micro_api::host::sql,
+            "micro-api:host/config": super::micro_api::host::config,
+            "micro-api:host/crypto": super::micro_api::host::crypto,
+            "micro-api:host/broker": super::micro_api::host::broker,
+            "micro-api:host/log": super::micro_api::host::log,
+            "micro-api:host/trace": super::micro_api::host::trace,
+        },
+    });
+}
+
+pub use subscriber::SubscriberPre;

@@ -7,7 +7,7 @@
 //! - the plugin calls host capabilities, one module each with the same shape (state
 //!   prepared per instance from the plugin's grants, a `host.rs` with the WIT glue, backends
 //!   behind a trait): [`rpc`] (through [`rpc::breaker`]), [`registry`], [`sql`], [`crypto`],
-//!   [`config`], [`telemetry`];
+//!   [`config`], [`broker`], [`telemetry`];
 //! - [`plugins`] is the lifecycle: loading, validating and publishing components;
 //! - [`admin`] is the admin listener;
 //! - [`authoring`] holds the plugin authors' commands: `new`, `build`, `check`.
@@ -16,6 +16,7 @@ pub mod admin;
 pub mod app;
 pub mod authoring;
 pub mod bindings;
+pub mod broker;
 pub mod config;
 pub mod crypto;
 pub mod front;

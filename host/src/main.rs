@@ -7,6 +7,7 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use micro_api::authoring::{build, check, new};
 use micro_api::config::Config;
+use micro_api::config::live::Source;
 
 #[derive(Parser)]
 #[command(
@@ -78,7 +79,17 @@ enum Command {
         #[arg(long)]
         config: Option<PathBuf>,
     },
+    /// Read and edit the etcd layer of the config ([config_store] endpoints and prefix).
+    Config {
+        /// The config file naming the store; defaults to ./config.toml when it exists.
+        #[arg(long)]
+        config: Option<PathBuf>,
+        #[command(subcommand)]
+        action: config_cli::Action,
+    },
 }
+
+mod config_cli;
 
 /// The config file: the one given, else ./config.toml when it exists (else the defaults).
 fn config_path(given: Option<PathBuf>) -> Option<PathBuf> {
@@ -86,6 +97,13 @@ fn config_path(given: Option<PathBuf>) -> Option<PathBuf> {
         let default = PathBuf::from("config.toml");
         default.exists().then_some(default)
     })
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the tokio runtime")
 }
 
 fn main() -> anyhow::Result<()> {
@@ -97,22 +115,32 @@ fn main() -> anyhow::Result<()> {
             admin,
             rpc,
         } => {
-            let path = config_path(config);
-            // Flags are the last layer: applied like environment variables, so the file is
-            // validated with them.
+            // Flags are the last layer below etcd: applied like environment variables, so
+            // the file is validated with them.
             let flags = [("LISTEN", listen), ("ADMIN", admin), ("RPC", rpc)]
                 .into_iter()
                 .filter_map(|(key, addr)| {
                     addr.map(|a| (format!("MICRO_API__SERVER__{key}"), a.to_string()))
                 });
-            let config = Config::load_with_env(path.as_deref(), std::env::vars().chain(flags))?;
+            let source = Source {
+                path: config_path(config),
+                env: std::env::vars().chain(flags).collect(),
+            };
+            let base = source.load(&Default::default())?;
             // Held to the end: dropping it flushes the spans and log lines still buffered.
-            let _telemetry = micro_api::telemetry::init(&config.telemetry, &config.server.node_id)?;
-            tokio::runtime::Builder::new_multi_thread()
-                .enable_all()
-                .build()
-                .context("cannot start the tokio runtime")?
-                .block_on(micro_api::server::run(config))
+            let _telemetry =
+                micro_api::telemetry::init(&base.config.telemetry, &base.config.server.node_id)?;
+            runtime()?.block_on(async {
+                let live = micro_api::config::watch::load_at_start(source).await?;
+                micro_api::server::run(live).await
+            })
+        }
+        Command::Config { config, action } => {
+            let source = Source {
+                path: config_path(config),
+                env: std::env::vars().collect(),
+            };
+            runtime()?.block_on(config_cli::run(source, action))
         }
         Command::New {
             name,

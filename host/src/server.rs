@@ -12,7 +12,7 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 
 use crate::app::App;
-use crate::config::Config;
+use crate::config::live::LiveConfig;
 use crate::front::{self, Gateway};
 
 /// A built host with its bound listeners.
@@ -39,7 +39,8 @@ async fn bind(addr: SocketAddr, what: &str) -> anyhow::Result<TcpListener> {
 impl Server {
     /// Binds the listeners (port 0 picks a free port), then builds the app, which registers
     /// this node under its real rpc address.
-    pub async fn bind(config: Config) -> anyhow::Result<Self> {
+    pub async fn bind(live: LiveConfig) -> anyhow::Result<Self> {
+        let config = live.current();
         let http = bind(config.server.listen, "public").await?;
         let admin = bind(config.server.admin, "admin").await?;
         let rpc = match config.server.rpc {
@@ -47,7 +48,7 @@ impl Server {
             None => None,
         };
         let rpc_addr = rpc.as_ref().map(TcpListener::local_addr).transpose()?;
-        let app = App::new(config, rpc_addr.map(|a| a.to_string())).await?;
+        let app = App::with_live(live, rpc_addr.map(|a| a.to_string())).await?;
         Ok(Self {
             http_addr: http.local_addr()?,
             admin_addr: admin.local_addr()?,
@@ -61,6 +62,7 @@ impl Server {
     pub async fn run(self) -> anyhow::Result<()> {
         let app = self.app;
         crate::plugins::reload::watch(app.clone())?;
+        crate::config::watch::watch(app.clone())?;
         tracing::info!(
             http = %self.http_addr,
             admin = %self.admin_addr,
@@ -122,8 +124,8 @@ impl Server {
 }
 
 /// Runs the host until a shutdown signal.
-pub async fn run(config: Config) -> anyhow::Result<()> {
-    Server::bind(config).await?.run().await
+pub async fn run(live: LiveConfig) -> anyhow::Result<()> {
+    Server::bind(live).await?.run().await
 }
 
 async fn shutdown_signal() {

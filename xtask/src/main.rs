@@ -17,7 +17,7 @@ use std::process::Command;
 use anyhow::{Context, Result, bail};
 
 /// Plugin crates deployed by `plugins` (the SDK is a library, not a plugin).
-const PLUGINS: &[&str] = &["auth", "user", "user-api"];
+const PLUGINS: &[&str] = &["auth", "user", "user-api", "audit"];
 /// Components only the tests load (`hello`: built from the standard wasi:http bindings only).
 const TEST_PLUGINS: &[&str] = &["probe", "probe-http", "greeter", "command", "hello"];
 /// The examples of `plugins/examples/`, built and exercised by the tests so none rots.

@@ -5,13 +5,17 @@
 //! `MICRO_API_TEST_MYSQL_URL` never collide). After parsing, [`Config::validate`] checks the
 //! whole file and reports every problem at once, each with how to fix it.
 
+pub mod etcd;
 pub mod host;
+pub mod layers;
+pub mod live;
+pub mod watch;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 /// Prefix of environment variables that override `config.toml`.
 pub const ENV_PREFIX: &str = "MICRO_API__";
@@ -25,7 +29,8 @@ pub enum ConfigError {
     },
     #[error("{path} is not valid TOML for micro-api: {message}")]
     Parse { path: PathBuf, message: String },
-    #[error("environment variable {name}: {message}")]
+    /// A bad environment variable or etcd key (`name` says which).
+    #[error("{name}: {message}")]
     Env { name: String, message: String },
     #[error("{path} has {} problem(s):\n{}", problems.len(), problems.iter().map(|p| format!("  - {p}")).collect::<Vec<_>>().join("\n"))]
     Invalid {
@@ -34,7 +39,7 @@ pub enum ConfigError {
     },
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Config {
     pub server: ServerConfig,
@@ -56,11 +61,15 @@ pub struct Config {
     pub route: Vec<RouteConfig>,
     /// `[plugin.<name>]`: what each plugin is granted, and its limits.
     pub plugin: BTreeMap<String, PluginConfig>,
+    /// `[broker]`: where published messages go (in-process, or NATS).
+    pub broker: BrokerConfig,
+    /// `[config_store]`: the etcd layer of the config, and watching for changes.
+    pub config_store: ConfigStoreConfig,
     /// Folder for the SQLite database, the dev signing key and the compile cache.
     pub data_dir: PathBuf,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ServerConfig {
     pub listen: SocketAddr,
@@ -77,8 +86,78 @@ pub struct ServerConfig {
     pub drain_timeout_ms: u64,
 }
 
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum BrokerBackend {
+    /// Messages stay in this process.
+    Memory,
+    /// Core NATS: messages cross hosts, at most once.
+    Nats,
+}
+
+/// `[broker]`: the publish/subscribe capability's backend and queues.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct BrokerConfig {
+    pub backend: BrokerBackend,
+    /// The NATS server, such as `nats://127.0.0.1:4222`.
+    pub url: String,
+    /// Subjects are `<prefix>.<topic>`, queue groups `<prefix>.<plugin>`.
+    pub prefix: String,
+    /// Messages waiting to be sent, and deliveries waiting for a subscriber; past it a
+    /// message is dropped and counted (publishing never waits).
+    pub queue_capacity: usize,
+    /// Subscriber invocations running at once.
+    pub max_in_flight: usize,
+}
+
+impl Default for BrokerConfig {
+    fn default() -> Self {
+        Self {
+            backend: BrokerBackend::Memory,
+            url: "nats://127.0.0.1:4222".into(),
+            prefix: "micro-api".into(),
+            queue_capacity: 1024,
+            max_in_flight: 16,
+        }
+    }
+}
+
+/// `[config_store]`: where the last layer of the config lives, and what is watched.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ConfigStoreConfig {
+    /// etcd endpoints holding the last layer; empty: no etcd layer.
+    pub endpoints: Vec<String>,
+    /// Keys `<prefix>/<section>/<key>` (e.g. `<prefix>/breaker/default/timeout_ms`).
+    pub prefix: String,
+    /// Apply changes of the config file without a restart.
+    pub watch_file: bool,
+}
+
+impl Default for ConfigStoreConfig {
+    fn default() -> Self {
+        Self {
+            endpoints: Vec::new(),
+            prefix: "/micro-api/config".into(),
+            watch_file: true,
+        }
+    }
+}
+
+/// A topic: dot-separated words of letters, digits, `-` and `_` (a NATS subject without
+/// wildcards).
+pub fn valid_topic(topic: &str) -> bool {
+    topic.split('.').all(|word| {
+        !word.is_empty()
+            && word
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+    })
+}
+
 /// How the nodes of a cluster call each other.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ClusterConfig {
     /// The secret every node presents on the rpc listener (better from
@@ -100,7 +179,7 @@ impl Default for ClusterConfig {
     }
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct DatabaseConfig {
     /// `sqlite://...`, `mysql://...` or `postgres://...`; empty: SQLite in `data_dir`.
@@ -108,7 +187,7 @@ pub struct DatabaseConfig {
     pub max_connections: u32,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct PluginsConfig {
     /// Where deployed `.wasm` components are read from.
@@ -131,7 +210,7 @@ pub struct PluginsConfig {
 
 /// The pooling allocator's size: every concurrent instance (requests in flight, nested rpc
 /// callees, old and new versions during a reload) takes a slot.
-#[derive(Debug, Clone, Copy, Deserialize)]
+#[derive(Debug, Clone, Copy, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct PoolConfig {
     /// Component instances alive at once.
@@ -149,14 +228,14 @@ impl Default for PoolConfig {
     }
 }
 
-#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
 pub enum RegistryBackend {
     Memory,
     Etcd,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct RegistryConfig {
     pub backend: RegistryBackend,
@@ -168,7 +247,7 @@ pub struct RegistryConfig {
     pub ttl_secs: u64,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct AuthConfig {
     /// The token signing key itself (better from `MICRO_API__AUTH__SIGNING_KEY`).
@@ -179,7 +258,7 @@ pub struct AuthConfig {
     pub audience: String,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct TelemetryConfig {
     /// A `tracing` filter such as `info` or `micro_api=debug,info`.
@@ -200,7 +279,7 @@ pub struct TelemetryConfig {
 }
 
 /// Hystrix settings of one command; unset fields come from `[breaker.default]`.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct BreakerOverrides {
     pub timeout_ms: Option<u64>,
@@ -245,7 +324,7 @@ impl BreakerSettings {
     }
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct RouteConfig {
     /// A path such as `/user/login` or `/hello/{name}`; `/{*rest}` matches the remainder.
@@ -260,7 +339,7 @@ pub struct RouteConfig {
 }
 
 /// What a route asks of its callers.
-#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, Deserialize, Serialize, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
 pub enum RouteAuth {
     /// Anyone may call it (the plugin may still check credentials itself).
@@ -272,7 +351,7 @@ pub enum RouteAuth {
 
 /// `[front]`: how long and how much the public front door waits for and accepts from a
 /// client before refusing it (408, 431, 503).
-#[derive(Debug, Clone, Copy, Deserialize)]
+#[derive(Debug, Clone, Copy, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct FrontConfig {
     /// Time to send a complete request head, counted from when the connection opens or its
@@ -322,6 +401,16 @@ impl Secret {
     }
 }
 
+/// Serialized (for the admin API, `config list`) as a placeholder, never as itself.
+impl Serialize for Secret {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(REDACTED)
+    }
+}
+
+/// What a secret value is shown as.
+pub const REDACTED: &str = "<secret>";
+
 impl std::fmt::Debug for Secret {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("Secret(<redacted>)")
@@ -330,7 +419,7 @@ impl std::fmt::Debug for Secret {
 
 /// `[admin]`: when `token` is set, every admin endpoint but `/admin/health/live` asks for
 /// `Authorization: Bearer <token>`.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct AdminConfig {
     /// Best set through `MICRO_API__ADMIN__TOKEN`; at least 16 characters.
@@ -339,7 +428,7 @@ pub struct AdminConfig {
 
 /// `[login_limit]`: brute-force protection of the login route, counted by the host from
 /// the route's answers (401 is a failure), so it holds across plugin reloads.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct LoginLimitConfig {
     /// The login route's path; empty turns the limit off.
@@ -369,7 +458,7 @@ impl Default for LoginLimitConfig {
 }
 
 /// What one plugin may use (deny by default) and how much.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct PluginConfig {
     /// Services this plugin may call through rpc.
@@ -387,9 +476,16 @@ pub struct PluginConfig {
     pub http: Vec<String>,
     /// Its limits; unset ones come from `[plugins.limits]`.
     pub limits: LimitsOverrides,
+    /// Topics it may publish on through the `broker` import.
+    pub publish: Vec<String>,
+    /// Topics whose messages it is handed (a component of the `subscriber` world).
+    pub subscribe: Vec<String>,
+    /// Values it can read through the `config` import like `config`, but never logged,
+    /// shown by the admin API or `config list`, nor given to another plugin.
+    pub secrets: BTreeMap<String, Secret>,
 }
 
-#[derive(Debug, Clone, Copy, Deserialize)]
+#[derive(Debug, Clone, Copy, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct LimitsConfig {
     /// Linear memory a single instance may grow to, in MiB.
@@ -398,7 +494,7 @@ pub struct LimitsConfig {
     pub deadline_ms: u64,
 }
 
-#[derive(Debug, Clone, Copy, Default, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct LimitsOverrides {
     pub memory_mb: Option<u64>,
@@ -503,6 +599,8 @@ impl Default for Config {
             breaker: BTreeMap::new(),
             route: Vec::new(),
             plugin: BTreeMap::new(),
+            broker: BrokerConfig::default(),
+            config_store: ConfigStoreConfig::default(),
             data_dir: "data".into(),
         }
     }
@@ -523,6 +621,17 @@ impl Config {
         path: Option<&Path>,
         env: impl IntoIterator<Item = (String, String)>,
     ) -> Result<Self, ConfigError> {
+        let env: Vec<(String, String)> = env.into_iter().collect();
+        Self::load_layered(path, &env, &BTreeMap::new()).map(|layered| layered.config)
+    }
+
+    /// Every layer: the file at `path`, then the environment, then `store` (the etcd
+    /// layer: `section/key` paths to values), each value remembered with its layer.
+    pub fn load_layered(
+        path: Option<&Path>,
+        env: &[(String, String)],
+        store: &BTreeMap<String, String>,
+    ) -> Result<layers::Layered, ConfigError> {
         let shown = path.map_or_else(|| PathBuf::from("<defaults>"), Path::to_path_buf);
         let mut doc = match path {
             Some(path) => {
@@ -538,10 +647,35 @@ impl Config {
             }
             None => toml::Table::new(),
         };
+        let mut origins = layers::Origins::default();
+        origins.record(&doc, layers::Layer::File);
+        let mut env_doc = toml::Table::new();
         for (name, value) in env {
             if let Some(key) = name.strip_prefix(ENV_PREFIX) {
-                apply_env_override(&mut doc, &name, key, &value)?;
+                let path: Vec<String> = key.split("__").map(str::to_ascii_lowercase).collect();
+                let name = format!("environment variable {name}");
+                apply_override(&mut env_doc, &name, &path, value, false)?;
             }
+        }
+        let mut store_doc = toml::Table::new();
+        for (key, value) in store {
+            let path: Vec<String> = key.split('/').map(str::to_string).collect();
+            // A secret is a string as it is: never parsed, so no error can quote it.
+            let verbatim = layers::is_secret_key(key);
+            apply_override(
+                &mut store_doc,
+                &format!("etcd key {key}"),
+                &path,
+                value,
+                verbatim,
+            )?;
+        }
+        for (layer, overrides) in [
+            (layers::Layer::Env, env_doc),
+            (layers::Layer::Etcd, store_doc),
+        ] {
+            origins.record(&overrides, layer);
+            layers::merge(&mut doc, overrides);
         }
         let mut config: Config =
             Config::deserialize(toml::Value::Table(doc)).map_err(|e| ConfigError::Parse {
@@ -555,7 +689,7 @@ impl Config {
         config.resolve_paths(&base);
         let problems = config.validate();
         if problems.is_empty() {
-            Ok(config)
+            Ok(layers::Layered { config, origins })
         } else {
             Err(ConfigError::Invalid {
                 path: shown,
@@ -680,6 +814,13 @@ impl Config {
                     "[plugin.{name}] limits.deadline_ms must be at least 1"
                 ));
             }
+            for topic in p.publish.iter().chain(&p.subscribe) {
+                if !valid_topic(topic) {
+                    problems.push(format!(
+                        "[plugin.{name}] {topic:?} is not a topic: dot-separated words of letters, digits, - and _"
+                    ));
+                }
+            }
             for pattern in &p.http {
                 if let Err(e) = crate::outbound::Pattern::parse(pattern) {
                     problems.push(format!("[plugin.{name}] http: {pattern:?}: {e}"));
@@ -687,6 +828,16 @@ impl Config {
             }
         }
         problems.extend(self.security_problems());
+        let b = &self.broker;
+        if b.queue_capacity == 0 || b.max_in_flight == 0 {
+            problems.push("[broker] queue_capacity and max_in_flight must be at least 1".into());
+        }
+        if b.backend == BrokerBackend::Nats && !valid_topic(&b.prefix) {
+            problems.push(format!(
+                "[broker] prefix {:?} must be dot-separated words (a NATS subject prefix)",
+                b.prefix
+            ));
+        }
         let pool = self.plugins.pool;
         if pool.memory_mb == 0 || pool.memory_mb > MAX_MEMORY_MB {
             problems.push(format!(
@@ -796,24 +947,26 @@ fn scheme_of(url: &str) -> &str {
     url.split_once(':').map_or("", |(scheme, _)| scheme)
 }
 
-/// Sets `section.key` in the document from `MICRO_API__SECTION__KEY=value`. The value is
-/// read as a TOML value when it is one (numbers, booleans, arrays) and as a string otherwise.
-fn apply_env_override(
+/// Sets the value at `path` (`["section", "key"]`) in the document, from the variable or
+/// etcd key `name`. The value is read as a TOML value when it is one (numbers, booleans,
+/// arrays, inline tables) and as a string otherwise, or always as a string when `verbatim`.
+fn apply_override(
     doc: &mut toml::Table,
     name: &str,
-    key: &str,
+    path: &[String],
     value: &str,
+    verbatim: bool,
 ) -> Result<(), ConfigError> {
-    let path: Vec<String> = key.split("__").map(str::to_ascii_lowercase).collect();
     if path.iter().any(String::is_empty) {
         return Err(ConfigError::Env {
             name: name.into(),
-            message: "empty section or key; use MICRO_API__SECTION__KEY".into(),
+            message: "empty section or key; use MICRO_API__SECTION__KEY or section/key".into(),
         });
     }
     let parsed = format!("v = {value}")
         .parse::<toml::Table>()
         .ok()
+        .filter(|_| !verbatim)
         .and_then(|mut t| t.remove("v"))
         .unwrap_or_else(|| toml::Value::String(value.into()));
     let (last, sections) = path.split_last().expect("split of a non-empty key");

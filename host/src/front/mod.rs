@@ -37,7 +37,7 @@ use crate::telemetry::TraceContext;
 use crate::telemetry::metrics::METRICS as PROMETHEUS;
 use login_limit::{LoginLimiter, Subject};
 use metrics::METRICS;
-use router::{Routed, Router};
+use router::Routed;
 
 /// The client's address, in every request's extensions.
 #[derive(Debug, Clone, Copy)]
@@ -178,7 +178,6 @@ where
 #[derive(Clone)]
 pub struct Gateway {
     app: Arc<App>,
-    router: Arc<Router>,
     /// Held here, not by a plugin, so the counts survive plugin reloads.
     login_limit: Option<Arc<LoginLimiter>>,
 }
@@ -187,20 +186,17 @@ impl Gateway {
     /// The gateway of `app`; installs its `[front]` limits for [`serve`].
     pub fn new(app: Arc<App>) -> Self {
         install_limits(app.config.front);
-        let router = Arc::new(Router::new(&app.config.route));
         let login_limit = LoginLimiter::new(&app.config.login_limit).map(Arc::new);
-        Self {
-            app,
-            router,
-            login_limit,
-        }
+        Self { app, login_limit }
     }
 
     pub async fn handle(self, request: Request<Incoming>) -> Response<HyperOutgoingBody> {
         let started = std::time::Instant::now();
         // Routed first: the span is named after the route, which an exported span cannot
-        // change once started.
-        let routed = self.router.route(request.method(), request.uri().path());
+        // change once started. The routes in force now: a config change swaps them between
+        // two requests.
+        let router = self.app.router.load_full();
+        let routed = router.route(request.method(), request.uri().path());
         let route = match &routed {
             Routed::Route(route) => Some(route.path.as_str()),
             _ => None,
@@ -363,6 +359,7 @@ impl Gateway {
         request: Request<Bytes>,
         trace: TraceContext,
     ) -> Response<HyperOutgoingBody> {
+        let request = with_client_addr(request);
         match invoke::handle_http(&self.app, plugin, request.map(Full::new), trace).await {
             Ok(response) => response,
             Err(HttpInvokeError::Timeout) => timeout(),
@@ -451,6 +448,21 @@ fn has_authority<B>(request: &Request<B>) -> bool {
             .is_ok_and(|h| h.parse::<http::uri::Authority>().is_ok()),
         _ => false,
     }
+}
+
+/// The header in which a plugin finds its client's address (the TCP peer's IP).
+pub const CLIENT_ADDR_HEADER: &str = "x-micro-api-client-addr";
+
+/// Replaces any client-supplied [`CLIENT_ADDR_HEADER`] with the peer's address, so a plugin
+/// can trust it (for an audit trail, say).
+fn with_client_addr(mut request: Request<Bytes>) -> Request<Bytes> {
+    let peer = request.extensions().get::<ClientAddr>().map(|c| c.0.ip());
+    let headers = request.headers_mut();
+    headers.remove(CLIENT_ADDR_HEADER);
+    if let Some(value) = peer.and_then(|ip| HeaderValue::from_str(&ip.to_string()).ok()) {
+        headers.insert(CLIENT_ADDR_HEADER, value);
+    }
+    request
 }
 
 #[cfg(test)]

@@ -4,7 +4,8 @@
 //!
 //! A plugin's name is its file stem with `_` read as `-` (`user_api.wasm` is `user-api`),
 //! so the files cargo produces deploy as they are. Its world is read from its exports:
-//! `micro-api:host/handler` makes a service, `wasi:http/incoming-handler` an HTTP handler.
+//! `micro-api:host/handler` makes a service, `wasi:http/incoming-handler` an HTTP handler,
+//! `micro-api:host/message-handler` a subscriber.
 //! Validation is deny-by-default: a component that imports a capability its
 //! `[plugin.<name>]` section does not grant is refused, with the reason, and never served.
 
@@ -21,22 +22,24 @@ use sha2::{Digest, Sha256};
 use wasmtime::component::Component;
 use wasmtime::component::types::ComponentItem;
 
-use crate::bindings::ServicePre;
+use crate::bindings::{ServicePre, SubscriberPre};
 use crate::config::{Config, LimitsConfig, PluginConfig};
 use crate::runtime::{PluginState, Runtime};
 
-/// The two worlds of `wit/host.wit`.
+/// The worlds of `wit/host.wit`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum World {
     Service,
     Http,
+    Subscriber,
 }
 
 /// What a request instantiates.
 pub enum Entry {
     Service(ServicePre<PluginState>),
     Http(wasmtime_wasi_http::p2::bindings::ProxyPre<PluginState>),
+    Subscriber(SubscriberPre<PluginState>),
 }
 
 pub use table::PluginTable;
@@ -89,7 +92,7 @@ pub enum LoadError {
     #[error("not a valid component: {0}")]
     Compile(String),
     #[error(
-        "exports neither micro-api:host/handler (service world) nor wasi:http/incoming-handler (http world)"
+        "exports neither micro-api:host/handler (service world), wasi:http/incoming-handler (http world) nor micro-api:host/message-handler (subscriber world)"
     )]
     UnknownWorld,
     #[error("imports {import}, which [plugin.{plugin}] does not grant: {fix}")]
@@ -192,7 +195,7 @@ impl Plugin {
 /// show it for a component the config refuses.
 #[derive(Debug, Clone)]
 pub struct Shape {
-    /// `None`: it exports neither world's entry point.
+    /// `None`: it exports no known world's entry point.
     pub world: Option<World>,
     /// The instances it imports (`micro-api:host/rpc@0.1.0`, `wasi:clocks/...`), sorted.
     pub imports: BTreeSet<String>,
@@ -213,6 +216,11 @@ impl Shape {
             .any(|e| e.starts_with("wasi:http/incoming-handler@0.2"))
         {
             Some(World::Http)
+        } else if exports
+            .iter()
+            .any(|e| e.starts_with("micro-api:host/message-handler@"))
+        {
+            Some(World::Subscriber)
         } else {
             None
         };
@@ -245,7 +253,7 @@ pub fn validate(
         });
     }
     let world = shape.world.ok_or(LoadError::UnknownWorld)?;
-    check_grants(name, &shape.imports, &config.plugin_config(name))?;
+    check_grants(name, world, &shape.imports, &config.plugin_config(name))?;
     let instantiate = |e: wasmtime::Error| LoadError::Instantiate(format!("{e:#}"));
     let pre = runtime
         .linker()
@@ -256,6 +264,7 @@ pub fn validate(
         World::Http => {
             Entry::Http(wasmtime_wasi_http::p2::bindings::ProxyPre::new(pre).map_err(instantiate)?)
         }
+        World::Subscriber => Entry::Subscriber(SubscriberPre::new(pre).map_err(instantiate)?),
     };
     Ok((world, entry))
 }
@@ -268,6 +277,7 @@ pub fn version_of(bytes: &[u8]) -> String {
 /// Refuses a component that imports a capability its config does not grant.
 fn check_grants(
     name: &str,
+    world: World,
     imports: &BTreeSet<String>,
     grants: &PluginConfig,
 ) -> Result<(), LoadError> {
@@ -295,6 +305,19 @@ fn check_grants(
             i,
             "list the services it may call: `rpc = [\"user\"]`",
         ));
+    }
+    if let Some(i) = imported("broker").filter(|_| grants.publish.is_empty()) {
+        return Err(refuse(
+            i,
+            "list the topics it may publish on: `publish = [\"user.login\"]`",
+        ));
+    }
+    if world == World::Subscriber && grants.subscribe.is_empty() {
+        return Err(LoadError::NotGranted {
+            plugin: name.to_string(),
+            import: "micro-api:host/message-handler (subscriber world)".into(),
+            fix: "list the topics it is handed: `subscribe = [\"user.login\"]`".into(),
+        });
     }
     Ok(())
 }

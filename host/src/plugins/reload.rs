@@ -102,7 +102,7 @@ fn recently_written(path: &Path) -> bool {
 /// Brings the plugin table in line with the plugins folder.
 pub async fn reload(app: &Arc<App>) -> std::io::Result<ReloadReport> {
     let _one_at_a_time = app.reload_lock.lock().await;
-    let config = &app.config;
+    let config = app.current_config();
     let dir = &config.plugins.dir;
     std::fs::create_dir_all(dir)?;
     let settle = Duration::from_millis(config.plugins.settle_ms);
@@ -131,8 +131,9 @@ pub async fn reload(app: &Arc<App>) -> std::io::Result<ReloadReport> {
         let loading = {
             let app = app.clone();
             let (name, path) = (name.clone(), path.clone());
+            let config = config.clone();
             tokio::task::spawn_blocking(move || {
-                Plugin::load(&app.runtime, &app.config, &name, &path, &bytes)
+                Plugin::load(&app.runtime, &config, &name, &path, &bytes)
             })
         };
         match loading.await.expect("plugin loading task") {

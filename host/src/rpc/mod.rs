@@ -89,15 +89,30 @@ impl From<bindings::Error> for CallError {
 
 /// The breakers of every command called so far, created on first use from the config.
 pub struct Breakers {
-    config: Arc<Config>,
+    config: arc_swap::ArcSwap<Config>,
     by_command: Mutex<HashMap<String, Arc<Breaker>>>,
 }
 
 impl Breakers {
     pub fn new(config: Arc<Config>) -> Self {
         Self {
-            config,
+            config: arc_swap::ArcSwap::new(config),
             by_command: Mutex::default(),
+        }
+    }
+
+    /// Applies `config`: the next call of a command whose settings changed gets a new
+    /// breaker with them (closed, its window empty); calls in flight finish on the old one.
+    pub fn apply(&self, config: &Arc<Config>) {
+        let mut map = self.by_command.lock().expect("breakers lock");
+        self.config.store(config.clone());
+        for (command, breaker) in map.iter_mut() {
+            let settings = config.breaker_settings(command);
+            if breaker.settings() != settings {
+                tracing::info!(%command, ?settings, "breaker settings changed");
+                METRICS.breaker_created(command);
+                *breaker = Arc::new(Breaker::new(command.clone(), settings));
+            }
         }
     }
 
@@ -106,7 +121,10 @@ impl Breakers {
         map.entry(command.to_string())
             .or_insert_with(|| {
                 METRICS.breaker_created(command);
-                Arc::new(Breaker::new(command, self.config.breaker_settings(command)))
+                Arc::new(Breaker::new(
+                    command,
+                    self.config.load().breaker_settings(command),
+                ))
             })
             .clone()
     }

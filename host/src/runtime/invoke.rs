@@ -120,6 +120,84 @@ fn failure(plugin: &Plugin, error: Option<wasmtime::Error>) -> CallError {
     }
 }
 
+/// Counts an invocation that starts a call chain (an HTTP request, a message) and makes
+/// its store, due at the plugin's own deadline.
+fn first_store(
+    app: &Arc<App>,
+    plugin: &Plugin,
+    trace: crate::telemetry::TraceContext,
+) -> (wasmtime::Store<PluginState>, Instant) {
+    PluginStats::count(&plugin.stats.invocations);
+    Metrics::plugin(&METRICS.invocations, &plugin.name);
+    let deadline = Instant::now() + plugin.deadline();
+    let call = CallContext {
+        deadline,
+        depth: 0,
+        trace,
+    };
+    let store = app
+        .runtime
+        .new_store(PluginState::new(app, plugin, call), deadline);
+    (store, deadline)
+}
+
+/// Why a subscriber did not take a message.
+#[derive(Debug, thiserror::Error)]
+pub enum DeliveryError {
+    #[error("{0} is not a subscriber")]
+    NotSubscriber(String),
+    #[error("the subscriber refused the message: {0}")]
+    Refused(CallError),
+    #[error("the subscriber ran past its deadline")]
+    Timeout,
+    #[error("the subscriber trapped")]
+    Trap,
+}
+
+/// Calls `on-message(topic, payload)` of a subscriber plugin, within its deadline.
+pub async fn deliver_message(
+    app: &Arc<App>,
+    plugin: Arc<Plugin>,
+    topic: String,
+    payload: bytes::Bytes,
+) -> Result<(), DeliveryError> {
+    let Entry::Subscriber(pre) = &plugin.entry else {
+        return Err(DeliveryError::NotSubscriber(plugin.name.clone()));
+    };
+    let pre = pre.clone();
+    let (mut store, deadline) =
+        first_store(app, &plugin, crate::telemetry::TraceContext::new_root());
+    let current_span = store.data().telemetry.current_span();
+    let outcome = current_span
+        .wrap(tokio::time::timeout_at(deadline.into(), async {
+            let subscriber = pre.instantiate_async(&mut store).await?;
+            subscriber
+                .micro_api_host_message_handler()
+                .call_on_message(&mut store, &topic, &payload)
+                .await
+        }))
+        .await;
+    let result = match outcome {
+        Ok(Ok(Ok(()))) => Ok(()),
+        Ok(Ok(Err(refusal))) => {
+            PluginStats::count(&plugin.stats.errors);
+            Metrics::plugin(&METRICS.errors, &plugin.name);
+            Err(DeliveryError::Refused(CallError::from(refusal)))
+        }
+        Ok(Err(trap)) => Err(delivery_failure(&plugin, Some(trap))),
+        Err(_elapsed) => Err(delivery_failure(&plugin, None)),
+    };
+    app.record_outcome(&plugin, result.is_err());
+    result
+}
+
+fn delivery_failure(plugin: &Plugin, error: Option<wasmtime::Error>) -> DeliveryError {
+    match ended(plugin, error) {
+        Ended::Timeout => DeliveryError::Timeout,
+        Ended::Trap => DeliveryError::Trap,
+    }
+}
+
 /// Hands `request` to an HTTP plugin and returns its response as soon as the plugin has
 /// set it; the body then streams while the instance, moved to a task of its own, writes it.
 pub async fn handle_http(
@@ -131,18 +209,8 @@ pub async fn handle_http(
     let Entry::Http(pre) = &plugin.entry else {
         return Err(HttpInvokeError::NotHttp(plugin.name.clone()));
     };
-    PluginStats::count(&plugin.stats.invocations);
-    Metrics::plugin(&METRICS.invocations, &plugin.name);
     let pre = pre.clone();
-    let deadline = Instant::now() + plugin.deadline();
-    let call = CallContext {
-        deadline,
-        depth: 0,
-        trace,
-    };
-    let mut store = app
-        .runtime
-        .new_store(PluginState::new(app, &plugin, call), deadline);
+    let (mut store, deadline) = first_store(app, &plugin, trace);
     let (sender, receiver) = tokio::sync::oneshot::channel();
     let setup = (|| -> wasmtime::Result<_> {
         let mut http = store.data_mut().http();

@@ -15,7 +15,7 @@ use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
 use crate::app::App;
 use crate::plugins::Plugin;
-use crate::{config, crypto, outbound, registry, rpc, sql, telemetry};
+use crate::{broker, config, crypto, outbound, registry, rpc, sql, telemetry};
 
 /// Where an invocation stands in its call chain.
 #[derive(Debug, Clone, Copy)]
@@ -38,6 +38,7 @@ pub struct PluginState {
     pub sql: sql::SqlState,
     pub crypto: crypto::CryptoState,
     pub config: config::host::ConfigState,
+    pub broker: broker::host::BrokerState,
     pub registry: registry::RegistryState,
     pub telemetry: telemetry::TelemetryState,
 }
@@ -67,7 +68,8 @@ impl PluginState {
             rpc: rpc::RpcState::prepare(app, plugin, call),
             sql: sql::SqlState::prepare(app, plugin),
             crypto: crypto::CryptoState::prepare(app, plugin),
-            config: config::host::ConfigState::prepare(plugin),
+            config: config::host::ConfigState::prepare(app, plugin),
+            broker: broker::host::BrokerState::prepare(app, plugin),
             registry: registry::RegistryState::prepare(app),
             telemetry,
         }
@@ -107,6 +109,7 @@ capability_view!(RpcView, rpc::RpcState);
 capability_view!(SqlView, sql::SqlState);
 capability_view!(CryptoView, crypto::CryptoState);
 capability_view!(ConfigView, config::host::ConfigState);
+capability_view!(BrokerView, broker::host::BrokerState);
 capability_view!(RegistryView, registry::RegistryState);
 capability_view!(TelemetryView, telemetry::TelemetryState);
 
@@ -120,6 +123,7 @@ pub fn add_to_linker(linker: &mut Linker<PluginState>) -> wasmtime::Result<()> {
     wit::sql::add_to_linker::<_, SqlView>(linker, |s| &mut s.sql)?;
     wit::crypto::add_to_linker::<_, CryptoView>(linker, |s| &mut s.crypto)?;
     wit::config::add_to_linker::<_, ConfigView>(linker, |s| &mut s.config)?;
+    wit::broker::add_to_linker::<_, BrokerView>(linker, |s| &mut s.broker)?;
     wit::registry::add_to_linker::<_, RegistryView>(linker, |s| &mut s.registry)?;
     wit::log::add_to_linker::<_, TelemetryView>(linker, |s| &mut s.telemetry)?;
     wit::trace::add_to_linker::<_, TelemetryView>(linker, |s| &mut s.telemetry)?;

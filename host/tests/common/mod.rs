@@ -42,6 +42,7 @@ plugin = "user-api"
 
 [plugin.user-api]
 rpc = ["user", "auth"]
+publish = ["user.login"]
 
 [plugin.user]
 sql = true
@@ -677,14 +678,7 @@ impl Etcd {
             .spawn()
             .expect("start etcd (apt-get install etcd-server)");
         self.child = Some(child);
-        let started = Instant::now();
-        while std::net::TcpStream::connect(("127.0.0.1", self.client_port)).is_err() {
-            assert!(
-                started.elapsed() < Duration::from_secs(20),
-                "etcd did not start"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        wait_for_port(self.client_port, "etcd");
     }
 
     pub fn pause(&mut self) {
@@ -715,4 +709,96 @@ pub async fn etcd_keys(endpoint: &str, prefix: &str) -> Vec<(String, i64)> {
         .iter()
         .map(|kv| (kv.key_str().unwrap().to_string(), kv.lease()))
         .collect()
+}
+
+/// `GET <path>` on the admin listener, as JSON.
+pub async fn admin_json(host: &TestHost, path: &str) -> serde_json::Value {
+    host.admin_request(reqwest::Method::GET, path)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
+/// The nats-server binary for the broker tests (`MICRO_API_TEST_NATS_SERVER`, e.g.
+/// `/usr/sbin/nats-server`), or `None` after saying the test is skipped.
+pub fn nats_server_bin(test: &str) -> Option<String> {
+    match std::env::var("MICRO_API_TEST_NATS_SERVER") {
+        Ok(bin) if !bin.is_empty() => Some(bin),
+        _ => {
+            eprintln!(
+                "SKIPPED {test}: set MICRO_API_TEST_NATS_SERVER to a nats-server binary to run it"
+            );
+            None
+        }
+    }
+}
+
+/// A nats-server of the test's own, on a free loopback port (never the machine's shared
+/// one), that a test may stop and start again on the same port.
+pub struct NatsServer {
+    bin: String,
+    port: u16,
+    child: Option<Child>,
+}
+
+impl NatsServer {
+    pub fn start(bin: &str) -> Self {
+        let mut nats = Self {
+            bin: bin.to_string(),
+            port: free_port(),
+            child: None,
+        };
+        nats.resume();
+        nats
+    }
+
+    pub fn url(&self) -> String {
+        format!("nats://127.0.0.1:{}", self.port)
+    }
+
+    /// Starts (again) on the same port, and waits until it accepts connections.
+    pub fn resume(&mut self) {
+        let child = Command::new(&self.bin)
+            .args(["-a", "127.0.0.1", "-p", &self.port.to_string()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start nats-server (apt-get install nats-server)");
+        self.child = Some(child);
+        wait_for_port(self.port, "nats-server");
+    }
+
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for NatsServer {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// Waits until a server of the test's own accepts connections on loopback `port`.
+pub fn wait_for_port(port: u16, what: &str) {
+    let started = Instant::now();
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "{what} did not start"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// The median of some measured durations.
+pub fn median(mut values: Vec<Duration>) -> Duration {
+    values.sort();
+    values[values.len() / 2]
 }

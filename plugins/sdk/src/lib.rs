@@ -1,14 +1,16 @@
 //! Write micro-api plugins in Rust.
 //!
-//! A plugin is a WebAssembly component of one of the two worlds of `wit/host.wit`:
+//! A plugin is a WebAssembly component of one of the three worlds of `wit/host.wit`:
 //!
 //! - a **service**, called by name through [`rpc`]: implement [`service::Guest`] and export
 //!   it with [`export_service!`]; [`service::json`] turns a method into a typed function;
 //! - an **http** handler, reached through a route: implement [`http::Handler`] and export it
-//!   with [`export_http!`] (which uses the standard `wasi:http/incoming-handler`).
+//!   with [`export_http!`] (which uses the standard `wasi:http/incoming-handler`);
+//! - a **subscriber**, handed the messages of its topics: implement [`broker::Subscriber`]
+//!   and export it with [`export_subscriber!`].
 //!
-//! Both worlds import the same host capabilities, bound once here: [`rpc`], [`sql`],
-//! [`config`], [`crypto`], [`log`], [`trace`] and [`registry`]. Errors are the WIT
+//! All worlds import the same host capabilities, bound once here: [`rpc`], [`sql`],
+//! [`config`], [`crypto`], [`broker`], [`log`], [`trace`] and [`registry`]. Errors are the WIT
 //! [`Error`]; [`error`] builds them and maps them to HTTP answers.
 //!
 //! ```ignore
@@ -28,6 +30,7 @@
 //! micro_api_sdk::export_service!(Echo);
 //! ```
 
+pub mod broker;
 pub mod error;
 pub mod http;
 pub mod rpc;
@@ -71,6 +74,7 @@ pub mod __service {
             "micro-api:host/sql@0.1.0": crate::host::sql,
             "micro-api:host/config@0.1.0": crate::host::config,
             "micro-api:host/crypto@0.1.0": crate::host::crypto,
+            "micro-api:host/broker@0.1.0": crate::host::broker,
             "micro-api:host/log@0.1.0": crate::host::log,
             "micro-api:host/trace@0.1.0": crate::host::trace,
         },
@@ -79,6 +83,39 @@ pub mod __service {
         default_bindings_module: "$crate::__service",
     });
 }
+
+/// Bindings to the `subscriber` world, made like [`__service`]: only the `message-handler`
+/// export is new.
+#[doc(hidden)]
+pub mod __subscriber {
+    wit_bindgen::generate!({
+        world: "micro-api:host/subscriber",
+        path: "../../wit",
+        with: {
+            "micro-api:host/types@0.1.0": crate::host::types,
+            "micro-api:host/registry@0.1.0": crate::host::registry,
+            "micro-api:host/rpc@0.1.0": crate::host::rpc,
+            "micro-api:host/sql@0.1.0": crate::host::sql,
+            "micro-api:host/config@0.1.0": crate::host::config,
+            "micro-api:host/crypto@0.1.0": crate::host::crypto,
+            "micro-api:host/broker@0.1.0": crate::host::broker,
+            "micro-api:host/log@0.1.0": crate::host::log,
+            "micro-api:host/trace@0.1.0": crate::host::trace,
+        },
+        pub_export_macro: true,
+        export_macro_name: "export_subscriber",
+        default_bindings_module: "$crate::__subscriber",
+    });
+}
+
+/// Exports a type implementing [`broker::Subscriber`] as this component's
+/// `message-handler`.
+///
+/// ```ignore
+/// micro_api_sdk::export_subscriber!(MySubscriber);
+/// ```
+#[doc(inline)]
+pub use __subscriber::export_subscriber;
 
 /// Exports a type implementing [`service::Guest`] as this component's `handler`.
 ///

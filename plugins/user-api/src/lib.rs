@@ -1,5 +1,8 @@
 //! The user HTTP API: `POST /user/login` exchanges a user name and password for an
 //! access token, and `GET /user/profile` tells who the bearer of an access token is.
+//!
+//! Every login attempt, successful or not, is published as a `user.login` event (never the
+//! password) for the audit trail; publishing never delays or fails the login.
 
 use micro_api_sdk::http::{Handler, HttpError, Request, Response};
 use micro_api_sdk::services::Call as _;
@@ -35,18 +38,62 @@ fn login(request: &Request) -> Result<Response, HttpError> {
     // return leaves it open: the host closes it with the instance).
     let reading = trace::enter_span("read login form");
     let form = request.form()?;
-    let check = CheckPassword {
-        name: form.required("userName")?.to_owned(),
+    let name = form.required("userName")?;
+    let checked = CheckPassword {
+        name: name.to_owned(),
         pwd: form.required("pwd")?.to_owned(),
     };
     trace::exit_span(reading);
-    let user = check.call()?;
+    let checked = checked.call();
+    publish_login(request, name, &checked);
+    let user = checked?;
     let token = MakeAccessToken {
         user_id: user.id,
         user_name: user.name.clone(),
     }
     .call()?;
     Ok(Response::json(200, &Login { token, user }))
+}
+
+/// The `user.login` event: who tried, when, from where, and whether the password matched.
+#[derive(Serialize)]
+struct LoginEvent<'a> {
+    /// Unique per attempt, so a consumer can tell a repeat from a new attempt.
+    event_id: String,
+    user_name: &'a str,
+    /// Set when the password matched.
+    user_id: Option<u64>,
+    success: bool,
+    /// Unix time in milliseconds.
+    at_ms: u64,
+    /// The client's address, as the host saw it.
+    remote_addr: &'a str,
+}
+
+/// Publishes the attempt's event. Only the host's queue being full can fail it; the login
+/// goes on either way, so the failure is only logged.
+fn publish_login(request: &Request, user_name: &str, checked: &Result<User, Error>) {
+    let now = micro_api_sdk::wasip2::clocks::wall_clock::now();
+    let event = LoginEvent {
+        event_id: format!(
+            "{:016x}",
+            micro_api_sdk::wasip2::random::random::get_random_u64()
+        ),
+        user_name,
+        user_id: checked.as_ref().ok().map(|u| u.id),
+        success: checked.is_ok(),
+        at_ms: now.seconds * 1000 + u64::from(now.nanoseconds / 1_000_000),
+        remote_addr: request
+            .header("x-micro-api-client-addr")
+            .unwrap_or_default(),
+    };
+    if let Err(e) = micro_api_sdk::broker::publish("user.login", &event) {
+        micro_api_sdk::log::log(
+            micro_api_sdk::log::Level::Warn,
+            "login event not published",
+            &[("error".into(), format!("{e:?}"))],
+        );
+    }
 }
 
 /// The user an `Authorization: Bearer <token>` header names: `auth` checks the token, `user`
