@@ -3,7 +3,7 @@
 //!
 //! - `instantiate`: a fresh `Store` + instantiation from the `InstancePre` + one call of the
 //!   `probe` component's no-op `echo` (instances are never reused: that isolation is the
-//!   product), then the whole `invoke::call_service` path (its own task, deadline, stats);
+//!   product), then the whole `invoke::call_service` path (deadline, stats, outcome);
 //! - `http`: the `hello` component behind `invoke::handle_http`, body read to the end;
 //! - `rpc`: one hop `probe -> probe.echo` through the grant check, registry and breaker;
 //! - `sql`: one SQLite round trip: the same sqlx query direct, through the host's

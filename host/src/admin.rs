@@ -2,9 +2,13 @@
 //! and breakers as JSON, the front door's counters, and the plugin lifecycle's controls
 //! (reload, rollback).
 //!
+//! `GET /metrics` is the Prometheus text of [`crate::telemetry::metrics`]; `GET /admin/` is
+//! a self-contained page drawing the JSON endpoints live.
+//!
 //! With `[admin] token` set, every endpoint but `/admin/health/live` (for orchestrators'
-//! liveness probes) asks for `Authorization: Bearer <token>`, compared in constant time;
-//! the token is never logged.
+//! liveness probes) and the page itself (static, it holds no data: its script asks for the
+//! token) asks for `Authorization: Bearer <token>`, compared in constant time; the token is
+//! never logged.
 
 use std::sync::Arc;
 use std::time::UNIX_EPOCH;
@@ -22,13 +26,15 @@ use crate::front::metrics::METRICS;
 use crate::front::{ClientAddr, auth, error};
 use crate::plugins::reload;
 use crate::plugins::table::RollbackError;
+use crate::telemetry::metrics::METRICS as PROMETHEUS;
 
 pub async fn handle(app: Arc<App>, request: Request<Incoming>) -> Response<HyperOutgoingBody> {
     let path = request.uri().path().to_string();
     let method = request.method().clone();
     let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
+    let open_to_all = segments == ["admin", "health", "live"] || path == "/admin/";
     if let Some(token) = &app.config.admin.token
-        && segments != ["admin", "health", "live"]
+        && !open_to_all
         && !authorized(request.headers(), token)
     {
         if let Some(total) = METRICS.admin_unauthorized.hit() {
@@ -46,6 +52,15 @@ pub async fn handle(app: Arc<App>, request: Request<Incoming>) -> Response<Hyper
         return response;
     }
     match (&method, segments.as_slice()) {
+        (&Method::GET, ["admin"]) if path.ends_with('/') => page(),
+        (&Method::GET, ["metrics"]) => {
+            let mut response = Response::new(error::full(PROMETHEUS.render().into_bytes()));
+            response.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+            );
+            response
+        }
         (&Method::GET, ["admin", "health", "live"]) => {
             error::json(StatusCode::OK, &json!({ "status": "live" }))
         }
@@ -91,6 +106,26 @@ pub async fn handle(app: Arc<App>, request: Request<Incoming>) -> Response<Hyper
         ),
         _ => error::not_found(),
     }
+}
+
+/// The admin page, one file built into the binary.
+fn page() -> Response<HyperOutgoingBody> {
+    let mut response = Response::new(error::full(
+        include_str!("admin_page.html").as_bytes().to_vec(),
+    ));
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/html; charset=utf-8"),
+    );
+    // Its own script and style only; nothing loaded from elsewhere.
+    headers.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(
+            "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; connect-src 'self'",
+        ),
+    );
+    response
 }
 
 /// Ready when plugins are loaded, the database answers, and every service a loaded plugin

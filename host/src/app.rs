@@ -99,6 +99,7 @@ impl App {
     pub fn rollback(&self, name: &str, reason: &str) -> Result<Arc<Plugin>, RollbackError> {
         let restored = self.plugins.rollback(name, reason)?;
         tracing::warn!(plugin = %name, version = %restored.version, %reason, "plugin rolled back");
+        crate::telemetry::metrics::METRICS.reload("rolled_back");
         self.sync_registry();
         Ok(restored)
     }

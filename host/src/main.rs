@@ -106,7 +106,8 @@ fn main() -> anyhow::Result<()> {
                     addr.map(|a| (format!("MICRO_API__SERVER__{key}"), a.to_string()))
                 });
             let config = Config::load_with_env(path.as_deref(), std::env::vars().chain(flags))?;
-            micro_api::telemetry::init(&config.telemetry.log_level);
+            // Held to the end: dropping it flushes the spans and log lines still buffered.
+            let _telemetry = micro_api::telemetry::init(&config.telemetry, &config.server.node_id)?;
             tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
                 .build()

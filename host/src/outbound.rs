@@ -12,6 +12,7 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
+use tracing::Instrument;
 use wasmtime_wasi_http::{Error, RequestOptions, WasiBody};
 
 use crate::app::App;
@@ -114,73 +115,88 @@ impl wasmtime_wasi_http::WasiHttpHooks for OutgoingHttp {
         let plugin = self.plugin.clone();
         let grants = self.grants.clone();
         let deadline = self.call.deadline;
-        let traceparent = self.call.trace.child().to_string();
+        // Opened here, in the invocation's span: the future may run on another task.
+        let span = tracing::info_span!(
+            "http.client",
+            otel.kind = "client",
+            otel.name = %request.method(),
+            http.request.method = %request.method(),
+            server.address = request.uri().host().unwrap_or_default(),
+            server.port = request.uri().port_u16(),
+            http.response.status_code = tracing::field::Empty,
+        );
+        let traceparent = self.call.trace.outgoing(&span).to_string();
         let mut request = request;
-        Box::new(async move {
-            let uri = request.uri();
-            let scheme = uri.scheme_str().unwrap_or("http").to_ascii_lowercase();
-            let host = uri.host().unwrap_or_default().to_ascii_lowercase();
-            let port = uri
-                .port_u16()
-                .unwrap_or(if scheme == "https" { 443 } else { 80 });
-            let denied = |why: &str| {
-                tracing::warn!(%plugin, %scheme, %host, port, why, "outbound HTTP denied");
-                Error::HttpRequestDenied
-            };
-            let grant = grants
-                .iter()
-                .find(|g| g.matches(&scheme, &host, port))
-                .ok_or_else(|| denied("no [plugin] http grant matches"))?;
-            let addresses = tokio::net::lookup_host((host.trim_matches(['[', ']']), port))
-                .await
-                .map_err(|_| Error::DnsError {
-                    rcode: Some("lookup failed".into()),
-                    info_code: None,
+        let in_span = span.clone();
+        Box::new(
+            async move {
+                let uri = request.uri();
+                let scheme = uri.scheme_str().unwrap_or("http").to_ascii_lowercase();
+                let host = uri.host().unwrap_or_default().to_ascii_lowercase();
+                let port = uri
+                    .port_u16()
+                    .unwrap_or(if scheme == "https" { 443 } else { 80 });
+                let denied = |why: &str| {
+                    tracing::warn!(%plugin, %scheme, %host, port, why, "outbound HTTP denied");
+                    Error::HttpRequestDenied
+                };
+                let grant = grants
+                    .iter()
+                    .find(|g| g.matches(&scheme, &host, port))
+                    .ok_or_else(|| denied("no [plugin] http grant matches"))?;
+                let addresses = tokio::net::lookup_host((host.trim_matches(['[', ']']), port))
+                    .await
+                    .map_err(|_| Error::DnsError {
+                        rcode: Some("lookup failed".into()),
+                        info_code: None,
+                    })?;
+                if addresses.into_iter().any(|a| is_local(a.ip())) && !grant.is_literal() {
+                    return Err(denied(
+                        "a loopback or link-local address needs a literal grant",
+                    ));
+                }
+                let breaker = app.breakers.get(&format!("http:{scheme}://{host}:{port}"));
+                let permit = breaker.try_acquire().map_err(|refusal| match refusal {
+                    Refusal::CircuitOpen => Error::DestinationUnavailable,
+                    Refusal::Rejected => Error::ConnectionLimitReached,
                 })?;
-            if addresses.into_iter().any(|a| is_local(a.ip())) && !grant.is_literal() {
-                return Err(denied(
-                    "a loopback or link-local address needs a literal grant",
-                ));
-            }
-            let breaker = app.breakers.get(&format!("http:{scheme}://{host}:{port}"));
-            let permit = breaker.try_acquire().map_err(|refusal| match refusal {
-                Refusal::CircuitOpen => Error::DestinationUnavailable,
-                Refusal::Rejected => Error::ConnectionLimitReached,
-            })?;
-            let timeout = breaker
-                .timeout()
-                .min(deadline.saturating_duration_since(Instant::now()));
-            if let Ok(value) = http::HeaderValue::from_str(&traceparent) {
-                request.headers_mut().insert("traceparent", value);
-            }
-            let sent = tokio::time::timeout(
-                timeout,
-                wasmtime_wasi_http::default_send_request(request, options),
-            )
-            .await;
-            match sent {
-                Ok(Ok((response, io))) => {
-                    permit.complete(if response.status().is_server_error() {
-                        Outcome::Failure
-                    } else {
-                        Outcome::Success
-                    });
-                    use http_body_util::BodyExt;
-                    Ok((
-                        response.map(BodyExt::boxed_unsync),
-                        Box::new(io) as Box<dyn Future<Output = _> + Send>,
-                    ))
+                let timeout = breaker
+                    .timeout()
+                    .min(deadline.saturating_duration_since(Instant::now()));
+                if let Ok(value) = http::HeaderValue::from_str(&traceparent) {
+                    request.headers_mut().insert("traceparent", value);
                 }
-                Ok(Err(e)) => {
-                    permit.complete(Outcome::Failure);
-                    Err(e)
-                }
-                Err(_elapsed) => {
-                    permit.complete(Outcome::Timeout);
-                    Err(Error::ConnectionTimeout)
+                let sent = tokio::time::timeout(
+                    timeout,
+                    wasmtime_wasi_http::default_send_request(request, options),
+                )
+                .await;
+                match sent {
+                    Ok(Ok((response, io))) => {
+                        span.record("http.response.status_code", response.status().as_u16());
+                        permit.complete(if response.status().is_server_error() {
+                            Outcome::Failure
+                        } else {
+                            Outcome::Success
+                        });
+                        use http_body_util::BodyExt;
+                        Ok((
+                            response.map(BodyExt::boxed_unsync),
+                            Box::new(io) as Box<dyn Future<Output = _> + Send>,
+                        ))
+                    }
+                    Ok(Err(e)) => {
+                        permit.complete(Outcome::Failure);
+                        Err(e)
+                    }
+                    Err(_elapsed) => {
+                        permit.complete(Outcome::Timeout);
+                        Err(Error::ConnectionTimeout)
+                    }
                 }
             }
-        })
+            .instrument(in_span),
+        )
     }
 }
 

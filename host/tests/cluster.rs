@@ -228,14 +228,8 @@ async fn probe_call(
     method: &str,
     payload: serde_json::Value,
 ) -> (u16, serde_json::Value) {
-    let response = client()
-        .post(host.url(&format!("/probe/call/probe/{method}")))
-        .json(&payload)
-        .send()
-        .await
-        .unwrap();
-    let status = response.status().as_u16();
-    (status, response.json().await.unwrap_or_default())
+    let answer = common::probe_call(host, method, payload).await;
+    (answer.status, answer.body)
 }
 
 #[tokio::test]

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use common::{HostBuilder, TestHost, client, component};
+use common::{HostBuilder, TestHost, client, component, median};
 use serde_json::Value;
 
 const GREETER_ROUTE: &str = "[[route]]\npath = \"/greet\"\nplugin = \"greeter\"\n";
@@ -326,11 +326,6 @@ fn unique_build(tag: u32) -> Vec<u8> {
     bytes.extend_from_slice(name);
     bytes.extend_from_slice(&payload);
     bytes
-}
-
-fn median(mut values: Vec<Duration>) -> Duration {
-    values.sort();
-    values[values.len() / 2]
 }
 
 /// The figures the lifecycle issue asks for; run with

@@ -18,19 +18,8 @@ fn probe_host(extra: &str) -> TestHost {
 
 /// `POST /probe/call/probe/{method}` with `payload`: (status, body, Retry-After).
 async fn call(host: &TestHost, method: &str, payload: Value) -> (u16, Value, Option<String>) {
-    let response = client()
-        .post(host.url(&format!("/probe/call/probe/{method}")))
-        .json(&payload)
-        .send()
-        .await
-        .unwrap();
-    let status = response.status().as_u16();
-    let retry_after = response
-        .headers()
-        .get("retry-after")
-        .map(|v| v.to_str().unwrap().to_string());
-    let body = response.json().await.unwrap_or(Value::Null);
-    (status, body, retry_after)
+    let answer = common::probe_call(host, method, payload).await;
+    (answer.status, answer.body, answer.retry_after)
 }
 
 async fn invocations(host: &TestHost, plugin: &str) -> u64 {
@@ -111,6 +100,45 @@ async fn one_call_over_max_concurrent_is_rejected_at_once() {
             .count(),
         100
     );
+}
+
+#[tokio::test]
+async fn clients_that_hang_up_never_trip_the_callees_breaker() {
+    let host = probe_host("[breaker.\"probe.sleep\"]\nvolume_threshold = 4\n");
+    let impatient = reqwest::Client::builder()
+        .timeout(Duration::from_millis(100))
+        .build()
+        .unwrap();
+    for _ in 0..8 {
+        let sent = impatient
+            .post(host.url("/probe/call/probe/sleep"))
+            .json(&json!({ "ms": 400 }))
+            .send()
+            .await;
+        // An answer this fast is the breaker refusing: hang-ups counted as failures.
+        assert!(
+            sent.is_err(),
+            "answered within 100 ms: {:?}",
+            sent.map(|r| r.status())
+        );
+    }
+    // The guests run to their ends without their clients: eight successful calls.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let breaker = loop {
+        let breaker = host.breaker("probe.sleep").await;
+        if breaker["window_total"] == 8 && breaker["in_flight"] == 0 {
+            break breaker;
+        }
+        assert!(Instant::now() < deadline, "{breaker}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(
+        (&breaker["state"], &breaker["window_errors"]),
+        (&json!("closed"), &json!(0)),
+        "{breaker}"
+    );
+    let (status, _, _) = call(&host, "sleep", json!({ "ms": 1 })).await;
+    assert_eq!(status, 200);
 }
 
 #[tokio::test]

@@ -165,25 +165,11 @@ async fn the_profile_answers_a_valid_token_only() {
     );
 }
 
-/// `POST /user/login`: status, `Retry-After`, JSON body.
+/// `POST /user/login`: status, `Retry-After` in seconds, JSON body.
 async fn login_answer(host: &TestHost, form: &str) -> (u16, Option<u64>, Value) {
-    let response = client()
-        .post(host.url("/user/login"))
-        .header("content-type", "application/x-www-form-urlencoded")
-        .body(form.to_string())
-        .send()
-        .await
-        .unwrap();
-    let status = response.status().as_u16();
-    let retry_after = response
-        .headers()
-        .get("retry-after")
-        .map(|v| v.to_str().unwrap().parse().unwrap());
-    (
-        status,
-        retry_after,
-        response.json().await.unwrap_or_default(),
-    )
+    let answer = common::login_answer(host, form).await;
+    let retry_after = answer.retry_after.map(|v| v.parse().unwrap());
+    (answer.status, retry_after, answer.body)
 }
 
 /// Rewrites `file` in the host's plugins folder as `component` plus a custom section

@@ -7,11 +7,16 @@
 //! (installed from Debian's packages when missing). With two cores or more, `wrk` is pinned
 //! to the last core and the servers to the others. Each case runs at 64 connections and at
 //! 1, in rounds that alternate which server goes first; the table shows the medians over
-//! rounds, the ratio to native and each server's peak RSS, then the issue's targets.
+//! rounds, the ratio to the case's baseline (native Rust, or for the rpc hop micro-api's
+//! in-process hop) and each server's peak RSS, then the issue's targets.
+//! The rpc-hop case needs Debian's `etcd` on the PATH: it starts one on loopback and two
+//! more micro-api nodes (caller and callee) registered in it; without `etcd` it is skipped
+//! and the run says why.
 //! Then the criterion micro-benchmarks of `host/benches/` run, and their medians are listed.
 //!
-//! `--short` (for CI) is one 2-second round per case and a quick criterion pass: it proves
-//! the harness still works, its numbers are not worth quoting.
+//! `--short` (for CI) is one 2-second round per case and a quick criterion pass, all on the
+//! debug builds `cargo xtask test` already made (a release build of wasmtime would cost CI
+//! ten minutes): it proves the harness still works, its numbers are not worth quoting.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::io::{BufRead, BufReader, Read, Write};
@@ -25,13 +30,31 @@ use anyhow::{Context, Result, bail};
 
 use super::{PLUGINS, build_wasm, cargo, component_file, wasm_dir};
 
-/// Components the benchmarks load beside the seed plugins: `hello` for case 1 and `probe`
-/// (its `echo` method is the no-op export) for the micro-benchmarks.
-const BENCH_COMPONENTS: &[&str] = &["hello", "probe"];
+/// Components the benchmarks load beside the seed plugins: `hello` for case 1, `probe`
+/// (its `echo` method is the no-op export) for the micro-benchmarks and, behind
+/// `probe-http`'s `/probe/call/probe/echo`, the callee of the rpc-hop case.
+const BENCH_COMPONENTS: &[&str] = &["hello", "probe", "probe-http"];
+/// The routes and grants of the rpc-hop case, on every node.
+const PROBE_CONFIG: &str = r#"
+[[route]]
+path = "/probe/{*rest}"
+plugin = "probe-http"
+
+[plugin.probe-http]
+rpc = ["probe"]
+
+[plugin.probe]
+rpc = ["probe"]
+sql = true
+"#;
+/// The shared secret of the rpc-hop nodes. Not a secret.
+const CLUSTER_SECRET: &str = "bench-cluster-secret-not-a-secret";
 /// The token signing key of both servers, so one token is valid on both. Not a secret.
 const SIGNING_KEY: &str = "bench-signing-key-not-a-secret-0123456789abcdef";
 /// The login's content type.
 const FORM: (&str, &str) = ("Content-Type", "application/x-www-form-urlencoded");
+/// The rpc hop's content type.
+const JSON: (&str, &str) = ("Content-Type", "application/json");
 /// The seed user's credentials (`host/migrations/`).
 const LOGIN_FORM: &str = "userName=micro&pwd=123";
 /// The answer `/user/profile` must give for the seed user, on every server.
@@ -40,6 +63,8 @@ const CONNECTIONS: [u32; 2] = [64, 1];
 const MICRO_API: &str = "micro-api";
 const NATIVE: &str = "native";
 const WASMTIME: &str = "wasmtime serve";
+/// The rpc-hop case's caller node, whose callee runs on another micro-api process.
+const CROSS_HOST: &str = "micro-api, remote callee";
 /// The only wasmtime the `wasmtime serve` baseline is compared with: the host's own.
 const WASMTIME_VERSION: &str = "48.0.8";
 
@@ -90,18 +115,33 @@ impl Options {
         }
         Ok(options)
     }
+
+    /// The cargo profile of the servers and benches, as cargo arguments.
+    fn profile_args(&self) -> Vec<String> {
+        let profile = if self.short { "dev" } else { "release" };
+        vec!["--profile".into(), profile.into()]
+    }
+
+    /// Where that profile's binaries are, under the target dir.
+    fn binaries(&self, root: &Path) -> PathBuf {
+        target_dir(root).join(if self.short { "debug" } else { "release" })
+    }
 }
 
 pub fn run(root: &Path, args: &[String]) -> Result<()> {
     let options = Options::parse(args)?;
-    build(options.micro)?;
+    build(&options)?;
     ensure_wrk()?;
     let started = Instant::now();
     let machine = Machine::probe();
     let run_dir = prepare_run_dir(root)?;
-    let servers = Servers::start(root, &run_dir, &machine)?;
-    servers.check_hello()?;
+    let servers = Servers::start(root, &run_dir, &machine, &options)?;
     let cases = servers.cases();
+    for case in &cases {
+        if let Some(expected) = case.expected {
+            servers.check_answers(case, expected)?;
+        }
+    }
     let load_before = load_average();
     let results = measure(&servers, &cases, &options, &machine, &run_dir)?;
     let load = format!(
@@ -109,6 +149,7 @@ pub fn run(root: &Path, args: &[String]) -> Result<()> {
         load_average()
     );
     let wasmtime_skipped = servers.wasmtime_skipped.clone();
+    let cross_host_skipped = servers.cross_host_skipped.clone();
     drop(servers);
     print_report(
         &machine,
@@ -116,6 +157,7 @@ pub fn run(root: &Path, args: &[String]) -> Result<()> {
         &cases,
         &results,
         wasmtime_skipped.as_deref(),
+        cross_host_skipped.as_deref(),
         &load,
     );
     println!(
@@ -124,7 +166,7 @@ pub fn run(root: &Path, args: &[String]) -> Result<()> {
     );
     if options.micro {
         let started = Instant::now();
-        micro_benchmarks(root, options.short)?;
+        micro_benchmarks(root, &options)?;
         println!(
             "micro-benchmarks: {:.0} s of wall time after the build",
             started.elapsed().as_secs_f64()
@@ -133,32 +175,19 @@ pub fn run(root: &Path, args: &[String]) -> Result<()> {
     Ok(())
 }
 
-/// The release host, the native baseline, the components (and the criterion benches).
-fn build(micro: bool) -> Result<()> {
+/// The host, the native baseline, the components (and the criterion benches).
+fn build(options: &Options) -> Result<()> {
+    let profile = options.profile_args();
     cargo(
-        &[
-            "build",
-            "--release",
-            "--package",
-            "micro-api",
-            "--package",
-            "bench",
-        ],
-        &[],
+        &["build", "--package", "micro-api", "--package", "bench"],
+        &profile,
         &[],
     )?;
     build_wasm(PLUGINS.iter().chain(BENCH_COMPONENTS))?;
-    if micro {
+    if options.micro {
         cargo(
-            &[
-                "bench",
-                "--package",
-                "micro-api",
-                "--bench",
-                "invocation",
-                "--no-run",
-            ],
-            &[],
+            &["bench", "--package", "micro-api", "--bench", "invocation"],
+            &[profile, vec!["--no-run".into()]].concat(),
             &[],
         )?;
     }
@@ -261,7 +290,7 @@ impl Machine {
 /// (the compile cache is kept between runs).
 fn prepare_run_dir(root: &Path) -> Result<PathBuf> {
     let run_dir = target_dir(root).join("bench");
-    for fresh in ["data", "native", "plugins"] {
+    for fresh in ["data", "native", "plugins", "etcd", "caller", "callee"] {
         let dir = run_dir.join(fresh);
         if dir.exists() {
             std::fs::remove_dir_all(&dir).with_context(|| format!("clear {}", dir.display()))?;
@@ -272,18 +301,31 @@ fn prepare_run_dir(root: &Path) -> Result<PathBuf> {
     // (`data`, `plugins/dist`) land in the run folder.
     let shipped = std::fs::read_to_string(root.join("config.toml")).context("read config.toml")?;
     let config = format!(
-        "{shipped}\n# Added by `cargo xtask bench`: case 1.\n[[route]]\npath = \"/hello\"\nmethods = [\"GET\"]\nplugin = \"hello\"\n"
+        "{shipped}\n# Added by `cargo xtask bench`: cases 1 and 4.\n[[route]]\npath = \"/hello\"\nmethods = [\"GET\"]\nplugin = \"hello\"\n{PROBE_CONFIG}"
     );
     std::fs::create_dir_all(&run_dir)?;
     std::fs::write(run_dir.join("config.toml"), config)?;
-    let dist = run_dir.join("plugins/dist");
-    std::fs::create_dir_all(&dist)?;
-    for name in PLUGINS.iter().chain(&["hello"]) {
+    deploy(
+        root,
+        &run_dir.join("plugins/dist"),
+        &PLUGINS
+            .iter()
+            .chain(&["hello", "probe", "probe-http"])
+            .copied()
+            .collect::<Vec<_>>(),
+    )?;
+    Ok(run_dir)
+}
+
+/// Copies the components `names` into the plugins folder `dist`.
+fn deploy(root: &Path, dist: &Path, names: &[&str]) -> Result<()> {
+    std::fs::create_dir_all(dist)?;
+    for name in names {
         let file = component_file(name);
         std::fs::copy(wasm_dir(root).join(&file), dist.join(&file))
             .with_context(|| format!("deploy {file}"))?;
     }
-    Ok(run_dir)
+    Ok(())
 }
 
 fn target_dir(root: &Path) -> PathBuf {
@@ -296,6 +338,8 @@ fn target_dir(root: &Path) -> PathBuf {
 struct Server {
     name: &'static str,
     addr: String,
+    /// micro-api's admin listener (empty for the other servers).
+    admin: String,
     child: Child,
     output: Arc<Mutex<VecDeque<String>>>,
 }
@@ -346,6 +390,7 @@ impl Server {
         let mut server = Self {
             name,
             addr: String::new(),
+            admin: String::new(),
             child,
             output,
         };
@@ -364,6 +409,7 @@ impl Server {
                     {
                         server.addr = json_field(&line, "http")
                             .with_context(|| format!("no address in {line}"))?;
+                        server.admin = json_field(&line, "admin").unwrap_or_default();
                     }
                 }
                 Ready::Connects(addr) => {
@@ -442,15 +488,20 @@ fn json_field(line: &str, key: &str) -> Option<String> {
 }
 
 struct Servers {
+    /// The servers under load.
     list: Vec<Server>,
+    /// What the rpc-hop case's caller needs (etcd, the callee node); dropped after `list`.
+    support: Vec<Server>,
     /// Why there is no `wasmtime serve`, when there is none.
     wasmtime_skipped: Option<String>,
+    /// Why there is no cross-host rpc hop, when there is none.
+    cross_host_skipped: Option<String>,
 }
 
 impl Servers {
-    fn start(root: &Path, run_dir: &Path, machine: &Machine) -> Result<Self> {
-        let release = target_dir(root).join("release");
-        let mut host = machine.command(&release.join("micro-api"), true);
+    fn start(root: &Path, run_dir: &Path, machine: &Machine, options: &Options) -> Result<Self> {
+        let binaries = options.binaries(root);
+        let mut host = machine.command(&binaries.join("micro-api"), true);
         host.current_dir(run_dir)
             .args(["serve", "--config", "config.toml"])
             .args(["--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0"])
@@ -460,8 +511,8 @@ impl Servers {
             // would measure that policy instead of the work. The native server has none.
             .env("MICRO_API__BREAKER__DEFAULT__TIMEOUT_MS", "30000")
             .env("MICRO_API__PLUGINS__CACHE_DIR", run_dir.join("cache"));
-        let host = Server::start(MICRO_API, host, Ready::Line("micro-api listening"))?;
-        let mut native = machine.command(&release.join("bench-native"), true);
+        let host = Server::start(MICRO_API, host, Ready::Line(LISTENING))?;
+        let mut native = machine.command(&binaries.join("bench-native"), true);
         native
             .arg("--database")
             .arg(format!(
@@ -493,9 +544,24 @@ impl Servers {
                 }
             }
         };
+        let mut support = Vec::new();
+        let cross_host_skipped = match on_path("etcd") {
+            None => Some(
+                "`etcd` is not on the PATH (Debian's `etcd-server` package adds it)".to_string(),
+            ),
+            Some(etcd) => {
+                let (caller, callee_support) =
+                    start_cross_host(root, run_dir, machine, options, &etcd)?;
+                list.push(caller);
+                support.extend(callee_support);
+                None
+            }
+        };
         Ok(Self {
             list,
+            support,
             wasmtime_skipped,
+            cross_host_skipped,
         })
     }
 
@@ -510,14 +576,18 @@ impl Servers {
         self.list.iter().any(|s| s.name == name)
     }
 
-    /// Checks that every server answers `/hello` alike.
-    fn check_hello(&self) -> Result<()> {
-        for server in &self.list {
-            let (status, body) = http(&server.addr, "GET", "/hello", &[], "")?;
-            if (status, body.as_str()) != (200, "hello") {
+    /// Checks that every server of `case` (one without a token) answers it 200 `expected`.
+    fn check_answers(&self, case: &Case, expected: &str) -> Result<()> {
+        for name in &case.servers {
+            let server = self.get(name);
+            let headers: Vec<_> = case.content_type.into_iter().collect();
+            let (status, body) = http(&server.addr, case.method, case.path, &headers, case.body)?;
+            if (status, body.as_str()) != (200, expected) {
                 bail!(
-                    "{}: GET /hello answered {status} {body:?}\n{}",
+                    "{}: {} {} answered {status} {body:?}\n{}",
                     server.name,
+                    case.method,
+                    case.path,
                     server.last_output()
                 );
             }
@@ -569,33 +639,122 @@ impl Servers {
         } else {
             vec![MICRO_API, NATIVE]
         };
-        vec![
+        let mut cases = vec![
             Case {
                 name: "hello",
                 method: "GET",
                 path: "/hello",
                 authorized: false,
+                content_type: None,
                 body: "",
+                expected: Some("hello"),
                 servers: wasm,
+                baseline: NATIVE,
             },
             Case {
                 name: "token check",
                 method: "GET",
                 path: "/user/profile",
                 authorized: true,
+                content_type: None,
                 body: "",
+                expected: None,
                 servers: vec![MICRO_API, NATIVE],
+                baseline: NATIVE,
             },
-            Case {
-                name: "login",
+        ];
+        if self.has(CROSS_HOST) {
+            cases.push(Case {
+                name: "rpc hop",
                 method: "POST",
-                path: "/user/login",
+                path: "/probe/call/probe/echo",
                 authorized: false,
-                body: LOGIN_FORM,
-                servers: vec![MICRO_API, NATIVE],
-            },
-        ]
+                content_type: Some(JSON),
+                body: "{}",
+                expected: Some("{}"),
+                servers: vec![MICRO_API, CROSS_HOST],
+                baseline: MICRO_API,
+            });
+        }
+        cases.push(Case {
+            name: "login",
+            method: "POST",
+            path: "/user/login",
+            authorized: false,
+            content_type: Some(FORM),
+            body: LOGIN_FORM,
+            expected: None,
+            servers: vec![MICRO_API, NATIVE],
+            baseline: NATIVE,
+        });
+        cases
     }
+}
+
+/// What micro-api logs once it serves, with its addresses as `"http"` and `"admin"`.
+const LISTENING: &str = "micro-api listening";
+
+/// The rpc-hop case across hosts: an etcd on loopback, a callee node serving `probe` and a
+/// caller node routing `/probe/...` to `probe-http`, both registered in that etcd. Returns
+/// the caller, once its callee is discoverable, and the servers it needs.
+fn start_cross_host(
+    root: &Path,
+    run_dir: &Path,
+    machine: &Machine,
+    options: &Options,
+    etcd: &Path,
+) -> Result<(Server, Vec<Server>)> {
+    let (client, peer) = (free_addr()?, free_addr()?);
+    let mut command = machine.command(etcd, true);
+    command
+        .arg("--data-dir")
+        .arg(run_dir.join("etcd"))
+        .arg(format!("--listen-client-urls=http://{client}"))
+        .arg(format!("--advertise-client-urls=http://{client}"))
+        .arg(format!("--listen-peer-urls=http://{peer}"))
+        .arg(format!("--initial-advertise-peer-urls=http://{peer}"))
+        .arg(format!("--initial-cluster=default=http://{peer}"));
+    let etcd = Server::start("etcd", command, Ready::Connects(client.clone()))?;
+    let node = |role: &'static str, plugins: &[&str]| -> Result<Server> {
+        let dir = run_dir.join(role);
+        deploy(root, &dir.join("plugins"), plugins)?;
+        let config = format!(
+            "# Written by `cargo xtask bench` for the rpc-hop case.\ndata_dir = \"data\"\n\n[server]\nnode_id = \"bench-{role}\"\n\n[plugins]\ndir = \"plugins\"\n\n[registry]\nbackend = \"etcd\"\nendpoints = [\"http://{client}\"]\nprefix = \"/micro-api-bench\"\n{PROBE_CONFIG}"
+        );
+        std::fs::write(dir.join("config.toml"), config)?;
+        let mut host = machine.command(&options.binaries(root).join("micro-api"), true);
+        host.current_dir(&dir)
+            .args(["serve", "--config", "config.toml"])
+            .args(["--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0"])
+            .args(["--rpc", "127.0.0.1:0"])
+            .env("MICRO_API__CLUSTER__SECRET", CLUSTER_SECRET)
+            .env("MICRO_API__PLUGINS__CACHE_DIR", run_dir.join("cache"));
+        let name = if role == "caller" {
+            CROSS_HOST
+        } else {
+            "callee"
+        };
+        Server::start(name, host, Ready::Line(LISTENING))
+    };
+    let callee = node("callee", &["probe"])?;
+    let caller = node("caller", &["probe-http"])?;
+    // Ready once the caller's registry view holds the callee (readiness checks that every
+    // granted callee is findable).
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let (status, body) = http(&caller.admin, "GET", "/admin/health/ready", &[], "")?;
+        if status == 200 {
+            break;
+        }
+        if Instant::now() > deadline {
+            bail!(
+                "the rpc-hop caller never became ready: {body}\n{}",
+                caller.last_output()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    Ok((caller, vec![callee, etcd]))
 }
 
 /// A loopback address no one listens on (for `wasmtime serve --addr`).
@@ -642,8 +801,13 @@ struct Case {
     path: &'static str,
     /// Sent with `Authorization: Bearer <token>`.
     authorized: bool,
+    content_type: Option<(&'static str, &'static str)>,
     body: &'static str,
+    /// The answer every server must give before the load starts, when it is fixed.
+    expected: Option<&'static str>,
     servers: Vec<&'static str>,
+    /// The server the others' throughput is divided by.
+    baseline: &'static str,
 }
 
 impl Case {
@@ -653,8 +817,8 @@ impl Case {
             "-- Generated by `cargo xtask bench` for the case {:?}.\nwrk.method = {:?}\nwrk.body = {:?}\n",
             self.name, self.method, self.body
         );
-        if !self.body.is_empty() {
-            lua.push_str(&format!("wrk.headers[{:?}] = {:?}\n", FORM.0, FORM.1));
+        if let Some((name, value)) = self.content_type {
+            lua.push_str(&format!("wrk.headers[{name:?}] = {value:?}\n"));
         }
         if let Some(token) = token.filter(|_| self.authorized) {
             lua.push_str(&format!(
@@ -865,6 +1029,7 @@ fn print_report(
     cases: &[Case],
     results: &Results,
     wasmtime_skipped: Option<&str>,
+    cross_host_skipped: Option<&str>,
     load: &str,
 ) {
     println!(
@@ -893,7 +1058,9 @@ fn print_report(
             ""
         }
     );
-    println!("| case | conns | server | req/s | p50 | p99 | req/s vs native | peak RSS | errors |");
+    println!(
+        "| case | conns | server | req/s | p50 | p99 | req/s vs baseline | peak RSS | errors |"
+    );
     println!("|---|---:|---|---:|---:|---:|---:|---:|---:|");
     let summary = |case: usize, connections: u32, name: &str| {
         results
@@ -903,7 +1070,8 @@ fn print_report(
     };
     for (i, case) in cases.iter().enumerate() {
         for connections in CONNECTIONS {
-            let native = summary(i, connections, NATIVE).map_or(f64::NAN, |s| s.requests_per_s);
+            let baseline =
+                summary(i, connections, case.baseline).map_or(f64::NAN, |s| s.requests_per_s);
             for name in &case.servers {
                 let Some(s) = summary(i, connections, name) else {
                     continue;
@@ -914,7 +1082,7 @@ fn print_report(
                     rate(s.requests_per_s),
                     latency(s.p50_us),
                     latency(s.p99_us),
-                    s.requests_per_s / native,
+                    s.requests_per_s / baseline,
                     s.peak_rss_kib.map_or("n/a".into(), |kib| format!(
                         "{:.1} MiB",
                         kib as f64 / 1024.0
@@ -953,18 +1121,42 @@ fn print_report(
             wasmtime_skipped.unwrap_or("it did not run")
         ),
     }
-    if let Some(login) = cases.iter().position(|c| c.name == "login")
-        && let (Some(wasm), Some(native)) =
-            (summary(login, 1, MICRO_API), summary(login, 1, NATIVE))
-    {
-        let added = wasm.p50_us - native.p50_us;
-        println!(
-            "- login at 1 connection: micro-api's median is {}{} than native's ({} vs {})",
+    // What the slower path adds to one request, at one connection.
+    let added = |name: &str, of: &str, to: &str| {
+        let case = cases.iter().position(|c| c.name == name)?;
+        let (slow, fast) = (summary(case, 1, of)?, summary(case, 1, to)?);
+        let added = slow.p50_us - fast.p50_us;
+        Some(format!(
+            "{}{} ({} vs {})",
             latency(added.abs()),
             if added >= 0.0 { " longer" } else { " shorter" },
-            latency(wasm.p50_us),
-            latency(native.p50_us)
-        );
+            latency(slow.p50_us),
+            latency(fast.p50_us)
+        ))
+    };
+    if let Some(added) = added("login", MICRO_API, NATIVE) {
+        println!("- login at 1 connection: micro-api's median is {added} than native's");
+    }
+    match cases.iter().position(|c| c.name == "rpc hop") {
+        Some(hop) => {
+            if let Some(s) = summary(hop, CONNECTIONS[0], CROSS_HOST)
+                && let Some(local) = summary(hop, CONNECTIONS[0], MICRO_API)
+            {
+                println!(
+                    "- rpc hop: cross-host / in-process = {:.2}x req/s at 64 connections (no target: the price of the network hop)",
+                    s.requests_per_s / local.requests_per_s
+                );
+            }
+            if let Some(added) = added("rpc hop", CROSS_HOST, MICRO_API) {
+                println!(
+                    "- rpc hop at 1 connection: the cross-host request's median is {added} than the in-process one's"
+                );
+            }
+        }
+        None => println!(
+            "- rpc hop across hosts: skipped, {}",
+            cross_host_skipped.unwrap_or("it did not run")
+        ),
     }
 }
 
@@ -999,7 +1191,7 @@ fn today() -> String {
 }
 
 /// Runs the criterion benches of `host/benches/` and lists their medians.
-fn micro_benchmarks(root: &Path, short: bool) -> Result<()> {
+fn micro_benchmarks(root: &Path, options: &Options) -> Result<()> {
     let started = SystemTime::now();
     let quick = [
         "--warm-up-time",
@@ -1009,8 +1201,9 @@ fn micro_benchmarks(root: &Path, short: bool) -> Result<()> {
         "--sample-size",
         "10",
     ];
-    let mut extra = vec!["--".to_string()];
-    if short {
+    let mut extra = options.profile_args();
+    extra.push("--".into());
+    if options.short {
         extra.extend(quick.iter().map(|s| s.to_string()));
     }
     let components = wasm_dir(root);

@@ -6,7 +6,9 @@
 //! - `run [ARGS]`: `plugins`, then `micro-api serve ARGS` with the repo's `config.toml`;
 //! - `test [ARGS]`: build the plugins, the test plugins and the examples, then run every
 //!   test (the host's, xtask's, and the SDK's natively, its doc examples included);
-//! - `lint`: rustfmt, and clippy `-D warnings` for the host and for the plugins.
+//! - `lint`: rustfmt, and clippy `-D warnings` for the host and for the plugins;
+//! - `bench [--short] [...]`: micro-api under `wrk` beside its baselines, then the
+//!   criterion micro-benchmarks (see `bench.rs` and `bench/RESULTS.md`).
 
 mod bench;
 
@@ -68,7 +70,9 @@ fn main() -> Result<()> {
         "lint" => lint(),
         "bench" => bench::run(&root, &rest),
         _ => {
-            bail!("usage: cargo xtask <plugins | run [serve args] | test [cargo test args] | lint>")
+            bail!(
+                "usage: cargo xtask <plugins | run [serve args] | test [cargo test args] | lint | bench [--short]>"
+            )
         }
     }
 }

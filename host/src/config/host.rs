@@ -21,6 +21,7 @@ impl ConfigState {
 }
 
 impl Host for &mut ConfigState {
+    #[tracing::instrument(name = "config.get", skip_all, fields(otel.kind = "internal", config.key = %key))]
     async fn get(&mut self, key: String) -> Result<Option<String>, Error> {
         match self.values.get(&key) {
             Some(value) => Ok(Some(value.clone())),

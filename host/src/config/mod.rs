@@ -184,6 +184,19 @@ pub struct AuthConfig {
 pub struct TelemetryConfig {
     /// A `tracing` filter such as `info` or `micro_api=debug,info`.
     pub log_level: String,
+    /// Where spans go over OTLP/HTTP (protobuf), e.g. `http://127.0.0.1:4318` (Jaeger >= 1.35,
+    /// any OpenTelemetry collector); `/v1/traces` is added. Empty: no export, no OTel cost.
+    pub otlp_endpoint: String,
+    /// Share of new traces exported (0.0 to 1.0); a caller's sampled flag is followed.
+    pub sampling_ratio: f64,
+    /// `service.name` of the exported spans; `service.instance.id` is `[server] node_id`.
+    pub service_name: String,
+    /// A folder for rotating JSON log files (besides stdout); empty: stdout only.
+    pub log_dir: PathBuf,
+    /// When a new log file starts: `minutely`, `hourly`, `daily` or `never`.
+    pub log_rotation: String,
+    /// Log files kept in `log_dir`; older ones are deleted.
+    pub log_files_kept: usize,
 }
 
 /// Hystrix settings of one command; unset fields come from `[breaker.default]`.
@@ -464,6 +477,12 @@ impl Default for TelemetryConfig {
     fn default() -> Self {
         Self {
             log_level: "info".into(),
+            otlp_endpoint: String::new(),
+            sampling_ratio: 1.0,
+            service_name: "micro-api".into(),
+            log_dir: PathBuf::new(),
+            log_rotation: "daily".into(),
+            log_files_kept: 7,
         }
     }
 }
@@ -562,6 +581,9 @@ impl Config {
             self.auth.key_file = self.data_dir.join("signing.key");
         } else {
             resolve(&mut self.auth.key_file);
+        }
+        if !self.telemetry.log_dir.as_os_str().is_empty() {
+            resolve(&mut self.telemetry.log_dir);
         }
         if self.database.url.is_empty() {
             self.database.url = format!(
@@ -713,6 +735,7 @@ impl Config {
                 "[admin] token must be at least 16 characters (or unset: no admin auth)".into(),
             );
         }
+        problems.extend(self.telemetry.problems());
         let l = &self.login_limit;
         if !l.path.is_empty() {
             if !l.path.starts_with('/') {

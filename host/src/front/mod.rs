@@ -34,6 +34,7 @@ use crate::app::App;
 use crate::config::{FrontConfig, RouteAuth};
 use crate::runtime::invoke::{self, HttpInvokeError};
 use crate::telemetry::TraceContext;
+use crate::telemetry::metrics::METRICS as PROMETHEUS;
 use login_limit::{LoginLimiter, Subject};
 use metrics::METRICS;
 use router::{Routed, Router};
@@ -196,21 +197,58 @@ impl Gateway {
     }
 
     pub async fn handle(self, request: Request<Incoming>) -> Response<HyperOutgoingBody> {
+        let started = std::time::Instant::now();
+        // Routed first: the span is named after the route, which an exported span cannot
+        // change once started.
+        let routed = self.router.route(request.method(), request.uri().path());
+        let route = match &routed {
+            Routed::Route(route) => Some(route.path.as_str()),
+            _ => None,
+        };
         let span = tracing::info_span!(
             "http.request",
             otel.kind = "server",
+            otel.name = tracing::field::Empty,
             http.request.method = %request.method(),
+            http.route = route,
             url.path = %request.uri().path(),
             plugin = tracing::field::Empty,
             http.response.status_code = tracing::field::Empty,
             trace_id = tracing::field::Empty,
         );
-        let response = self.route(request).instrument(span.clone()).await;
-        span.record("http.response.status_code", response.status().as_u16());
+        if crate::telemetry::exporting() {
+            let name = format!("{} {}", request.method(), route.unwrap_or_default());
+            span.record("otel.name", name.trim_end());
+        }
+        // The caller's W3C trace, or a new one; every log line of this request carries it.
+        let incoming = request
+            .headers()
+            .get("traceparent")
+            .and_then(|v| v.to_str().ok())
+            .and_then(TraceContext::parse);
+        let trace = TraceContext::accept(&span, incoming);
+        span.record("trace_id", trace.trace_id_hex());
+        let response = self
+            .route(request, routed, trace)
+            .instrument(span.clone())
+            .await;
+        let status = response.status().as_u16();
+        span.record("http.response.status_code", status);
+        let elapsed = started.elapsed();
+        span.in_scope(|| {
+            tracing::debug!(status, elapsed_us = elapsed.as_micros() as u64, "answered")
+        });
+        PROMETHEUS.request(route.unwrap_or("unrouted"), status, elapsed);
         response
     }
 
-    async fn route(&self, mut request: Request<Incoming>) -> Response<HyperOutgoingBody> {
+    /// Answers `request`, which the router has `routed`.
+    async fn route(
+        &self,
+        mut request: Request<Incoming>,
+        routed: Routed<'_>,
+        trace: TraceContext,
+    ) -> Response<HyperOutgoingBody> {
         if !has_authority(&request) {
             return error::error(
                 StatusCode::BAD_REQUEST,
@@ -218,7 +256,7 @@ impl Gateway {
                 "a request needs one valid Host header",
             );
         }
-        let route = match self.router.route(request.method(), request.uri().path()) {
+        let route = match routed {
             Routed::Route(route) => route,
             Routed::NotFound => return error::not_found(),
             Routed::MethodNotAllowed(allowed) => {
@@ -275,15 +313,16 @@ impl Gateway {
             Ok(attempt) => attempt,
             Err(throttled) => return too_many_requests(throttled),
         };
-        let response = match tokio::time::timeout_at(deadline, self.invoke(plugin, request)).await {
-            Ok(response) => response,
-            Err(_elapsed) => {
-                if let Some(total) = METRICS.response_timeouts.hit() {
-                    tracing::warn!(total, "504: response not ready within request_timeout_ms");
+        let response =
+            match tokio::time::timeout_at(deadline, self.invoke(plugin, request, trace)).await {
+                Ok(response) => response,
+                Err(_elapsed) => {
+                    if let Some(total) = METRICS.response_timeouts.hit() {
+                        tracing::warn!(total, "504: response not ready within request_timeout_ms");
+                    }
+                    timeout()
                 }
-                timeout()
-            }
-        };
+            };
         if let Some(attempt) = attempt {
             attempt.finish(login_limit::Outcome::of(response.status()));
         }
@@ -322,15 +361,8 @@ impl Gateway {
         &self,
         plugin: Arc<crate::plugins::Plugin>,
         request: Request<Bytes>,
+        trace: TraceContext,
     ) -> Response<HyperOutgoingBody> {
-        // The caller's W3C trace, or a new one; every log line of this request carries it.
-        let trace = request
-            .headers()
-            .get("traceparent")
-            .and_then(|v| v.to_str().ok())
-            .and_then(TraceContext::parse)
-            .unwrap_or_else(TraceContext::new_root);
-        tracing::Span::current().record("trace_id", trace.trace_id_hex());
         match invoke::handle_http(&self.app, plugin, request.map(Full::new), trace).await {
             Ok(response) => response,
             Err(HttpInvokeError::Timeout) => timeout(),

@@ -77,6 +77,8 @@ impl PathPattern {
 
 #[derive(Debug, Clone)]
 pub struct Route {
+    /// The pattern as configured (`/user/{id}`): the route's name in spans and metrics.
+    pub path: String,
     pattern: PathPattern,
     methods: Vec<Method>,
     pub plugin: String,
@@ -104,6 +106,7 @@ impl Router {
             .iter()
             .filter_map(|r| {
                 Some(Route {
+                    path: r.path.clone(),
                     pattern: PathPattern::parse(&r.path).ok()?,
                     methods: r
                         .methods

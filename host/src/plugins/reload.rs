@@ -23,6 +23,7 @@ use serde::Serialize;
 
 use super::{LoadError, Plugin, plugin_name, version_of};
 use crate::app::App;
+use crate::telemetry::metrics::METRICS;
 
 /// A file written this recently that does not parse is taken for a copy in progress.
 const IN_PROGRESS_WINDOW: Duration = Duration::from_secs(2);
@@ -155,6 +156,7 @@ pub async fn reload(app: &Arc<App>) -> std::io::Result<ReloadReport> {
                     );
                 }
                 report.loaded.push(name.clone());
+                METRICS.reload("succeeded");
             }
             Err(LoadError::Compile(_)) if recently_written(path) => {
                 // Most likely a `cp` still writing: look again once it settles.
@@ -169,6 +171,7 @@ pub async fn reload(app: &Arc<App>) -> std::io::Result<ReloadReport> {
                 );
                 app.plugins.refuse(name, &version, e.to_string());
                 report.refused.push(name.clone());
+                METRICS.reload("refused");
             }
         }
     }

@@ -21,6 +21,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::config::BreakerSettings;
+use crate::telemetry::metrics::METRICS;
 
 /// Seconds in the rolling window.
 pub const WINDOW_BUCKETS: usize = 10;
@@ -233,6 +234,7 @@ impl Breaker {
         if inner.state != to {
             tracing::warn!(command = %self.command, from = ?inner.state, to = ?to, "circuit breaker transition");
             inner.state = to;
+            METRICS.breaker(&self.command, to);
         }
     }
 

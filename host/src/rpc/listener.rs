@@ -61,21 +61,29 @@ pub async fn handle(app: Arc<App>, request: Request<Incoming>) -> Response<Hyper
     let depth = header(&request, DEPTH_HEADER)
         .and_then(|v| v.parse::<u32>().ok())
         .unwrap_or(1);
-    let trace = header(&request, "traceparent")
-        .and_then(TraceContext::parse)
-        .unwrap_or_else(TraceContext::new_root);
+    let span = tracing::info_span!(
+        "rpc.server",
+        otel.kind = "server",
+        otel.name = tracing::field::Empty,
+        rpc.system = "micro-api",
+        rpc.service = %service,
+        rpc.method = %method,
+        trace_id = tracing::field::Empty,
+    );
+    if crate::telemetry::exporting() {
+        span.record("otel.name", format!("{service}/{method}"));
+    }
+    // The caller's rpc span is the parent of this one: one trace across the nodes.
+    let trace = TraceContext::accept(
+        &span,
+        header(&request, "traceparent").and_then(TraceContext::parse),
+    );
+    span.record("trace_id", trace.trace_id_hex());
     let call = CallContext {
         deadline: Instant::now() + remaining,
         depth,
         trace,
     };
-    let span = tracing::info_span!(
-        "rpc.server",
-        otel.kind = "server",
-        rpc.service = %service,
-        rpc.method = %method,
-        trace_id = %trace.trace_id_hex(),
-    );
     let limit = app.config.server.body_limit;
     let payload = match Limited::new(request.into_body(), limit).collect().await {
         Ok(body) => body.to_bytes().to_vec(),

@@ -2,7 +2,7 @@
 //! of its command.
 //!
 //! A call checks the caller's grant, resolves the service through the registry, and runs
-//! the callee in its own store on its own task. The deadline travels: the callee gets what
+//! the callee in its own store. The deadline travels: the callee gets what
 //! is left of the caller's budget (capped by the breaker's timeout), never a fresh one, and
 //! a depth limit makes call cycles (A -> B -> A) fail fast.
 
@@ -22,6 +22,8 @@ use crate::bindings;
 use crate::config::Config;
 use crate::plugins::Plugin;
 use crate::runtime::state::CallContext;
+use crate::telemetry::metrics::{METRICS, RpcLabels};
+use tracing::Instrument;
 
 /// How many nested rpc hops one request may make.
 pub const MAX_CALL_DEPTH: u32 = 8;
@@ -103,6 +105,7 @@ impl Breakers {
         let mut map = self.by_command.lock().expect("breakers lock");
         map.entry(command.to_string())
             .or_insert_with(|| {
+                METRICS.breaker_created(command);
                 Arc::new(Breaker::new(command, self.config.breaker_settings(command)))
             })
             .clone()
@@ -134,12 +137,49 @@ impl RpcState {
         }
     }
 
-    /// Calls `service.method` through its breaker.
+    /// Calls `service.method` through its breaker, in a client span that the callee's
+    /// invocation (here or on another node) is a child of.
     pub async fn call(
         &self,
         service: &str,
         method: &str,
         payload: Vec<u8>,
+    ) -> Result<Vec<u8>, CallError> {
+        let span = tracing::info_span!(
+            "rpc.client",
+            otel.kind = "client",
+            otel.name = tracing::field::Empty,
+            rpc.system = "micro-api",
+            rpc.service = service,
+            rpc.method = method,
+            micro_api.breaker.outcome = tracing::field::Empty,
+        );
+        if crate::telemetry::exporting() {
+            span.record("otel.name", format!("{service}/{method}"));
+        }
+        let result = self
+            .call_through_breaker(service, method, payload, &span)
+            .instrument(span.clone())
+            .await;
+        let outcome = outcome_name(&result);
+        span.record("micro_api.breaker.outcome", outcome);
+        METRICS
+            .rpc_calls
+            .get_or_create(&RpcLabels {
+                service: service.to_string(),
+                method: method.to_string(),
+                outcome,
+            })
+            .inc();
+        result
+    }
+
+    async fn call_through_breaker(
+        &self,
+        service: &str,
+        method: &str,
+        payload: Vec<u8>,
+        span: &tracing::Span,
     ) -> Result<Vec<u8>, CallError> {
         if !self.granted.iter().any(|s| s == service) {
             return Err(CallError::Forbidden(format!(
@@ -166,7 +206,7 @@ impl RpcState {
         let callee = CallContext {
             deadline: now + timeout,
             depth: self.call.depth + 1,
-            trace: self.call.trace.child(),
+            trace: self.call.trace.outgoing(span),
         };
         let result = tokio::time::timeout(timeout, self.app.call(service, method, payload, callee))
             .await
@@ -178,5 +218,19 @@ impl RpcState {
             Err(_) => breaker::Outcome::Failure,
         });
         result
+    }
+}
+
+/// How a call ended, as spans and metrics name it.
+fn outcome_name(result: &Result<Vec<u8>, CallError>) -> &'static str {
+    match result {
+        Ok(_) => "ok",
+        Err(CallError::App { .. }) => "app_error",
+        Err(CallError::Timeout) => "timeout",
+        Err(CallError::CircuitOpen) => "circuit_open",
+        Err(CallError::Rejected) => "rejected",
+        Err(CallError::Unavailable(_)) => "unavailable",
+        Err(CallError::Forbidden(_)) => "forbidden",
+        Err(CallError::Invalid(_)) => "invalid",
     }
 }

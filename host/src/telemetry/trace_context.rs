@@ -3,10 +3,15 @@
 //! node and read back there, and recorded on the request's span so every log line of the
 //! request, on every node, carries the trace id.
 //!
-//! Parsed by hand: the header is one fixed-width line, and the OpenTelemetry propagator
-//! would bring the whole SDK for this one function.
+//! Parsed by hand: the header is one fixed-width line, and reading it needs no SDK. When
+//! spans are exported, [`TraceContext::accept`] makes the caller's context the OpenTelemetry
+//! parent of the request's span and [`TraceContext::outgoing`] sends the current span as the
+//! callee's parent, so logs, exported spans and every hop share one trace id.
 
 use std::fmt;
+
+use opentelemetry::trace::{SpanContext, SpanId, TraceContextExt, TraceFlags, TraceId, TraceState};
+use tracing_opentelemetry::OpenTelemetrySpanExt;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TraceContext {
@@ -53,6 +58,53 @@ impl TraceContext {
             trace_id,
             parent_id,
             sampled: flags & 1 == 1,
+        })
+    }
+
+    /// The trace of a request that arrived with `incoming` (its `traceparent`, if valid)
+    /// and is handled in `span` (not entered yet). Exporting, `span` becomes the caller's
+    /// child (or a new root, sampled at the configured ratio); else the ids are ours.
+    pub fn accept(span: &tracing::Span, incoming: Option<Self>) -> Self {
+        if !super::exporting() {
+            return incoming.unwrap_or_else(Self::new_root);
+        }
+        if let Some(caller) = incoming {
+            let remote = SpanContext::new(
+                TraceId::from(caller.trace_id),
+                SpanId::from(caller.parent_id),
+                if caller.sampled {
+                    TraceFlags::SAMPLED
+                } else {
+                    TraceFlags::default()
+                },
+                true,
+                TraceState::default(),
+            );
+            let _ = span.set_parent(opentelemetry::Context::new().with_remote_span_context(remote));
+        }
+        Self::of(span).or(incoming).unwrap_or_else(Self::new_root)
+    }
+
+    /// The context to send to a callee from `span` (the caller's client span): exporting,
+    /// that span is the callee's parent; else a new parent id in the same trace.
+    pub fn outgoing(&self, span: &tracing::Span) -> Self {
+        if super::exporting()
+            && let Some(context) = Self::of(span)
+        {
+            return context;
+        }
+        self.child()
+    }
+
+    /// The OpenTelemetry ids of `span`, if it has any.
+    fn of(span: &tracing::Span) -> Option<Self> {
+        let context = span.context();
+        let otel = context.span();
+        let ids = otel.span_context();
+        ids.is_valid().then(|| Self {
+            trace_id: u128::from_be_bytes(ids.trace_id().to_bytes()),
+            parent_id: u64::from_be_bytes(ids.span_id().to_bytes()),
+            sampled: ids.is_sampled(),
         })
     }
 

@@ -209,8 +209,9 @@ impl TestHost {
             .args(["serve", "--config"])
             .arg(&config_path)
             .args(["--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0"])
-            .envs(env)
             .env("RUST_LOG", "info")
+            // After the default, so a test may ask for another log level.
+            .envs(env)
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
@@ -416,19 +417,56 @@ pub fn client() -> reqwest::Client {
         .unwrap()
 }
 
+/// What a test reads of a response: status, `Retry-After`, body (JSON, or the text as a
+/// JSON string when it is not JSON).
+pub struct Answer {
+    pub status: u16,
+    pub retry_after: Option<String>,
+    pub body: serde_json::Value,
+}
+
+async fn answer(response: reqwest::Response) -> Answer {
+    let status = response.status().as_u16();
+    let retry_after = response
+        .headers()
+        .get("retry-after")
+        .map(|v| v.to_str().unwrap().to_string());
+    let text = response.text().await.unwrap();
+    let body = serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text));
+    Answer {
+        status,
+        retry_after,
+        body,
+    }
+}
+
 /// `POST /user/login` with the seed's form encoding.
-pub async fn login(host: &TestHost, body: &str) -> (u16, serde_json::Value) {
+pub async fn login_answer(host: &TestHost, form: &str) -> Answer {
     let response = client()
         .post(host.url("/user/login"))
         .header("content-type", "application/x-www-form-urlencoded")
-        .body(body.to_string())
+        .body(form.to_string())
         .send()
         .await
         .unwrap();
-    let status = response.status().as_u16();
-    let text = response.text().await.unwrap();
-    let json = serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text));
-    (status, json)
+    answer(response).await
+}
+
+/// `POST /user/login`: (status, body).
+pub async fn login(host: &TestHost, form: &str) -> (u16, serde_json::Value) {
+    let Answer { status, body, .. } = login_answer(host, form).await;
+    (status, body)
+}
+
+/// `POST /probe/call/probe/{method}` with `payload` (probe-http calling the probe service).
+pub async fn probe_call(host: &TestHost, method: &str, payload: serde_json::Value) -> Answer {
+    let response = client()
+        .post(host.url(&format!("/probe/call/probe/{method}")))
+        .json(&payload)
+        .send()
+        .await
+        .unwrap();
+    answer(response).await
 }
 
 /// An argon2id hash with the host's parameters, to store users the tests add.
@@ -561,6 +599,12 @@ fn is_complete(answer: &[u8]) -> bool {
                 .map(|v| v.trim().parse::<usize>().unwrap_or(0))
         })
         .is_some_and(|len| body.len() >= len)
+}
+
+/// The middle of `values` (for the `*_figures` measurements).
+pub fn median(mut values: Vec<Duration>) -> Duration {
+    values.sort();
+    values[values.len() / 2]
 }
 
 /// A free loopback port (bound, then released: good enough for tests).

@@ -1,11 +1,11 @@
 //! A test-only HTTP handler for the host's integration tests: a greeting, rpc from an
-//! HTTP plugin, a trap, a spin, and echoes of the request.
+//! HTTP plugin (also inside spans of its own), a trap, a spin, and echoes of the request.
 
 #[path = "../../misbehave.rs"]
 mod misbehave;
 
 use micro_api_sdk::http::{Handler, HttpError, Request, Response};
-use micro_api_sdk::rpc;
+use micro_api_sdk::{rpc, trace};
 
 struct ProbeHttp;
 
@@ -16,6 +16,15 @@ impl Handler for ProbeHttp {
         match (request.method(), path.as_str()) {
             ("GET", "/probe/hello") => Ok(Response::text(200, "hello from probe-http")),
             ("POST", path) if path.starts_with(CALL) => call(&path[CALL.len()..], request.body()),
+            ("POST", path) if path.starts_with(TRACED_CALL) => {
+                // The call inside two nested spans of the plugin's own.
+                let outer = trace::enter_span("outer");
+                let inner = trace::enter_span("inner");
+                trace::set_attribute(inner, "probe.step", "call");
+                let answer = call(&path[TRACED_CALL.len()..], request.body());
+                trace::exit_span(outer);
+                answer
+            }
             ("GET", "/probe/trap") => panic!("probe-http panicked on purpose"),
             ("GET", "/probe/spin") => misbehave::spin(),
             ("GET", "/probe/echo-headers") => Ok(Response::json(200, &headers(&request))),
@@ -35,6 +44,7 @@ impl Handler for ProbeHttp {
 micro_api_sdk::export_http!(ProbeHttp);
 
 const CALL: &str = "/probe/call/";
+const TRACED_CALL: &str = "/probe/traced-call/";
 
 /// `{service}/{method}` with the body as payload: the callee's JSON, or its error as the
 /// SDK maps it (503 `circuit_open`...).
