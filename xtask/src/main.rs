@@ -4,7 +4,8 @@
 //! - `plugins`: build the plugins in `plugins/` for wasm32-wasip2 and deploy them to
 //!   `plugins/dist/` (the host picks them up from there);
 //! - `run [ARGS]`: `plugins`, then `micro-api serve ARGS` with the repo's `config.toml`;
-//! - `test [ARGS]`: build the plugins and the test plugins, then run every test;
+//! - `test [ARGS]`: build the plugins, the test plugins and the examples, then run every
+//!   test (the host's, xtask's, and the SDK's natively, its doc examples included);
 //! - `lint`: rustfmt, and clippy `-D warnings` for the host and for the plugins;
 //! - `bench [--short] [...]`: micro-api under `wrk` beside its baselines, then the
 //!   criterion micro-benchmarks (see `bench.rs` and `bench/RESULTS.md`).
@@ -52,7 +53,16 @@ fn main() -> Result<()> {
             build_greeters(&root)?;
             let components = wasm_dir(&root);
             cargo(
-                &["test", "--package", "micro-api", "--package", "xtask"],
+                // The SDK natively: its unit tests, and its doc examples compiled.
+                &[
+                    "test",
+                    "--package",
+                    "micro-api",
+                    "--package",
+                    "xtask",
+                    "--package",
+                    "micro-api-sdk",
+                ],
                 &rest,
                 &[("MICRO_API_TEST_COMPONENTS", components.as_os_str())],
             )

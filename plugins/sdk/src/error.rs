@@ -25,8 +25,11 @@ pub use crate::host::types::{AppError, Error};
 /// An application error: the callee understood the request and refused it. It reaches
 /// the caller unchanged and never trips a breaker.
 ///
-/// ```ignore
-/// return Err(error::app("not_found", "user not found"));
+/// ```no_run
+/// # use micro_api_sdk::{Error, error};
+/// fn find(name: &str) -> Result<u64, Error> {
+///     Err(error::app("not_found", format!("no user {name}")))
+/// }
 /// ```
 pub fn app(code: impl Into<String>, message: impl Into<String>) -> Error {
     Error::App(AppError {
@@ -79,7 +82,8 @@ pub struct HttpError {
 impl HttpError {
     /// An error answered with `status` and the body `{"error": {"code", "message"}}`.
     ///
-    /// ```ignore
+    /// ```
+    /// # use micro_api_sdk::http::HttpError;
     /// let e = HttpError::new(409, "conflict", "the name is taken");
     /// assert_eq!(e.body()["error"]["code"], "conflict");
     /// ```

@@ -2,7 +2,7 @@
 //!
 //! Implement [`Handler`] and export it with [`export_http!`](crate::export_http):
 //!
-//! ```ignore
+//! ```no_run
 //! use micro_api_sdk::http::{Handler, HttpError, Request, Response};
 //!
 //! struct Hello;
@@ -164,10 +164,12 @@ impl Request {
     /// before this plugin ran. `None` on an open route, or when they are not a `T`. The
     /// host removes any copy of the header a client sends, so it can be trusted.
     ///
-    /// ```ignore
+    /// ```no_run
+    /// # fn f(request: micro_api_sdk::http::Request) {
     /// #[derive(serde::Deserialize)]
     /// struct Claims { name: String }
-    /// let who = request.claims::<Claims>().map(|c| c.name);
+    /// let who: Option<String> = request.claims::<Claims>().map(|c| c.name);
+    /// # }
     /// ```
     pub fn claims<T: DeserializeOwned>(&self) -> Option<T> {
         serde_json::from_str(self.header(CLAIMS_HEADER)?).ok()
@@ -194,9 +196,12 @@ impl Request {
 
     /// The body as an `application/x-www-form-urlencoded` form; another content type is 415.
     ///
-    /// ```ignore
+    /// ```no_run
+    /// # use micro_api_sdk::http::{HttpError, Request};
+    /// # fn f(request: Request) -> Result<(), HttpError> {
     /// let form = request.form()?;
     /// let name = form.required("userName")?; // missing or empty: 400 naming the field
+    /// # Ok(()) }
     /// ```
     pub fn form(&self) -> Result<Form, HttpError> {
         const FORM: &str = "application/x-www-form-urlencoded";
@@ -295,8 +300,9 @@ impl Response {
 
     /// An `application/json` response of `value`.
     ///
-    /// ```ignore
-    /// Ok(Response::json(200, &serde_json::json!({"message": "hello"})))
+    /// ```no_run
+    /// # use micro_api_sdk::http::Response;
+    /// let response = Response::json(200, &serde_json::json!({"message": "hello"}));
     /// ```
     pub fn json<T: Serialize + ?Sized>(status: u16, value: &T) -> Self {
         match serde_json::to_vec(value) {
@@ -454,8 +460,11 @@ pub struct Fetched {
 /// the destinations `[plugin.<name>] http` grants; anything else fails with
 /// `ErrorCode::HttpRequestDenied`.
 ///
-/// ```ignore
+/// ```no_run
+/// # fn f() -> Result<(), micro_api_sdk::wasip2::http::types::ErrorCode> {
 /// let answer = micro_api_sdk::http::fetch("GET", "http://127.0.0.1:9000/ping", &[])?;
+/// assert_eq!(answer.status, 200);
+/// # Ok(()) }
 /// ```
 pub fn fetch(method: &str, url: &str, body: &[u8]) -> Result<Fetched, ErrorCode> {
     use wasip2::http::outgoing_handler;

@@ -13,7 +13,7 @@
 //! [`config`], [`crypto`], [`broker`], [`log`], [`trace`] and [`registry`]. Errors are the WIT
 //! [`Error`]; [`error`] builds them and maps them to HTTP answers.
 //!
-//! ```ignore
+//! ```no_run
 //! use micro_api_sdk::{service, Error};
 //!
 //! struct Echo;
@@ -119,7 +119,16 @@ pub use __subscriber::export_subscriber;
 
 /// Exports a type implementing [`service::Guest`] as this component's `handler`.
 ///
-/// ```ignore
+/// ```no_run
+/// # use micro_api_sdk::{Error, service};
+/// struct MyService;
+///
+/// impl service::Guest for MyService {
+///     fn handle(method: String, _payload: Vec<u8>) -> Result<Vec<u8>, Error> {
+///         Err(service::unknown_method(&method))
+///     }
+/// }
+///
 /// micro_api_sdk::export_service!(MyService);
 /// ```
 #[doc(inline)]

@@ -11,11 +11,14 @@ use crate::error;
 /// Errors of the call come back unchanged; an answer that is not the expected JSON is
 /// `unavailable` (the callee broke the contract).
 ///
-/// ```ignore
+/// ```no_run
+/// # use micro_api_sdk::{Error, rpc};
+/// # fn f() -> Result<(), Error> {
 /// #[derive(serde::Deserialize)]
 /// struct User { id: u64, name: String }
 ///
 /// let user: User = rpc::call_json("user", "GetUserByName", &serde_json::json!({"name": "micro"}))?;
+/// # Ok(()) }
 /// ```
 pub fn call_json<Req, Resp>(service: &str, method: &str, request: &Req) -> Result<Resp, Error>
 where

@@ -1,7 +1,9 @@
 //! The service side: decode a method's JSON payload, run it, encode its answer.
 //!
-//! ```ignore
+//! ```no_run
 //! use micro_api_sdk::{service, Error};
+//!
+//! struct Greeter;
 //!
 //! impl service::Guest for Greeter {
 //!     fn handle(method: String, payload: Vec<u8>) -> Result<Vec<u8>, Error> {
@@ -12,7 +14,14 @@
 //!     }
 //! }
 //!
-//! fn greet(req: GreetRequest) -> Result<Greeting, Error> { ... }
+//! #[derive(serde::Deserialize)]
+//! struct GreetRequest { name: String }
+//!
+//! fn greet(request: GreetRequest) -> Result<String, Error> {
+//!     Ok(format!("Hello, {}!", request.name))
+//! }
+//!
+//! micro_api_sdk::export_service!(Greeter);
 //! ```
 
 pub use crate::__service::exports::micro_api::host::handler::Guest;
@@ -24,8 +33,15 @@ use crate::error::{self, Error};
 /// Decodes `payload` as `Req`, runs `method` and encodes its answer: the usual body of
 /// one arm of [`Guest::handle`]. A payload that is not a valid `Req` is `invalid`.
 ///
-/// ```ignore
-/// "Greet" => service::json(&payload, |req: GreetRequest| Ok(format!("Hello, {}!", req.name))),
+/// ```
+/// # use micro_api_sdk::service;
+/// #[derive(serde::Deserialize)]
+/// struct GreetRequest { name: String }
+///
+/// let answer = service::json(br#"{"name":"micro"}"#, |req: GreetRequest| {
+///     Ok(format!("Hello, {}!", req.name))
+/// });
+/// assert_eq!(answer.unwrap(), br#""Hello, micro!""#);
 /// ```
 pub fn json<Req, Resp>(
     payload: &[u8],
@@ -40,8 +56,14 @@ where
 
 /// Decodes a JSON payload; bad JSON is `invalid`.
 ///
-/// ```ignore
-/// let request: GreetRequest = service::decode(&payload)?;
+/// ```
+/// # use micro_api_sdk::{Error, service};
+/// #[derive(serde::Deserialize)]
+/// struct GreetRequest { name: String }
+///
+/// let request: GreetRequest = service::decode(br#"{"name":"micro"}"#).unwrap();
+/// assert_eq!(request.name, "micro");
+/// assert!(matches!(service::decode::<GreetRequest>(b"{}"), Err(Error::Invalid(_))));
 /// ```
 pub fn decode<T: DeserializeOwned>(payload: &[u8]) -> Result<T, Error> {
     serde_json::from_slice(payload).map_err(|e| error::invalid(format!("bad payload: {e}")))
@@ -49,8 +71,10 @@ pub fn decode<T: DeserializeOwned>(payload: &[u8]) -> Result<T, Error> {
 
 /// Encodes an answer as JSON.
 ///
-/// ```ignore
-/// return service::encode(&serde_json::json!({"message": "hello"}));
+/// ```
+/// # use micro_api_sdk::service;
+/// let payload = service::encode(&serde_json::json!({"message": "hello"})).unwrap();
+/// assert_eq!(payload, br#"{"message":"hello"}"#);
 /// ```
 pub fn encode<T: Serialize + ?Sized>(answer: &T) -> Result<Vec<u8>, Error> {
     // Only maps with non-string keys fail to encode: a bug of the service.
@@ -60,8 +84,9 @@ pub fn encode<T: Serialize + ?Sized>(answer: &T) -> Result<Vec<u8>, Error> {
 
 /// The error for a method this service does not have.
 ///
-/// ```ignore
-/// other => Err(service::unknown_method(other)),
+/// ```
+/// # use micro_api_sdk::{Error, service};
+/// assert!(matches!(service::unknown_method("Nope"), Error::Invalid(m) if m.contains("Nope")));
 /// ```
 pub fn unknown_method(method: &str) -> Error {
     error::invalid(format!("unknown method `{method}`"))

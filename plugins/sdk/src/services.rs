@@ -10,11 +10,13 @@ use crate::{Error, rpc};
 
 /// A request to a method of a service, answered by `Self::Answer`.
 ///
-/// ```ignore
+/// ```no_run
+/// # fn f() -> Result<(), micro_api_sdk::Error> {
 /// use micro_api_sdk::services::{Call as _, user::GetUserByName};
 ///
 /// let user = GetUserByName { name: "micro".into() }.call()?;
 /// assert_eq!(user.id, 10001);
+/// # Ok(()) }
 /// ```
 pub trait Call: Serialize {
     /// The service's name, as registered.

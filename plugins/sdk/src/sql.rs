@@ -3,11 +3,13 @@
 //! Write statements with `?` placeholders and backtick-quoted identifiers: the host rewrites
 //! both for the database it runs on.
 //!
-//! ```ignore
+//! ```no_run
+//! # fn f() -> Result<(), micro_api_sdk::Error> {
 //! use micro_api_sdk::sql;
 //!
 //! let rows = sql::query("SELECT `user_id` FROM `user` WHERE `user_name` = ?", &["micro".into()])?;
 //! let ids: Vec<i64> = rows.iter().map(|row| row.get("user_id")).collect::<Result<_, _>>()?;
+//! # Ok(()) }
 //! ```
 
 pub use crate::host::sql::*;
