@@ -256,7 +256,7 @@ fn check_gives_the_hosts_verdicts() {
     assert!(out.contains("plugin: command\nworld: unknown\n"), "{out}");
     assert!(
         out.ends_with(
-            "verdict: refused: exports neither micro-api:host/handler (service world) nor wasi:http/incoming-handler (http world)\n"
+            "verdict: refused: exports none of micro-api:host/handler (service world), wasi:http/incoming-handler (http world), micro-api:host/message-handler (subscriber world)\n"
         ),
         "{out}"
     );

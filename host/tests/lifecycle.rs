@@ -160,7 +160,7 @@ async fn bad_files_are_refused_and_the_old_version_keeps_serving() {
     eventually(
         &host,
         "unknown world refused",
-        refused_with("exports neither"),
+        refused_with("exports none of"),
     )
     .await;
     assert_eq!(greet(&host).await, (200, "greeter v1".into()));

@@ -490,8 +490,9 @@ fn json_field(line: &str, key: &str) -> Option<String> {
 struct Servers {
     /// The servers under load.
     list: Vec<Server>,
-    /// What the rpc-hop case's caller needs (etcd, the callee node); dropped after `list`.
-    support: Vec<Server>,
+    /// What the rpc-hop case's caller needs (etcd, the callee node): only held, and
+    /// dropped (stopped) after `list`.
+    _support: Vec<Server>,
     /// Why there is no `wasmtime serve`, when there is none.
     wasmtime_skipped: Option<String>,
     /// Why there is no cross-host rpc hop, when there is none.
@@ -559,7 +560,7 @@ impl Servers {
         };
         Ok(Self {
             list,
-            support,
+            _support: support,
             wasmtime_skipped,
             cross_host_skipped,
         })

@@ -46,6 +46,7 @@ impl fmt::Display for Report {
             match shape.world {
                 Some(World::Service) => writeln!(f, "world: service")?,
                 Some(World::Http) => writeln!(f, "world: http")?,
+                Some(World::Subscriber) => writeln!(f, "world: subscriber")?,
                 None => writeln!(f, "world: unknown")?,
             }
             writeln!(f, "imports:")?;

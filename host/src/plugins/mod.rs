@@ -92,7 +92,7 @@ pub enum LoadError {
     #[error("not a valid component: {0}")]
     Compile(String),
     #[error(
-        "exports neither micro-api:host/handler (service world), wasi:http/incoming-handler (http world) nor micro-api:host/message-handler (subscriber world)"
+        "exports none of micro-api:host/handler (service world), wasi:http/incoming-handler (http world), micro-api:host/message-handler (subscriber world)"
     )]
     UnknownWorld,
     #[error("imports {import}, which [plugin.{plugin}] does not grant: {fix}")]
