@@ -228,7 +228,7 @@ fn check_gives_the_hosts_verdicts() {
     // A good component: user-api with the grants config.toml ships.
     let (code, out) = check(
         dir.path(),
-        "[plugin.user-api]\nrpc = [\"user\", \"auth\"]\n",
+        "[plugin.user-api]\nrpc = [\"user\", \"auth\"]\npublish = [\"user.login\"]\n",
         &component("user-api"),
     );
     assert_eq!(code, Some(0), "{out}");
