@@ -127,7 +127,9 @@ async fn a_hundred_swaps_under_load_fail_no_request() {
         failures.len(),
         &failures[..failures.len().min(10)]
     );
-    assert!(ok >= 1000, "only {ok} requests ran during the swaps");
+    // Proof that the load really overlapped the swaps (~4 s); not a throughput target, which
+    // a loaded machine would miss (778 were seen beside two parallel builds).
+    assert!(ok >= 300, "only {ok} requests ran during the swaps");
     eprintln!("{ok} requests, 0 failed, across 100 swaps");
 }
 
