@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
-use common::{HostBuilder, TestHost, client, component, probe_calling};
+use common::{HostBuilder, TestHost, client, component, login, probe_calling};
 use serde_json::{Value, json};
 
 /// Runs the `micro-api` binary with `args` in `cwd`.
@@ -111,6 +111,7 @@ async fn scaffolded_plugins_of_each_kind_build_load_and_answer_unmodified() {
     let started = Instant::now();
     let http_lines = scaffold(workspace.path(), "scaffolded-http", "http");
     let service_lines = scaffold(workspace.path(), "scaffolded-svc", "service");
+    let subscriber_lines = scaffold(workspace.path(), "scaffolded-sub", "subscriber");
     assert!(
         workspace
             .path()
@@ -119,17 +120,20 @@ async fn scaffolded_plugins_of_each_kind_build_load_and_answer_unmodified() {
     );
     let scaffolded = started.elapsed();
 
-    let host = HostBuilder::new()
+    // The seed's user-api publishes `user.login`, the topic the subscriber template
+    // subscribes to, on the in-process broker (the default).
+    let host = HostBuilder::seed()
         .plugins(&["probe-http"])
         .config(&probe_calling(&["scaffolded-svc"]))
         .config(&http_lines)
         .config(&service_lines)
+        .config(&subscriber_lines)
         .start();
     let build_started = Instant::now();
     build_into(
         &host,
         workspace.path(),
-        &["scaffolded-http", "scaffolded-svc"],
+        &["scaffolded-http", "scaffolded-svc", "scaffolded-sub"],
         &workspace_target(),
     );
     let built = build_started.elapsed();
@@ -137,6 +141,7 @@ async fn scaffolded_plugins_of_each_kind_build_load_and_answer_unmodified() {
     let load_started = Instant::now();
     wait_loaded(&host, "scaffolded-http").await;
     wait_loaded(&host, "scaffolded-svc").await;
+    wait_loaded(&host, "scaffolded-sub").await;
     assert_eq!(
         get_json(&host, "/scaffolded-http/world").await,
         (200, json!({"message": "Hello, world!"}))
@@ -159,8 +164,21 @@ async fn scaffolded_plugins_of_each_kind_build_load_and_answer_unmodified() {
         .await
         .unwrap();
     assert_eq!(refused.status(), 405);
+
+    // A login publishes its event; the subscriber is handed it and logs it.
+    assert_eq!(login(&host, "userName=micro&pwd=123").await.0, 200);
+    // The fields are JSON in the log line's JSON, hence the escaped quotes.
+    host.wait_for_log(&[
+        "login seen",
+        "scaffolded-sub",
+        r#"\"success\":\"true\",\"user\":\"micro\""#,
+    ]);
+    assert_eq!(
+        host.plugin_stats("scaffolded-sub").await["world"],
+        "subscriber"
+    );
     eprintln!(
-        "new -> served: {} ms (scaffold {} ms, build x2 {} ms, hot load + first request {} ms)",
+        "new -> served: {} ms (scaffold x3 {} ms, build x3 {} ms, hot load + first request {} ms)",
         started.elapsed().as_millis(),
         scaffolded.as_millis(),
         built.as_millis(),
@@ -246,6 +264,29 @@ fn check_gives_the_hosts_verdicts() {
     assert!(
         out.ends_with(
             "verdict: refused: imports micro-api:host/rpc@0.1.0, which [plugin.user-api] does not grant: list the services it may call: `rpc = [\"user\"]`\n"
+        ),
+        "{out}"
+    );
+
+    // A subscriber: named as such, accepted with its topics, refused in its own words
+    // without them (it exports its capability rather than importing it).
+    let (code, out) = check(
+        dir.path(),
+        "[plugin.audit]\nsql = true\nsubscribe = [\"user.login\"]\n",
+        &component("audit"),
+    );
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.contains("plugin: audit\nworld: subscriber\n"), "{out}");
+    assert!(out.contains("\n  micro-api:host/sql@0.1.0\n"), "{out}");
+    let (code, out) = check(
+        dir.path(),
+        "[plugin.audit]\nsql = true\n",
+        &component("audit"),
+    );
+    assert_eq!(code, Some(1), "{out}");
+    assert!(
+        out.ends_with(
+            "verdict: refused: exports micro-api:host/message-handler (subscriber world), but [plugin.audit] subscribes to no topic: list the topics it is handed: `subscribe = [\"user.login\"]`\n"
         ),
         "{out}"
     );

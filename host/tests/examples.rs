@@ -4,7 +4,11 @@
 
 mod common;
 
-use common::{HostBuilder, SEED_CONFIG, SEED_PLUGINS, TestHost, client, probe_calling};
+use std::time::{Duration, Instant};
+
+use common::{
+    HostBuilder, SEED_CONFIG, SEED_PLUGINS, TestHost, admin_json, client, login, probe_calling,
+};
 use serde_json::{Value, json};
 
 /// The hello example's config, as its `//!` documents it.
@@ -110,4 +114,63 @@ async fn a_component_from_the_standard_wasi_http_bindings_alone_is_served() {
     assert_eq!(response.text().await.unwrap(), "hello");
     let plugin = host.plugin_stats("hello").await;
     assert_eq!(plugin["world"], "http");
+}
+
+/// The subscriber example's config, as its `//!` documents it.
+const SUBSCRIBER: &str = r#"
+[plugin.example-subscriber]
+subscribe = ["user.login"]
+"#;
+
+/// `/admin/broker`'s count of messages a subscriber handled without error.
+async fn delivered(host: &TestHost) -> u64 {
+    admin_json(host, "/admin/broker").await["stats"]["delivered"]
+        .as_u64()
+        .unwrap()
+}
+
+/// Waits until the broker has delivered `n` messages.
+async fn wait_delivered(host: &TestHost, n: u64) {
+    let started = Instant::now();
+    while delivered(host).await < n {
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "{} of {n} delivered",
+            delivered(host).await
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test]
+async fn the_subscriber_example_warns_of_failed_logins_only() {
+    // The seed's user-api publishes `user.login`; the in-process broker (the default) hands
+    // each event to the example.
+    let host = HostBuilder::seed()
+        .plugins(&["example-subscriber"])
+        .config(SUBSCRIBER)
+        .start();
+    assert_eq!(
+        host.plugin_stats("example-subscriber").await["world"],
+        "subscriber"
+    );
+
+    // A successful login is handled (delivered without error) and not warned of.
+    assert_eq!(login(&host, "userName=micro&pwd=123").await.0, 200);
+    wait_delivered(&host, 1).await;
+    assert_eq!(
+        host.plugin_stats("example-subscriber").await["invocations"],
+        1
+    );
+    // A failed one (an unknown user) is, with the name the client typed.
+    assert_eq!(login(&host, "userName=mallory&pwd=guess").await.0, 401);
+    let line = host.wait_for_log(&["failed login", "example-subscriber", "mallory"]);
+    wait_delivered(&host, 2).await;
+    // Only the failed attempt was warned of.
+    let warnings = host
+        .logs()
+        .into_iter()
+        .filter(|l| l.contains("failed login"))
+        .count();
+    assert_eq!(warnings, 1, "{line}");
 }

@@ -22,7 +22,7 @@ const PLUGINS: &[&str] = &["auth", "user", "user-api", "audit"];
 /// Components only the tests load (`hello`: built from the standard wasi:http bindings only).
 const TEST_PLUGINS: &[&str] = &["probe", "probe-http", "greeter", "command", "hello"];
 /// The examples of `plugins/examples/`, built and exercised by the tests so none rots.
-const EXAMPLES: &[&str] = &["example-hello", "example-greeting"];
+const EXAMPLES: &[&str] = &["example-hello", "example-greeting", "example-subscriber"];
 /// The builds of `greeter` the hot-reload tests swap between: (features, file name).
 const GREETER_BUILDS: &[(&str, &str)] = &[
     ("", "greeter_v1.wasm"),

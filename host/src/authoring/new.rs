@@ -1,4 +1,4 @@
-//! `micro-api new <name> --kind http|service`: a plugin crate that builds as it is, from
+//! `micro-api new <name> --kind http|service|subscriber`: a plugin crate that builds as it is, from
 //! the templates in `host/templates/` (a commented `src/lib.rs` per kind, one `Cargo.toml`),
 //! plus the config lines that route or register it, printed or appended to the config.
 //!
@@ -16,6 +16,8 @@ pub enum Kind {
     Http,
     /// Called by name through rpc: exports micro-api:host/handler.
     Service,
+    /// Handed the broker's messages of its topics: exports micro-api:host/message-handler.
+    Subscriber,
 }
 
 impl Kind {
@@ -23,6 +25,7 @@ impl Kind {
         match self {
             Kind::Http => include_str!("../../templates/http.rs"),
             Kind::Service => include_str!("../../templates/service.rs"),
+            Kind::Subscriber => include_str!("../../templates/subscriber.rs"),
         }
     }
 
@@ -30,6 +33,7 @@ impl Kind {
         match self {
             Kind::Http => include_str!("../../templates/http.toml"),
             Kind::Service => include_str!("../../templates/service.toml"),
+            Kind::Subscriber => include_str!("../../templates/subscriber.toml"),
         }
     }
 }
@@ -79,7 +83,8 @@ pub struct NewPlugin {
 #[derive(Debug)]
 pub struct Scaffolded {
     pub dir: PathBuf,
-    /// The `config.toml` lines that route (http) or register (service) the plugin.
+    /// The `config.toml` lines that route (http), register (service) or subscribe
+    /// (subscriber) the plugin.
     pub config_lines: String,
 }
 
@@ -207,7 +212,8 @@ mod tests {
 
     #[test]
     fn every_template_is_valid_once_filled() {
-        for kind in [Kind::Http, Kind::Service] {
+        // Every kind `--kind` accepts, so a new kind cannot skip this check.
+        for kind in <Kind as clap::ValueEnum>::value_variants() {
             let lines = kind.config_lines().replace("{{name}}", "my-plugin");
             let table: toml::Table = lines.parse().unwrap();
             assert!(table["plugin"].get("my-plugin").is_some(), "{lines}");

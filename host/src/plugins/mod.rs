@@ -101,6 +101,12 @@ pub enum LoadError {
         import: String,
         fix: String,
     },
+    /// A subscriber exports rather than imports its capability, so it is refused in words
+    /// of its own rather than as an ungranted import.
+    #[error(
+        "exports micro-api:host/message-handler (subscriber world), but [plugin.{plugin}] subscribes to no topic: list the topics it is handed: `subscribe = [\"user.login\"]`"
+    )]
+    NoTopics { plugin: String },
     #[error("cannot be instantiated here: {0}")]
     Instantiate(String),
     #[error(
@@ -313,10 +319,8 @@ fn check_grants(
         ));
     }
     if world == World::Subscriber && grants.subscribe.is_empty() {
-        return Err(LoadError::NotGranted {
+        return Err(LoadError::NoTopics {
             plugin: name.to_string(),
-            import: "micro-api:host/message-handler (subscriber world)".into(),
-            fix: "list the topics it is handed: `subscribe = [\"user.login\"]`".into(),
         });
     }
     Ok(())
