@@ -62,13 +62,7 @@ fn bearer(token: &str) -> (&'static str, String) {
 }
 
 async fn admin_front(host: &TestHost) -> Value {
-    host.admin_request(reqwest::Method::GET, "/admin/front")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap()
+    common::admin_json(host, "/admin/front").await
 }
 
 #[tokio::test]
