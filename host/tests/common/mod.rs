@@ -630,11 +630,31 @@ pub fn etcd_endpoint(test: &str) -> Option<String> {
 }
 
 /// An etcd server of the test's own (Debian's `etcd`), for tests that stop and start it.
+/// A server process of the test's own that can be stopped and started again; stopped
+/// when dropped.
+#[derive(Default)]
+struct OwnedServer(Option<Child>);
+
+impl OwnedServer {
+    fn stop(&mut self) {
+        if let Some(mut child) = self.0.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for OwnedServer {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
 pub struct Etcd {
     dir: tempfile::TempDir,
     client_port: u16,
     peer_port: u16,
-    child: Option<Child>,
+    child: OwnedServer,
 }
 
 impl Etcd {
@@ -643,7 +663,7 @@ impl Etcd {
             dir: tempfile::tempdir().unwrap(),
             client_port: free_port(),
             peer_port: free_port(),
-            child: None,
+            child: OwnedServer::default(),
         };
         etcd.resume();
         etcd
@@ -677,21 +697,12 @@ impl Etcd {
             .stderr(Stdio::null())
             .spawn()
             .expect("start etcd (apt-get install etcd-server)");
-        self.child = Some(child);
+        self.child = OwnedServer(Some(child));
         wait_for_port(self.client_port, "etcd");
     }
 
     pub fn pause(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-}
-
-impl Drop for Etcd {
-    fn drop(&mut self) {
-        self.pause();
+        self.child.stop();
     }
 }
 
@@ -741,7 +752,7 @@ pub fn nats_server_bin(test: &str) -> Option<String> {
 pub struct NatsServer {
     bin: String,
     port: u16,
-    child: Option<Child>,
+    child: OwnedServer,
 }
 
 impl NatsServer {
@@ -749,7 +760,7 @@ impl NatsServer {
         let mut nats = Self {
             bin: bin.to_string(),
             port: free_port(),
-            child: None,
+            child: OwnedServer::default(),
         };
         nats.resume();
         nats
@@ -767,21 +778,12 @@ impl NatsServer {
             .stderr(Stdio::null())
             .spawn()
             .expect("start nats-server (apt-get install nats-server)");
-        self.child = Some(child);
+        self.child = OwnedServer(Some(child));
         wait_for_port(self.port, "nats-server");
     }
 
     pub fn stop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-}
-
-impl Drop for NatsServer {
-    fn drop(&mut self) {
-        self.stop();
+        self.child.stop();
     }
 }
 
