@@ -224,7 +224,7 @@ pub async fn handle_http(
     })?;
     let task_plugin = plugin.clone();
     let current_span = store.data().telemetry.current_span();
-    let guest = RunsToEnd(Some(Box::pin(current_span.wrap(async move {
+    let guest = RunsToEnd(Some(current_span.wrap(async move {
         let outcome = tokio::time::timeout_at(deadline.into(), async {
             let proxy = pre.instantiate_async(&mut store).await?;
             proxy
@@ -238,7 +238,7 @@ pub async fn handle_http(
             Ok(Err(trap)) => Some(ended(&task_plugin, Some(trap))),
             Err(_elapsed) => Some(ended(&task_plugin, None)),
         }
-    }))));
+    })));
     let result = answer(&plugin, receiver, guest).await;
     let failed = result
         .as_ref()
@@ -257,7 +257,7 @@ async fn answer(
             wasmtime_wasi_http::p2::bindings::http::types::ErrorCode,
         >,
     >,
-    mut guest: RunsToEnd<impl Future<Output = Option<Ended>> + Send + 'static>,
+    mut guest: RunsToEnd<impl Future<Output = Option<Ended>> + Unpin + Send + 'static>,
 ) -> Result<http::Response<HyperOutgoingBody>, HttpInvokeError> {
     let (set, ended) = tokio::select! {
         // A guest that sets its response and returns in the same poll counts as answered.
@@ -291,14 +291,14 @@ async fn answer(
 /// the body still streams, or the client went away), it moves to a task of its own and
 /// runs to its end. So a client that disconnects never cuts a guest mid-way, nor the rpc
 /// calls it has in flight, which their breakers would count as failures of the callees.
-struct RunsToEnd<F>(Option<Pin<Box<F>>>)
+struct RunsToEnd<F>(Option<F>)
 where
-    F: Future + Send + 'static,
+    F: Future + Unpin + Send + 'static,
     F::Output: Send + 'static;
 
 impl<F> Future for RunsToEnd<F>
 where
-    F: Future + Send + 'static,
+    F: Future + Unpin + Send + 'static,
     F::Output: Send + 'static,
 {
     type Output = F::Output;
@@ -308,7 +308,7 @@ where
             .0
             .as_mut()
             .expect("a guest run is not polled after its end");
-        let output = std::task::ready!(run.as_mut().poll(cx));
+        let output = std::task::ready!(Pin::new(run).poll(cx));
         self.0 = None;
         Poll::Ready(output)
     }
@@ -316,7 +316,7 @@ where
 
 impl<F> Drop for RunsToEnd<F>
 where
-    F: Future + Send + 'static,
+    F: Future + Unpin + Send + 'static,
     F::Output: Send + 'static,
 {
     fn drop(&mut self) {
