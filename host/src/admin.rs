@@ -20,24 +20,25 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
 
-use crate::app::App;
-use crate::config::Secret;
-use crate::front::metrics::METRICS;
+use crate::config::Config;
 use crate::front::{ClientAddr, auth, error};
-use crate::plugins::reload;
-use crate::plugins::table::RollbackError;
-use crate::telemetry::metrics::METRICS as PROMETHEUS;
+use crate::host::Host;
+use crate::plugins::RollbackError;
+use crate::settings::Secret;
 
-pub async fn handle(app: Arc<App>, request: Request<Incoming>) -> Response<HyperOutgoingBody> {
+/// Answers one admin request. The token is the one the host started with (`[admin]` is a
+/// section a restart applies).
+pub async fn handle(host: Arc<Host>, request: Request<Incoming>) -> Response<HyperOutgoingBody> {
+    let config = host.config();
     let path = request.uri().path().to_string();
     let method = request.method().clone();
     let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
     let open_to_all = segments == ["admin", "health", "live"] || path == "/admin/";
-    if let Some(token) = &app.config.admin.token
+    if let Some(token) = &config.admin.token
         && !open_to_all
         && !authorized(request.headers(), token)
     {
-        if let Some(total) = METRICS.admin_unauthorized.hit() {
+        if let Some(total) = host.front_metrics().admin_unauthorized.hit() {
             let peer = request.extensions().get::<ClientAddr>().map(|c| c.0);
             tracing::warn!(%path, ?peer, total, "401: admin request without the admin token");
         }
@@ -54,7 +55,7 @@ pub async fn handle(app: Arc<App>, request: Request<Incoming>) -> Response<Hyper
     match (&method, segments.as_slice()) {
         (&Method::GET, ["admin"]) if path.ends_with('/') => page(),
         (&Method::GET, ["metrics"]) => {
-            let mut response = Response::new(error::full(PROMETHEUS.render().into_bytes()));
+            let mut response = Response::new(error::full(host.metrics().into_bytes()));
             response.headers_mut().insert(
                 header::CONTENT_TYPE,
                 HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
@@ -66,22 +67,19 @@ pub async fn handle(app: Arc<App>, request: Request<Incoming>) -> Response<Hyper
         }
         (&Method::GET, ["admin", "front"]) => error::json(
             StatusCode::OK,
-            &json!({ "front": METRICS.snapshot(), "login_limit": login_limit(&app) }),
+            &json!({ "front": host.front_metrics().snapshot(), "login_limit": login_limit(&config) }),
         ),
-        (&Method::GET, ["admin", "health", "ready"]) => ready(&app).await,
-        (&Method::GET, ["admin", "plugins"]) => error::json(StatusCode::OK, &plugins(&app)),
-        (&Method::GET, ["admin", "breakers"]) => error::json(
-            StatusCode::OK,
-            &json!({ "breakers": app.breakers.statuses() }),
-        ),
+        (&Method::GET, ["admin", "health", "ready"]) => ready(&host).await,
+        (&Method::GET, ["admin", "plugins"]) => error::json(StatusCode::OK, &plugins(&host)),
+        (&Method::GET, ["admin", "breakers"]) => {
+            error::json(StatusCode::OK, &json!({ "breakers": host.breakers() }))
+        }
         (&Method::GET, ["admin", "config"]) => error::json(
             StatusCode::OK,
-            &json!({ "values": app.live.effective(), "status": app.live.status() }),
+            &json!({ "values": host.live().effective(), "status": host.live().status() }),
         ),
-        (&Method::GET, ["admin", "broker"]) => {
-            error::json(StatusCode::OK, &json!(app.broker.status()))
-        }
-        (&Method::POST, ["admin", "plugins", "reload"]) => match reload::reload(&app).await {
+        (&Method::GET, ["admin", "broker"]) => error::json(StatusCode::OK, &json!(host.broker())),
+        (&Method::POST, ["admin", "plugins", "reload"]) => match host.lifecycle().reload().await {
             Ok(report) => error::json(StatusCode::OK, &json!(report)),
             Err(e) => {
                 tracing::error!(error = %e, "reload failed");
@@ -93,7 +91,10 @@ pub async fn handle(app: Arc<App>, request: Request<Incoming>) -> Response<Hyper
             }
         },
         (&Method::POST, ["admin", "plugins", name, "rollback"]) => {
-            match app.rollback(name, "rolled back through the admin API") {
+            match host
+                .lifecycle()
+                .rollback(name, "rolled back through the admin API")
+            {
                 Ok(restored) => error::json(
                     StatusCode::OK,
                     &json!({ "name": name, "version": restored.version }),
@@ -135,8 +136,6 @@ fn page() -> Response<HyperOutgoingBody> {
     response
 }
 
-/// Ready when plugins are loaded, the database answers, and every service a loaded plugin
-/// may call can be found.
 /// Whether `headers` carry `Authorization: Bearer <token>`. The digests are compared, in
 /// constant time, so neither the token's bytes nor its length leak through timing.
 fn authorized(headers: &HeaderMap, token: &Secret) -> bool {
@@ -149,8 +148,8 @@ fn authorized(headers: &HeaderMap, token: &Secret) -> bool {
 }
 
 /// The `[login_limit]` settings, for operators wondering why a login is refused.
-fn login_limit(app: &App) -> serde_json::Value {
-    let l = &app.config.login_limit;
+fn login_limit(config: &Config) -> serde_json::Value {
+    let l = &config.login_limit;
     json!({
         "enabled": !l.path.is_empty(),
         "path": l.path,
@@ -160,15 +159,16 @@ fn login_limit(app: &App) -> serde_json::Value {
     })
 }
 
-async fn ready(app: &App) -> Response<HyperOutgoingBody> {
-    let database = app.database.ping().await.is_ok();
-    let loaded = app.plugins.all();
+/// Ready when plugins are loaded, the database answers, and every service a loaded plugin
+/// may call can be found.
+async fn ready(host: &Host) -> Response<HyperOutgoingBody> {
+    let database = host.database().ping().await.is_ok();
+    let loaded = host.lifecycle().table().all();
     let plugins = !loaded.is_empty();
-    let missing: std::collections::BTreeSet<&str> = loaded
+    let missing: std::collections::BTreeSet<String> = loaded
         .iter()
-        .flat_map(|p| p.grants.rpc.iter())
-        .filter(|service| app.registry.endpoints(service).is_empty())
-        .map(String::as_str)
+        .flat_map(|p| p.configured().grants.rpc.services().to_vec())
+        .filter(|service| host.registry().endpoints(service).is_empty())
         .collect();
     let status = if database && plugins && missing.is_empty() {
         StatusCode::OK
@@ -186,43 +186,37 @@ async fn ready(app: &App) -> Response<HyperOutgoingBody> {
     )
 }
 
-fn plugins(app: &App) -> serde_json::Value {
-    use std::sync::atomic::Ordering::Relaxed;
-    let loaded: Vec<_> = app
-        .plugins
+/// Every plugin as it serves now: its routes are the routes in force, not those the host
+/// started with.
+fn plugins(host: &Host) -> serde_json::Value {
+    let table = host.lifecycle().table();
+    let routes = host.gateway().routes();
+    let loaded: Vec<_> = table
         .all()
         .iter()
         .map(|p| {
-            let routes: Vec<_> = app
-                .config
-                .route
-                .iter()
-                .filter(|r| r.plugin == p.name)
-                .map(|r| json!({ "path": r.path, "methods": r.methods }))
+            let configured = p.configured();
+            let routes: Vec<_> = routes
+                .of_plugin(&p.name)
+                .map(|r| json!({ "path": r.path, "methods": r.methods() }))
                 .collect();
+            let counts = p.counters.counts();
             json!({
                 "name": p.name,
                 "version": p.version,
                 "world": p.world,
                 "source": p.source.display().to_string(),
                 "routes": routes,
-                "grants": {
-                    "rpc": p.grants.rpc,
-                    "sql": p.grants.sql,
-                    "crypto": p.grants.crypto,
-                    "config": p.grants.config.keys().collect::<Vec<_>>(),
-                    "publish": p.grants.publish,
-                    "subscribe": p.grants.subscribe,
-                },
-                "limits": { "memory_mb": p.limits.memory_mb, "deadline_ms": p.limits.deadline_ms },
+                "grants": configured.grants.describe(),
+                "limits": configured.limits,
                 "loaded_at": p.loaded_at.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs()),
-                "invocations": p.stats.invocations.load(Relaxed),
-                "errors": p.stats.errors.load(Relaxed),
-                "traps": p.stats.traps.load(Relaxed),
-                "previous_version": app.plugins.previous(&p.name).map(|prev| prev.version.clone()),
-                "last_rollback": app.plugins.last_rollback(&p.name),
+                "invocations": counts.invocations,
+                "errors": counts.errors,
+                "traps": counts.traps,
+                "previous_version": table.previous(&p.name).map(|prev| prev.version.clone()),
+                "last_rollback": table.last_rollback(&p.name),
             })
         })
         .collect();
-    json!({ "plugins": loaded, "refused": app.plugins.refused() })
+    json!({ "plugins": loaded, "refused": table.refused() })
 }

@@ -1,13 +1,16 @@
 //! Host bindings of `wit/host.wit`, generated once for every capability module.
 //!
 //! Every import is async: the ones that wait (rpc, sql, crypto's argon2 on the blocking
-//! pool) must be, and one flavour keeps the linker uniform.
+//! pool) must be, and one flavour keeps the linker uniform. The generated types are the
+//! host's own (`sql::Value`, the `error` variant): serde lets an rpc error cross the wire
+//! between nodes as it is.
 
 wasmtime::component::bindgen!({
     path: "../wit",
     world: "micro-api:host/service",
     imports: { default: async },
     exports: { default: async },
+    additional_derives: [serde::Serialize, serde::Deserialize, PartialEq],
 });
 
 pub use self::micro_api::host::types::{AppError, Error};

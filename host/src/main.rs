@@ -128,8 +128,10 @@ fn main() -> anyhow::Result<()> {
             };
             let base = source.load(&Default::default())?;
             // Held to the end: dropping it flushes the spans and log lines still buffered.
-            let _telemetry =
-                micro_api::telemetry::init(&base.config.telemetry, &base.config.server.node_id)?;
+            let _telemetry = micro_api::telemetry::init(
+                &base.config.capabilities.telemetry,
+                &base.config.server.node_id,
+            )?;
             runtime()?.block_on(async {
                 let live = micro_api::config::watch::load_at_start(source).await?;
                 micro_api::server::run(live).await

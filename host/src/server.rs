@@ -1,5 +1,5 @@
-//! `micro-api serve`: build the application, bind the public, admin and (with more than one
-//! node) internal rpc listeners, and run until SIGINT or SIGTERM.
+//! `micro-api serve`: start the host, bind the public, admin and (with more than one node)
+//! internal rpc listeners, and run until SIGINT or SIGTERM.
 //!
 //! Shutdown is graceful and ordered so that no accepted request fails: deregister from the
 //! registry, keep serving for `shutdown_grace_ms` while other nodes notice, then stop
@@ -11,16 +11,16 @@ use std::time::Duration;
 
 use tokio::net::TcpListener;
 
-use crate::app::App;
 use crate::config::live::LiveConfig;
-use crate::front::{self, Gateway};
+use crate::front;
+use crate::host::Host;
 
 /// A built host with its bound listeners.
 pub struct Server {
     pub http_addr: SocketAddr,
     pub admin_addr: SocketAddr,
     pub rpc_addr: Option<SocketAddr>,
-    pub app: Arc<App>,
+    pub host: Arc<Host>,
     listeners: Listeners,
 }
 
@@ -48,27 +48,28 @@ impl Server {
             None => None,
         };
         let rpc_addr = rpc.as_ref().map(TcpListener::local_addr).transpose()?;
-        let app = App::with_live(live, rpc_addr.map(|a| a.to_string())).await?;
+        let host = Host::start(Arc::new(live), rpc_addr.map(|a| a.to_string())).await?;
         Ok(Self {
             http_addr: http.local_addr()?,
             admin_addr: admin.local_addr()?,
             rpc_addr,
-            app,
+            host,
             listeners: Listeners { http, admin, rpc },
         })
     }
 
     /// Serves until a shutdown signal, then shuts down gracefully.
     pub async fn run(self) -> anyhow::Result<()> {
-        let app = self.app;
-        crate::plugins::reload::watch(app.clone())?;
-        crate::config::watch::watch(app.clone())?;
+        let host = self.host;
+        let config = host.config();
+        crate::plugins::watch(host.lifecycle().clone())?;
+        crate::config::watch::watch(host.live().clone(), host.clone())?;
         tracing::info!(
             http = %self.http_addr,
             admin = %self.admin_addr,
             rpc = %self.rpc_addr.map(|a| a.to_string()).unwrap_or_default(),
-            node = %app.config.server.node_id,
-            plugins = app.plugins.all().len(),
+            node = %config.server.node_id,
+            plugins = host.lifecycle().table().all().len(),
             "micro-api listening"
         );
         let (stop, stopped) = tokio::sync::watch::channel(false);
@@ -78,32 +79,42 @@ impl Server {
                 let _ = stopped.wait_for(|s| *s).await;
             }
         };
+        // Each listener is held to limits of its own; the internal ones (admin, rpc) to the
+        // same `[front]` limits as the public one.
+        let limits = config.front;
+        let metrics = host.front_metrics().clone();
         let mut servers = tokio::task::JoinSet::new();
-        let gateway = Gateway::new(app.clone());
+        let gateway = host.gateway().clone();
         servers.spawn(front::serve(
             self.listeners.http,
+            limits,
+            metrics.clone(),
             move |r| gateway.clone().handle(r),
             until_stopped(),
         ));
-        let admin_app = app.clone();
+        let admin_host = host.clone();
         servers.spawn(front::serve(
             self.listeners.admin,
-            move |r| crate::admin::handle(admin_app.clone(), r),
+            limits,
+            metrics.clone(),
+            move |r| crate::admin::handle(admin_host.clone(), r),
             until_stopped(),
         ));
         if let Some(rpc) = self.listeners.rpc {
-            let rpc_app = app.clone();
+            let listener = host.rpc_listener().clone();
             servers.spawn(front::serve(
                 rpc,
-                move |r| crate::rpc::listener::handle(rpc_app.clone(), r),
+                limits,
+                metrics,
+                move |r| crate::node::listener::handle(listener.clone(), r),
                 until_stopped(),
             ));
         }
 
         shutdown_signal().await;
-        let server = &app.config.server;
+        let server = &config.server;
         tracing::info!("shutting down: deregistering");
-        app.registry.withdraw().await;
+        host.registry().withdraw().await;
         tokio::time::sleep(Duration::from_millis(server.shutdown_grace_ms)).await;
         tracing::info!("shutting down: draining requests in flight");
         let _ = stop.send(true);

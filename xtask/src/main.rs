@@ -20,7 +20,14 @@ use anyhow::{Context, Result, bail};
 /// Plugin crates deployed by `plugins` (the SDK is a library, not a plugin).
 const PLUGINS: &[&str] = &["auth", "user", "user-api", "audit"];
 /// Components only the tests load (`hello`: built from the standard wasi:http bindings only).
-const TEST_PLUGINS: &[&str] = &["probe", "probe-http", "greeter", "command", "hello"];
+const TEST_PLUGINS: &[&str] = &[
+    "probe",
+    "probe-http",
+    "greeter",
+    "command",
+    "hello",
+    "config-reader",
+];
 /// The examples of `plugins/examples/`, built and exercised by the tests so none rots.
 const EXAMPLES: &[&str] = &["example-hello", "example-greeting", "example-subscriber"];
 /// The builds of `greeter` the hot-reload tests swap between: (features, file name).

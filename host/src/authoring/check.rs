@@ -1,13 +1,14 @@
 //! `micro-api check <file.wasm>`: the world a component targets, what it imports, and the
 //! verdict the host would give it at load under the current config. The verdict comes from
-//! [`plugins::validate`], the function the host itself runs, never from a copy of it.
+//! [`Loader::validate`], the function the host itself runs, never from a copy of it.
 
 use std::fmt;
 use std::path::{Path, PathBuf};
 
+use crate::capability::World;
 use crate::config::Config;
-use crate::plugins::{self, LoadError, Shape, World};
-use crate::runtime::{Runtime, RuntimeError};
+use crate::runtime::{LoadError, Loader, RuntimeError, Shape, plugin_name};
+use crate::settings::PluginSection;
 
 #[derive(Debug, thiserror::Error)]
 pub enum CheckError {
@@ -50,7 +51,7 @@ impl fmt::Display for Report {
                 None => writeln!(f, "world: unknown")?,
             }
             writeln!(f, "imports:")?;
-            for import in &shape.imports {
+            for import in shape.imports.iter() {
                 writeln!(f, "  {import}")?;
             }
         }
@@ -70,7 +71,7 @@ impl fmt::Display for Report {
 pub fn check(config: &Config, path: &Path, name: Option<&str>) -> Result<Report, CheckError> {
     let name = match name {
         Some(name) => name.to_string(),
-        None => plugins::plugin_name(path).ok_or_else(|| CheckError::NoName {
+        None => plugin_name(path).ok_or_else(|| CheckError::NoName {
             path: path.to_path_buf(),
         })?,
     };
@@ -78,8 +79,8 @@ pub fn check(config: &Config, path: &Path, name: Option<&str>) -> Result<Report,
         path: path.to_path_buf(),
         source,
     })?;
-    let runtime = Runtime::new(&config.plugins.cache_dir, config.plugins.pool)?;
-    let component = match runtime.compile(&bytes) {
+    let loader = Loader::new(&config.plugins.cache_dir, config.plugins.pool)?;
+    let component = match loader.compile(&bytes) {
         Ok(component) => component,
         Err(e) => {
             return Ok(Report {
@@ -89,8 +90,12 @@ pub fn check(config: &Config, path: &Path, name: Option<&str>) -> Result<Report,
             });
         }
     };
-    let shape = Shape::of(&runtime, &component);
-    let verdict = plugins::validate(&runtime, config, &name, &component, &shape).map(|(w, _)| w);
+    let shape = loader.shape(&component);
+    let settings = config.plugin_settings();
+    let empty = PluginSection::default();
+    let verdict = loader
+        .validate(&name, &component, &shape, settings.for_plugin(&name, &empty))
+        .map(|(world, _, _)| world);
     Ok(Report {
         name,
         shape: Some(shape),

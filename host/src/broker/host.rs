@@ -1,33 +1,14 @@
-//! The `broker` import: a plugin publishes only on the topics `[plugin.<name>] publish`
-//! lists.
-
-use std::sync::Arc;
+//! The WIT glue of the `broker` import: a plugin publishes only on the topics
+//! `[plugin.<name>] publish` lists.
 
 use bytes::Bytes;
 
-use super::Broker;
-use crate::app::App;
+use super::BrokerState;
 use crate::bindings::Error;
 use crate::bindings::micro_api::host::broker::Host;
-use crate::plugins::Plugin;
-
-pub struct BrokerState {
-    plugin: String,
-    topics: Vec<String>,
-    broker: Arc<Broker>,
-}
-
-impl BrokerState {
-    pub fn prepare(app: &App, plugin: &Plugin) -> Self {
-        Self {
-            plugin: plugin.name.clone(),
-            topics: plugin.grants.publish.clone(),
-            broker: app.broker.clone(),
-        }
-    }
-}
 
 impl Host for &mut BrokerState {
+    #[tracing::instrument(name = "broker.publish", skip_all, fields(otel.kind = "producer", messaging.destination.name = %topic))]
     async fn publish(&mut self, topic: String, payload: Vec<u8>) -> Result<(), Error> {
         if !self.topics.contains(&topic) {
             return Err(Error::Forbidden(format!(

@@ -1,26 +1,35 @@
-//! The `broker` capability: plugins publish messages on topics, and components of the
-//! `subscriber` world are handed the messages of the topics they subscribe to, in this
-//! process or, with NATS, on whichever host runs them.
+//! Publish/subscribe as a capability: plugins publish messages on topics (`publish =
+//! [...]`), and components of the `subscriber` world are handed the messages of the topics
+//! they subscribe to (`subscribe = [...]`), in this process or, with NATS, on whichever
+//! host runs them.
 //!
 //! Delivery is at most once. Publishing only puts the message on a bounded queue and
 //! returns: when the queue is full the message is dropped and counted, so a slow broker or a
 //! slow subscriber never slows the request that published. A background task drains the
-//! queue into the backend; the backend hands each message to the local subscriptions
-//! (in-process) or to NATS (subjects `<prefix>.<topic>`, one queue group per subscribing
-//! plugin so one host of several handles each message). Messages received for a
-//! subscription are [`Delivery`]s the app runs on the subscriber plugin.
+//! queue into the [`Backend`]; the backend hands each message of a subscription to the
+//! delivery queue, and the delivery loop ([`Broker::bind`]) runs each on its subscriber
+//! through [`Subscribers`], which the host implements (the broker never sees a plugin).
 
-pub mod host;
-pub mod nats;
+mod config;
+mod host;
+mod memory;
+mod nats;
+mod stats;
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use bytes::Bytes;
+use parking_lot::Mutex;
 use tokio::sync::mpsc;
+use wasmtime::component::{HasData, Linker};
 
-use crate::config::{BrokerBackend, BrokerConfig};
+pub use config::{BrokerBackend, BrokerConfig, valid_topic};
+pub use stats::{BrokerStats, Fate};
+
+use crate::capability::{
+    Capability, InitError, Invocation, PluginSpec, Shared, StateOf, World,
+};
 
 #[derive(Debug, thiserror::Error)]
 pub enum BrokerError {
@@ -45,23 +54,21 @@ pub struct Delivery {
     pub payload: Bytes,
 }
 
-/// Counters shown under `GET /admin/broker`.
-#[derive(Debug, Default, serde::Serialize)]
-pub struct BrokerStats {
-    /// Messages accepted by `publish`.
-    pub published: AtomicU64,
-    /// Messages dropped: the outgoing queue or the delivery queue was full.
-    pub dropped: AtomicU64,
-    /// Messages a subscriber plugin handled.
-    pub delivered: AtomicU64,
-    /// Deliveries whose plugin failed, trapped or timed out (not redelivered).
-    pub failed: AtomicU64,
+/// Why a delivery was not handled.
+#[derive(Debug, thiserror::Error)]
+pub enum Undelivered {
+    /// Its plugin is unloaded, or no longer subscribes to the topic.
+    #[error("no subscriber takes it any more")]
+    Gone,
+    /// The plugin refused it, trapped or ran past its deadline.
+    #[error("{0}")]
+    Failed(String),
 }
 
-impl BrokerStats {
-    pub fn count(counter: &AtomicU64) {
-        counter.fetch_add(1, Ordering::Relaxed);
-    }
+/// Runs deliveries on subscriber plugins: the host's side of the delivery loop.
+#[async_trait::async_trait]
+pub trait Subscribers: Send + Sync + 'static {
+    async fn deliver(&self, delivery: Delivery) -> Result<(), Undelivered>;
 }
 
 /// Where published messages go, and where subscriptions come from.
@@ -77,99 +84,153 @@ pub trait Backend: Send + Sync {
     fn subscriptions(&self) -> Vec<Subscription>;
 }
 
-/// Messages in one process: a published message goes to every local subscription of its
-/// topic.
-pub struct InProcess {
-    subscriptions: std::sync::RwLock<BTreeSet<Subscription>>,
-    deliveries: mpsc::Sender<Delivery>,
-    stats: Arc<BrokerStats>,
-}
-
-#[async_trait::async_trait]
-impl Backend for InProcess {
-    async fn send(&self, topic: &str, payload: Bytes) {
-        let targets: Vec<String> = self
-            .subscriptions
-            .read()
-            .expect("subscriptions lock")
-            .iter()
-            .filter(|s| s.topic == topic)
-            .map(|s| s.plugin.clone())
-            .collect();
-        for plugin in targets {
-            hand_over(
-                &self.deliveries,
-                &self.stats,
-                Delivery {
-                    plugin,
-                    topic: topic.to_string(),
-                    payload: payload.clone(),
-                },
-            );
-        }
-    }
-
-    fn subscribe(&self, wanted: BTreeSet<Subscription>) {
-        *self.subscriptions.write().expect("subscriptions lock") = wanted;
-    }
-
-    fn connected(&self) -> bool {
-        true
-    }
-
-    fn subscriptions(&self) -> Vec<Subscription> {
-        let subscriptions = self.subscriptions.read().expect("subscriptions lock");
-        subscriptions.iter().cloned().collect()
-    }
-}
-
 /// Queues a delivery for the subscriber plugins, or drops and counts it when they are
 /// behind: a busy subscriber costs its own messages, never the publisher's time.
 fn hand_over(deliveries: &mpsc::Sender<Delivery>, stats: &BrokerStats, delivery: Delivery) {
     if let Err(e) = deliveries.try_send(delivery) {
-        BrokerStats::count(&stats.dropped);
+        stats.count(Fate::Dropped);
         tracing::warn!(topic = %e.into_inner().topic, "broker delivery queue full: message dropped");
     }
 }
 
-/// The broker: the outgoing queue in front of a backend.
-pub struct Broker {
+struct Hub {
     backend_name: &'static str,
     outgoing: mpsc::Sender<(String, Bytes)>,
     backend: Arc<dyn Backend>,
-    pub stats: Arc<BrokerStats>,
+    stats: BrokerStats,
+    max_in_flight: usize,
+    /// Taken by [`Broker::bind`], which runs the delivery loop.
+    deliveries: Mutex<Option<mpsc::Receiver<Delivery>>>,
 }
+
+/// The capability: the outgoing queue in front of the backend `[broker]` names.
+#[derive(Clone)]
+pub struct Broker(Arc<Hub>);
 
 /// `GET /admin/broker`.
 #[derive(Debug, serde::Serialize)]
-pub struct BrokerStatus<'a> {
+pub struct BrokerStatus {
     pub backend: &'static str,
     pub connected: bool,
     pub subscriptions: Vec<Subscription>,
-    pub stats: &'a BrokerStats,
+    pub stats: serde_json::Value,
 }
 
 impl Broker {
-    /// Starts the backend `config` names and the task draining the outgoing queue; returns
-    /// the broker and the queue of deliveries for the app to run.
-    pub async fn start(
-        config: &BrokerConfig,
-    ) -> Result<(Arc<Self>, mpsc::Receiver<Delivery>), BrokerError> {
-        let stats = Arc::new(BrokerStats::default());
+    /// Queues `payload` on `topic`; never waits.
+    pub fn publish(&self, topic: &str, payload: Bytes) -> Result<(), BrokerError> {
+        match self.0.outgoing.try_send((topic.to_string(), payload)) {
+            Ok(()) => {
+                self.0.stats.count(Fate::Published);
+                Ok(())
+            }
+            Err(_) => {
+                self.0.stats.count(Fate::Dropped);
+                Err(BrokerError::QueueFull)
+            }
+        }
+    }
+
+    /// Serves exactly `wanted` from now on.
+    pub fn subscribe(&self, wanted: BTreeSet<Subscription>) {
+        self.0.backend.subscribe(wanted);
+    }
+
+    pub fn status(&self) -> BrokerStatus {
+        BrokerStatus {
+            backend: self.0.backend_name,
+            connected: self.0.backend.connected(),
+            subscriptions: self.0.backend.subscriptions(),
+            stats: self.0.stats.snapshot(),
+        }
+    }
+
+    /// Starts the delivery loop: every delivery runs on its subscriber through
+    /// `subscribers`, at most `[broker] max_in_flight` at once, each on its own task, so a
+    /// slow or trapping subscriber holds its own slot, never a publisher.
+    pub fn bind(&self, subscribers: Arc<dyn Subscribers>) {
+        let Some(mut deliveries) = self.0.deliveries.lock().take() else {
+            tracing::error!("the broker's delivery loop was started twice");
+            return;
+        };
+        let slots = Arc::new(tokio::sync::Semaphore::new(self.0.max_in_flight));
+        let stats = self.0.stats.clone();
+        tokio::spawn(async move {
+            while let Some(delivery) = deliveries.recv().await {
+                let Ok(slot) = slots.clone().acquire_owned().await else {
+                    return;
+                };
+                let (subscribers, stats) = (subscribers.clone(), stats.clone());
+                tokio::spawn(async move {
+                    let _slot = slot;
+                    let (plugin, topic) = (delivery.plugin.clone(), delivery.topic.clone());
+                    match subscribers.deliver(delivery).await {
+                        Ok(()) => stats.count(Fate::Delivered),
+                        Err(Undelivered::Gone) => stats.count(Fate::Dropped),
+                        Err(Undelivered::Failed(error)) => {
+                            stats.count(Fate::Failed);
+                            tracing::warn!(%plugin, %topic, %error, "message not handled");
+                        }
+                    }
+                });
+            }
+        });
+    }
+}
+
+/// What one plugin may publish, and what it is handed.
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct BrokerGrant {
+    /// Topics it may publish on through the `broker` import.
+    pub publish: Arc<[String]>,
+    /// Topics whose messages it is handed (a component of the `subscriber` world).
+    pub subscribe: Arc<[String]>,
+}
+
+/// Per-instance state of the `broker` import.
+pub struct BrokerState {
+    plugin: Arc<str>,
+    topics: Arc<[String]>,
+    broker: Broker,
+}
+
+/// The `HasData` view of the `broker` import onto [`BrokerState`].
+pub struct BrokerData;
+
+impl HasData for BrokerData {
+    type Data<'a> = &'a mut BrokerState;
+}
+
+impl Capability for Broker {
+    const NAME: &'static str = "broker";
+    const GRANT_KEYS: &'static [&'static str] = &["publish", "subscribe"];
+    type Config = BrokerConfig;
+    type Grant = BrokerGrant;
+    type State = BrokerState;
+
+    fn problems(config: &BrokerConfig) -> Vec<String> {
+        config.problems()
+    }
+
+    async fn init(config: &BrokerConfig, shared: &mut Shared<'_>) -> Result<Self, InitError> {
+        let stats = BrokerStats::register(shared.metrics);
         let (deliveries, received) = mpsc::channel(config.queue_capacity);
         let (backend_name, backend): (_, Arc<dyn Backend>) = match config.backend {
             BrokerBackend::Memory => (
                 "memory",
-                Arc::new(InProcess {
+                Arc::new(memory::InProcess {
                     subscriptions: Default::default(),
                     deliveries,
                     stats: stats.clone(),
                 }),
             ),
-            BrokerBackend::Nats => (
-                "nats",
-                Arc::new(nats::Nats::start(config, deliveries, stats.clone()).await?),
-            ),
+            BrokerBackend::Nats => {
+                let nats = nats::Nats::start(config, deliveries, stats.clone())
+                    .await
+                    .map_err(|e| InitError::new("broker", e))?;
+                ("nats", Arc::new(nats))
+            }
         };
         let (outgoing, mut queue) = mpsc::channel::<(String, Bytes)>(config.queue_capacity);
         let sender = backend.clone();
@@ -178,40 +239,65 @@ impl Broker {
                 sender.send(&topic, payload).await;
             }
         });
-        let broker = Arc::new(Self {
+        Ok(Self(Arc::new(Hub {
             backend_name,
             outgoing,
             backend,
             stats,
-        });
-        Ok((broker, received))
+            max_in_flight: config.max_in_flight,
+            deliveries: Mutex::new(Some(received)),
+        })))
     }
 
-    /// Queues `payload` on `topic`; never waits.
-    pub fn publish(&self, topic: &str, payload: Bytes) -> Result<(), BrokerError> {
-        match self.outgoing.try_send((topic.to_string(), payload)) {
-            Ok(()) => {
-                BrokerStats::count(&self.stats.published);
-                Ok(())
-            }
-            Err(_) => {
-                BrokerStats::count(&self.stats.dropped);
-                Err(BrokerError::QueueFull)
-            }
+    fn link<T: StateOf<BrokerState>>(linker: &mut Linker<T>) -> wasmtime::Result<()> {
+        crate::bindings::micro_api::host::broker::add_to_linker::<T, BrokerData>(
+            linker,
+            <T as StateOf<BrokerState>>::state,
+        )
+    }
+
+    fn configure(_: &BrokerConfig, plugin: &PluginSpec<'_>) -> Result<BrokerGrant, Vec<String>> {
+        let grant: BrokerGrant = plugin.grant(Self::GRANT_KEYS)?;
+        let mut problems: Vec<String> = grant
+            .publish
+            .iter()
+            .chain(grant.subscribe.iter())
+            .filter(|topic| !valid_topic(topic))
+            .map(|topic| {
+                format!(
+                    "[plugin.{}] {topic:?} is not a topic: dot-separated words of letters, digits, - and _",
+                    plugin.name
+                )
+            })
+            .collect();
+        if let Some(import) = plugin.imports.find("micro-api:host/broker")
+            && grant.publish.is_empty()
+        {
+            problems.push(plugin.not_granted(
+                import,
+                "list the topics it may publish on: `publish = [\"user.login\"]`",
+            ));
+        }
+        // A subscriber exports rather than imports its capability, so it is refused in
+        // words of its own rather than as an ungranted import.
+        if plugin.world == Some(World::Subscriber) && grant.subscribe.is_empty() {
+            problems.push(format!(
+                "exports micro-api:host/message-handler (subscriber world), but [plugin.{}] subscribes to no topic: list the topics it is handed: `subscribe = [\"user.login\"]`",
+                plugin.name
+            ));
+        }
+        if problems.is_empty() {
+            Ok(grant)
+        } else {
+            Err(problems)
         }
     }
 
-    /// Serves exactly `wanted` from now on.
-    pub fn subscribe(&self, wanted: BTreeSet<Subscription>) {
-        self.backend.subscribe(wanted);
-    }
-
-    pub fn status(&self) -> BrokerStatus<'_> {
-        BrokerStatus {
-            backend: self.backend_name,
-            connected: self.backend.connected(),
-            subscriptions: self.backend.subscriptions(),
-            stats: &self.stats,
+    fn prepare(&self, grant: &BrokerGrant, invocation: &Invocation<'_>) -> BrokerState {
+        BrokerState {
+            plugin: invocation.plugin.clone(),
+            topics: grant.publish.clone(),
+            broker: self.clone(),
         }
     }
 }

@@ -7,20 +7,21 @@
 //! down may be lost (at most once), never delivered twice.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+
+use parking_lot::Mutex;
 
 use bytes::Bytes;
 use futures::StreamExt;
 use tokio::sync::mpsc;
 
-use super::{Backend, BrokerStats, Delivery, Subscription, hand_over};
-use crate::config::BrokerConfig;
+use super::{Backend, BrokerConfig, BrokerStats, Delivery, Fate, Subscription, hand_over};
 
 pub struct Nats {
     client: async_nats::Client,
     prefix: String,
     deliveries: mpsc::Sender<Delivery>,
-    stats: Arc<BrokerStats>,
+    stats: BrokerStats,
     /// The task of each wanted subscription.
     tasks: Mutex<BTreeMap<Subscription, tokio::task::AbortHandle>>,
     /// The subscriptions the server has acknowledged.
@@ -33,7 +34,7 @@ impl Nats {
     pub async fn start(
         config: &BrokerConfig,
         deliveries: mpsc::Sender<Delivery>,
-        stats: Arc<BrokerStats>,
+        stats: BrokerStats,
     ) -> Result<Self, super::BrokerError> {
         let client = async_nats::ConnectOptions::new()
             .name("micro-api")
@@ -82,7 +83,6 @@ impl Nats {
             if client.flush().await.is_ok() {
                 confirmed
                     .lock()
-                    .expect("confirmed lock")
                     .insert(subscription.clone());
                 tracing::info!(%subject, %group, "NATS subscription active");
             }
@@ -109,19 +109,19 @@ impl Backend for Nats {
         // While reconnecting the client buffers what it can; past that the message is lost,
         // as at-most-once allows.
         if let Err(e) = self.client.publish(subject, payload).await {
-            BrokerStats::count(&self.stats.dropped);
+            self.stats.count(Fate::Dropped);
             tracing::warn!(%topic, error = %e, "NATS publish failed: message dropped");
         }
     }
 
     fn subscribe(&self, wanted: BTreeSet<Subscription>) {
-        let mut tasks = self.tasks.lock().expect("tasks lock");
+        let mut tasks = self.tasks.lock();
         tasks.retain(|subscription, task| {
             let keep = wanted.contains(subscription);
             if !keep {
                 // Dropping the subscriber (with its task) unsubscribes.
                 task.abort();
-                let mut confirmed = self.confirmed.lock().expect("confirmed lock");
+                let mut confirmed = self.confirmed.lock();
                 confirmed.remove(subscription);
             }
             keep
@@ -139,7 +139,7 @@ impl Backend for Nats {
     }
 
     fn subscriptions(&self) -> Vec<Subscription> {
-        let confirmed = self.confirmed.lock().expect("confirmed lock");
+        let confirmed = self.confirmed.lock();
         confirmed.iter().cloned().collect()
     }
 }

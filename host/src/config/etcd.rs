@@ -7,8 +7,30 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use etcd_client::{Client, ConnectOptions, GetOptions, WatchOptions};
+use serde::{Deserialize, Serialize};
 
-use super::ConfigStoreConfig;
+/// `[config_store]`: where the last layer of the config lives, and what is watched.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ConfigStoreConfig {
+    /// etcd endpoints holding the last layer; empty: no etcd layer.
+    pub endpoints: Vec<String>,
+    /// Keys `<prefix>/<section>/<key>` (e.g. `<prefix>/breaker/default/timeout_ms`).
+    pub prefix: String,
+    /// Apply changes of the config file without a restart.
+    pub watch_file: bool,
+}
+
+impl Default for ConfigStoreConfig {
+    fn default() -> Self {
+        Self {
+            endpoints: Vec::new(),
+            prefix: "/micro-api/config".into(),
+            watch_file: true,
+        }
+    }
+}
+
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {

@@ -10,7 +10,7 @@
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::sync::Mutex;
+use parking_lot::Mutex;
 use std::time::SystemTime;
 
 use arc_swap::ArcSwap;
@@ -58,22 +58,6 @@ pub struct LiveConfig {
     status: Mutex<ApplyStatus>,
 }
 
-/// Top-level sections applied only at start.
-const RESTART_ONLY: &[&str] = &[
-    "server",
-    "database",
-    "registry",
-    "cluster",
-    "auth",
-    "telemetry",
-    "front",
-    "admin",
-    "login_limit",
-    "broker",
-    "config_store",
-    "data_dir",
-];
-
 impl LiveConfig {
     pub fn new(layered: Layered, source: Source, store: BTreeMap<String, String>) -> Self {
         Self {
@@ -90,36 +74,34 @@ impl LiveConfig {
     }
 
     /// `new` with the running value of every section a restart applies, and the keys
-    /// whose change must wait for it.
+    /// whose change must wait for it. Each section says whether it is one: the root's own
+    /// below, each capability's in its module.
     pub fn keep_restart_only(&self, mut new: Config) -> (Config, Vec<String>) {
         let running = self.current();
-        let as_json = |c: &Config| serde_json::to_value(c).unwrap_or_default();
-        let (old_json, new_json) = (as_json(&running), as_json(&new));
-        let mut pending: Vec<String> = RESTART_ONLY
-            .iter()
-            .filter(|section| old_json.get(**section) != new_json.get(**section))
-            .map(|section| section.to_string())
-            .collect();
+        let mut pending = Vec::new();
+        macro_rules! keep {
+            ($($section:ident),*) => {$(
+                if json(&new.$section) != json(&running.$section) {
+                    pending.push(stringify!($section).to_string());
+                }
+                new.$section = running.$section.clone();
+            )*};
+        }
+        keep!(server, cluster, front, admin, login_limit, config_store, data_dir);
+        pending.extend(
+            new.capabilities
+                .keep_restart_only(&running.capabilities)
+                .into_iter()
+                .map(String::from),
+        );
         // Of `[plugins]`, the default limits and probation apply at once; the rest at start.
         let mut plugins = running.plugins.clone();
         plugins.limits = new.plugins.limits;
         plugins.probation_requests = new.plugins.probation_requests;
-        if as_json_plugins(&plugins) != as_json_plugins(&new.plugins) {
+        if json(&plugins) != json(&new.plugins) {
             pending.push("plugins (dir, cache_dir, pool, watch, settle_ms)".into());
         }
         new.plugins = plugins;
-        new.server = running.server.clone();
-        new.database = running.database.clone();
-        new.registry = running.registry.clone();
-        new.cluster = running.cluster.clone();
-        new.auth = running.auth.clone();
-        new.telemetry = running.telemetry.clone();
-        new.front = running.front;
-        new.admin = running.admin.clone();
-        new.login_limit = running.login_limit.clone();
-        new.broker = running.broker.clone();
-        new.config_store = running.config_store.clone();
-        new.data_dir = running.data_dir.clone();
         (new, pending)
     }
 
@@ -127,7 +109,7 @@ impl LiveConfig {
     pub fn store(&self, config: Config, origins: Origins, pending_restart: Vec<String>) {
         self.config.store(config.into());
         self.origins.store(origins.into());
-        let mut status = self.status.lock().expect("status lock");
+        let mut status = self.status.lock();
         status.generation += 1;
         status.applied_at_ms = SystemTime::now()
             .duration_since(SystemTime::UNIX_EPOCH)
@@ -140,11 +122,11 @@ impl LiveConfig {
     /// Records why the last change was refused (the running config stays), or that the
     /// layers as they are now hold no error.
     pub fn set_error(&self, error: Option<String>) {
-        self.status.lock().expect("status lock").last_error = error;
+        self.status.lock().last_error = error;
     }
 
     pub fn status(&self) -> ApplyStatus {
-        self.status.lock().expect("status lock").clone()
+        self.status.lock().clone()
     }
 
     /// Every effective value with its layer, secrets redacted.
@@ -157,6 +139,7 @@ impl LiveConfig {
     }
 }
 
-fn as_json_plugins(p: &super::PluginsConfig) -> serde_json::Value {
-    serde_json::to_value(p).unwrap_or_default()
+/// A section's JSON form, to compare a running section with a new one.
+fn json(section: &impl serde::Serialize) -> serde_json::Value {
+    serde_json::to_value(section).unwrap_or_default()
 }

@@ -1,18 +1,21 @@
-//! Reading the config's layers at start, and applying their changes while the host runs:
+//! Reading the config's layers at start, and noticing their changes while the host runs:
 //! the config file is watched (`notify`), and so is the etcd layer (an etcd watch; an
-//! outage keeps the running config and reconnects with backoff).
+//! outage keeps the running config and reconnects with backoff). What a change means is
+//! the host's: it is told through [`Changes`] and applies the change from the top.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use super::etcd::{Store, StoreError};
-use super::layers::Layered;
 use super::live::{LiveConfig, Source};
-use super::{Config, ConfigError, ConfigStoreConfig};
-use crate::app::App;
-use crate::front::router::Router;
-use crate::plugins::Plugin;
+use super::{ConfigError, ConfigStoreConfig};
+
+/// Told when a layer may have changed (`cause`: `config file` or `etcd`).
+#[async_trait::async_trait]
+pub trait Changes: Send + Sync + 'static {
+    async fn changed(&self, cause: &'static str);
+}
 
 const BACKOFF_MIN: Duration = Duration::from_millis(100);
 const BACKOFF_MAX: Duration = Duration::from_secs(5);
@@ -57,12 +60,13 @@ async fn read_store(
     Store::connect(config).await?.read().await
 }
 
-/// Watches the config file and the etcd layer, applying each change, until the host stops.
-pub fn watch(app: Arc<App>) -> anyhow::Result<()> {
-    let config = app.current_config();
+/// Watches the config file and the etcd layer, telling `host` of each change, until the
+/// host stops.
+pub fn watch(live: Arc<LiveConfig>, host: Arc<dyn Changes>) -> anyhow::Result<()> {
+    let config = live.current();
     let (changed, mut changes) = tokio::sync::mpsc::channel::<&'static str>(1);
     let mut file_watcher = None;
-    if let Some(path) = app.live.source.path.clone()
+    if let Some(path) = live.source.path.clone()
         && config.config_store.watch_file
     {
         use notify::Watcher;
@@ -89,7 +93,7 @@ pub fn watch(app: Arc<App>) -> anyhow::Result<()> {
         file_watcher = Some(watcher);
     }
     if !config.config_store.endpoints.is_empty() {
-        tokio::spawn(watch_store(app.clone(), config.config_store.clone()));
+        tokio::spawn(watch_store(live.clone(), host.clone(), config.config_store.clone()));
     }
     tokio::spawn(async move {
         let _watcher = file_watcher;
@@ -97,17 +101,17 @@ pub fn watch(app: Arc<App>) -> anyhow::Result<()> {
             // Let a burst of events (an editor's save) end before reading.
             tokio::time::sleep(Duration::from_millis(50)).await;
             while changes.try_recv().is_ok() {}
-            reapply(&app, cause).await;
+            host.changed(cause).await;
         }
     });
     Ok(())
 }
 
 /// Follows the etcd layer forever, reconnecting with backoff.
-async fn watch_store(app: Arc<App>, config: ConfigStoreConfig) {
+async fn watch_store(live: Arc<LiveConfig>, host: Arc<dyn Changes>, config: ConfigStoreConfig) {
     let mut delay = BACKOFF_MIN;
     loop {
-        let Err(e) = follow_store(&app, &config, &mut delay).await;
+        let Err(e) = follow_store(&live, &*host, &config, &mut delay).await;
         tracing::warn!(error = %e, retry_in_ms = delay.as_millis() as u64, "config store watch lost, keeping the running config and retrying");
         tokio::time::sleep(delay).await;
         delay = (delay * 2).min(BACKOFF_MAX);
@@ -117,7 +121,8 @@ async fn watch_store(app: Arc<App>, config: ConfigStoreConfig) {
 /// One session: a full read, then a watch from the next revision, again and again, until
 /// etcd fails.
 async fn follow_store(
-    app: &Arc<App>,
+    live: &LiveConfig,
+    host: &dyn Changes,
     config: &ConfigStoreConfig,
     delay: &mut Duration,
 ) -> Result<std::convert::Infallible, StoreError> {
@@ -125,115 +130,16 @@ async fn follow_store(
     loop {
         let (values, revision) = store.read().await?;
         let changed = {
-            let mut stored = app.live.store.lock().expect("store lock");
+            let mut stored = live.store.lock();
             let changed = *stored != values;
             *stored = values;
             changed
         };
         if changed {
-            reapply(app, "etcd").await;
+            host.changed("etcd").await;
         }
         *delay = BACKOFF_MIN;
         store.changed_after(revision).await?;
     }
 }
 
-/// Reads every layer again and applies the result, or refuses it with the reason.
-pub async fn reapply(app: &Arc<App>, cause: &str) {
-    // Plugin reloads read the config too: one at a time.
-    let _one_at_a_time = app.reload_lock.lock().await;
-    let store = app.live.store.lock().expect("store lock").clone();
-    let outcome = match app.live.source.load(&store) {
-        Ok(layered) => apply(app, layered).await,
-        Err(e) => Err(e.to_string()),
-    };
-    match outcome {
-        Ok(true) => tracing::info!(%cause, "config change applied"),
-        Ok(false) => app.live.set_error(None),
-        Err(reason) => {
-            tracing::error!(%cause, %reason, "config change refused: the running config stays");
-            app.live.set_error(Some(reason));
-        }
-    }
-}
-
-/// The grants of one plugin that loading checks (its values are read per request).
-fn checked_grants(config: &Config, name: &str) -> serde_json::Value {
-    let mut grants = config.plugin_config(name);
-    grants.config.clear();
-    grants.secrets.clear();
-    serde_json::json!({ "grants": grants, "limits": config.limits_for(name) })
-}
-
-/// Puts `layered` in force; `Ok(false)` when nothing changed.
-async fn apply(app: &Arc<App>, layered: Layered) -> Result<bool, String> {
-    let (config, pending_restart) = app.live.keep_restart_only(layered.config);
-    let running = app.current_config();
-    let as_json = |c: &Config| serde_json::to_value(c).unwrap_or_default();
-    if as_json(&config) == as_json(&running) && pending_restart == app.live.status().pending_restart
-    {
-        return Ok(false);
-    }
-    // A loaded plugin whose grants or limits change is validated again against the new
-    // ones; if any would be refused (it imports what is no longer granted, or asks more
-    // memory than a slot), the whole change is.
-    let config = Arc::new(config);
-    let mut revalidated = Vec::new();
-    let mut problems = Vec::new();
-    for plugin in app.plugins.all() {
-        if checked_grants(&running, &plugin.name) == checked_grants(&config, &plugin.name) {
-            continue;
-        }
-        let loading = {
-            let (app, config, plugin) = (app.clone(), config.clone(), plugin.clone());
-            tokio::task::spawn_blocking(move || {
-                let bytes = std::fs::read(&plugin.source)?;
-                Ok::<_, std::io::Error>(Plugin::load(
-                    &app.runtime,
-                    &config,
-                    &plugin.name,
-                    &plugin.source,
-                    &bytes,
-                ))
-            })
-        };
-        match loading.await.map_err(|e| e.to_string())? {
-            Ok(Ok(reloaded)) => revalidated.push(Arc::new(reloaded)),
-            Ok(Err(e)) => problems.push(format!("plugin {}: {e}", plugin.name)),
-            Err(e) => problems.push(format!("plugin {}: cannot read its file: {e}", plugin.name)),
-        }
-    }
-    if !problems.is_empty() {
-        return Err(format!(
-            "the change would refuse loaded plugins:\n  - {}",
-            problems.join("\n  - ")
-        ));
-    }
-    if !pending_restart.is_empty() {
-        tracing::warn!(keys = ?pending_restart, "config changed in sections that only a restart applies");
-    }
-    app.live
-        .store((*config).clone(), layered.origins, pending_restart);
-    app.breakers.apply(&config);
-    app.router.store(Arc::new(Router::new(&config.route)));
-    for plugin in revalidated {
-        tracing::info!(plugin = %plugin.name, "plugin grants changed: revalidated");
-        app.plugins.install(plugin);
-    }
-    app.sync_registry();
-    // A plugin refused under the old grants may load under the new ones: look again (after
-    // this change, which holds the reload lock).
-    let refused = app.plugins.refused_names();
-    if !refused.is_empty() {
-        for name in &refused {
-            app.plugins.forget_refusal(name);
-        }
-        let app = app.clone();
-        tokio::spawn(async move {
-            if let Err(e) = crate::plugins::reload::reload(&app).await {
-                tracing::error!(error = %e, "cannot read the plugins folder");
-            }
-        });
-    }
-    Ok(true)
-}

@@ -1,18 +1,17 @@
-//! The `crypto` import.
+//! The WIT glue of the `crypto` import: grant first, then the keys.
 
 use std::sync::Arc;
 
-use super::{Crypto, CryptoError, CryptoState};
+use super::{CryptoError, CryptoState, Keys};
 use crate::bindings::micro_api::host::crypto::Host;
 use crate::bindings::{AppError, Error};
+use crate::capability::forbidden;
 
 impl CryptoState {
-    fn crypto(&self) -> Result<Arc<Crypto>, Error> {
-        self.crypto.clone().ok_or_else(|| {
-            Error::Forbidden(format!(
-                "{} is not granted crypto; add `crypto = true` to [plugin.{}]",
-                self.plugin, self.plugin
-            ))
+    fn crypto(&self) -> Result<Arc<Keys>, Error> {
+        self.keys.clone().ok_or_else(|| {
+            let fix = format!("add `crypto = true` to [plugin.{}]", self.plugin);
+            forbidden(&self.plugin, "crypto", &fix)
         })
     }
 }

@@ -10,7 +10,7 @@ use serde_json::{Map, Value};
 use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
 
 use super::error;
-use crate::crypto::Crypto;
+use crate::crypto::Keys;
 
 /// The request header holding the verified claims of a protected route's caller (the SDK's
 /// `Request::claims` reads it).
@@ -68,7 +68,7 @@ pub fn bearer_token(headers: &HeaderMap) -> Result<&str, Unauthorized> {
 /// to its claims.
 pub fn authorize(
     headers: &mut HeaderMap,
-    crypto: &Crypto,
+    crypto: &Keys,
     required: bool,
 ) -> Result<(), Unauthorized> {
     headers.remove(CLAIMS_HEADER);
@@ -104,10 +104,10 @@ fn claims_header(claims: &Map<String, Value>) -> Result<HeaderValue, Unauthorize
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::AuthConfig;
+    use crate::crypto::AuthConfig;
 
-    fn crypto() -> Crypto {
-        Crypto::from_config(&AuthConfig {
+    fn crypto() -> Keys {
+        Keys::from_config(&AuthConfig {
             signing_key: Some("k".repeat(32)),
             ..AuthConfig::default()
         })

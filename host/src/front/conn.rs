@@ -26,7 +26,7 @@ use tokio::sync::Semaphore;
 use tokio::time::Instant;
 use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
 
-use super::metrics::METRICS;
+use super::metrics::FrontMetrics;
 
 /// How a connection is used, shared by its IO, its requests and its watchdog.
 pub(super) struct Activity {
@@ -221,6 +221,7 @@ pub(super) fn ended(
     error: &(dyn std::error::Error + Send + Sync + 'static),
     activity: &Activity,
     peer: SocketAddr,
+    metrics: &FrontMetrics,
 ) {
     let Some(hyper_error) = error.downcast_ref::<hyper::Error>() else {
         tracing::debug!(%peer, error = %error, "connection ended with an error");
@@ -229,15 +230,15 @@ pub(super) fn ended(
     if hyper_error.is_timeout() {
         if activity.was_receiving() {
             activity.answer_timeout_on_close();
-            if let Some(total) = METRICS.header_timeouts.hit() {
+            if let Some(total) = metrics.header_timeouts.hit() {
                 tracing::warn!(%peer, total, "408: request head not received within header_read_timeout_ms");
             }
         } else {
-            METRICS.idle_closed.hit();
+            metrics.idle_closed.inc();
             tracing::debug!(%peer, "idle connection closed by the header timer");
         }
     } else if hyper_error.is_parse_too_large() {
-        if let Some(total) = METRICS.headers_too_large.hit() {
+        if let Some(total) = metrics.headers_too_large.hit() {
             tracing::warn!(%peer, total, "431: request head over max_header_bytes or max_headers");
         }
     } else {
@@ -251,9 +252,9 @@ const REFUSALS_AT_ONCE: usize = 64;
 const REFUSAL_TIME: Duration = Duration::from_secs(1);
 
 /// Refusals of connections over the cap.
-pub(super) struct Refusals(Arc<Semaphore>);
+pub(super) struct Overflow(Arc<Semaphore>);
 
-impl Refusals {
+impl Overflow {
     pub(super) fn new() -> Self {
         Self(Arc::new(Semaphore::new(REFUSALS_AT_ONCE)))
     }
@@ -261,8 +262,14 @@ impl Refusals {
     /// Answers a connection over the cap 503 and closes it. What the client sent is read
     /// (briefly) and dropped, so the close does not reset the connection before the client
     /// has read the answer.
-    pub(super) fn refuse(&self, mut stream: TcpStream, peer: SocketAddr, cap: usize) {
-        if let Some(total) = METRICS.connections_refused.hit() {
+    pub(super) fn refuse(
+        &self,
+        mut stream: TcpStream,
+        peer: SocketAddr,
+        cap: usize,
+        metrics: &FrontMetrics,
+    ) {
+        if let Some(total) = metrics.connections_refused.hit() {
             tracing::warn!(%peer, total, max_connections = cap, "503: connection over max_connections");
         }
         let Ok(permit) = self.0.clone().try_acquire_owned() else {

@@ -20,10 +20,71 @@
 use std::collections::{HashMap, VecDeque};
 use std::hash::Hash;
 use std::net::IpAddr;
-use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use crate::config::LoginLimitConfig;
+use parking_lot::Mutex;
+use serde::{Deserialize, Serialize};
+
+/// `[login_limit]`: brute-force protection of the login route, counted by the host from
+/// the route's answers (401 is a failure), so it holds across plugin reloads.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LoginLimitConfig {
+    /// The login route's path; empty turns the limit off.
+    pub path: String,
+    /// The form field holding the user name.
+    pub user_field: String,
+    /// Failed logins of one user name within the window; more: 429.
+    pub max_failures: u32,
+    /// Failed logins from one client address (an IPv6 /64) within the window; more: 429.
+    pub max_failures_per_address: u32,
+    pub window_secs: u64,
+    /// User names and addresses tracked at once; past it, the oldest are forgotten.
+    pub max_entries: usize,
+}
+
+impl Default for LoginLimitConfig {
+    fn default() -> Self {
+        Self {
+            path: "/user/login".into(),
+            user_field: "userName".into(),
+            max_failures: 5,
+            max_failures_per_address: 20,
+            window_secs: 300,
+            max_entries: 100_000,
+        }
+    }
+}
+
+impl LoginLimitConfig {
+    /// Every problem of the section, each with its fix (none when it is off).
+    pub fn problems(&self) -> Vec<String> {
+        let mut problems = Vec::new();
+        if self.path.is_empty() {
+            return problems;
+        }
+        if !self.path.starts_with('/') {
+            problems.push("[login_limit] path starts with / (or is empty: off)".into());
+        }
+        if self.user_field.is_empty() {
+            problems.push("[login_limit] user_field must name the form field".into());
+        }
+        if self.max_failures == 0 || self.max_failures_per_address == 0 {
+            problems.push(
+                "[login_limit] max_failures and max_failures_per_address must be at least 1"
+                    .into(),
+            );
+        }
+        if self.window_secs == 0 {
+            problems.push("[login_limit] window_secs must be at least 1".into());
+        }
+        if self.max_entries == 0 {
+            problems.push("[login_limit] max_entries must be at least 1".into());
+        }
+        problems
+    }
+}
+
 
 /// How the login route answered an attempt.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -133,8 +194,8 @@ impl LoginLimiter {
     }
 
     fn begin_at(&self, subject: Subject, now: Instant) -> Result<Attempt<'_>, Throttled> {
-        let mut users = self.users.lock().expect("login limit lock");
-        let mut addresses = self.addresses.lock().expect("login limit lock");
+        let mut users = self.users.lock();
+        let mut addresses = self.addresses.lock();
         let wait = [
             subject
                 .user
@@ -168,7 +229,7 @@ impl LoginLimiter {
     /// would wipe the count.
     fn end(&self, subject: &Subject, outcome: Outcome, now: Instant) {
         if let Some(user) = &subject.user {
-            let mut users = self.users.lock().expect("login limit lock");
+            let mut users = self.users.lock();
             users.release(user);
             match outcome {
                 Outcome::Failed => users.fail(user, now, self.window),
@@ -179,18 +240,17 @@ impl LoginLimiter {
         if outcome == Outcome::Failed
             && let Some(address) = &subject.address
         {
-            let mut addresses = self.addresses.lock().expect("login limit lock");
+            let mut addresses = self.addresses.lock();
             addresses.fail(address, now, self.window);
         }
     }
 
     /// User names and addresses tracked now.
     pub fn tracked(&self) -> (usize, usize) {
-        let users = self.users.lock().expect("login limit lock").entries.len();
+        let users = self.users.lock().entries.len();
         let addresses = self
             .addresses
             .lock()
-            .expect("login limit lock")
             .entries
             .len();
         (users, addresses)
@@ -218,7 +278,7 @@ impl Drop for Attempt<'_> {
         if !self.done
             && let Some(user) = &self.subject.user
         {
-            let mut users = self.limiter.users.lock().expect("login limit lock");
+            let mut users = self.limiter.users.lock();
             users.release(user);
         }
     }
@@ -515,7 +575,7 @@ mod tests {
         let (users, addresses) = l.tracked();
         assert!(users <= 64 && addresses <= 64, "{users} {addresses}");
         // The most recent names are the ones kept.
-        assert!(l.users.lock().unwrap().entries.contains_key("user9999"));
+        assert!(l.users.lock().entries.contains_key("user9999"));
     }
 
     #[test]

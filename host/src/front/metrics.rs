@@ -1,84 +1,151 @@
-//! Counters of what the front doors refused and why, for `GET /admin/front`: a flood of
-//! slow or oversized clients, failed logins or bad tokens shows here as well as in the log.
-//!
-//! Process-wide, like any metrics registry: every listener served by [`super::serve`]
-//! counts into the same counters. Refusals are logged at most once a second per kind
-//! ([`Counter::hit`] says when), so an attack cannot flood the log.
+//! What the front doors count: each refusal and why (for `GET /admin/front` and
+//! `/metrics`, read from the same series), connections, and requests by route and status.
+//! One set shared by every listener of a host; refusals are logged at most once a second
+//! per kind ([`Refusals::hit`] says when), so an attack cannot flood the log.
 
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
-/// A monotonic count, and the second it was last logged.
-pub struct Counter {
-    count: AtomicU64,
-    logged_at: AtomicU64,
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
+
+use crate::telemetry::metrics::{Histograms, Refusals, histograms};
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RequestLabels {
+    /// The route's pattern, or `unrouted`.
+    route: String,
+    status: u16,
 }
 
-impl Counter {
-    const fn new() -> Self {
-        Self {
-            count: AtomicU64::new(0),
-            logged_at: AtomicU64::new(0),
-        }
-    }
-
-    /// Counts one event; `Some(total)` when it should be logged (the first of its second).
-    pub fn hit(&self) -> Option<u64> {
-        let total = self.count.fetch_add(1, Relaxed) + 1;
-        let now = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs());
-        let previous = self.logged_at.swap(now, Relaxed);
-        (previous != now).then_some(total)
-    }
-
-    pub fn get(&self) -> u64 {
-        self.count.load(Relaxed)
-    }
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RouteLabel {
+    route: String,
 }
 
 pub struct FrontMetrics {
-    /// Connections open now (a gauge).
-    pub connections_open: AtomicU64,
+    /// Connections open now.
+    pub connections_open: Gauge,
     pub connections_accepted: Counter,
     /// 503: over `[front] max_connections`.
-    pub connections_refused: Counter,
+    pub connections_refused: Refusals,
     /// 408: the request head did not arrive within `header_read_timeout_ms`.
-    pub header_timeouts: Counter,
+    pub header_timeouts: Refusals,
     /// 431: a request head over `max_header_bytes` or `max_headers`.
-    pub headers_too_large: Counter,
+    pub headers_too_large: Refusals,
     /// Connections closed after `idle_timeout_ms` without a request.
     pub idle_closed: Counter,
     /// 408: the request body did not arrive within `request_timeout_ms`.
-    pub body_timeouts: Counter,
+    pub body_timeouts: Refusals,
     /// 504: the response was not ready within `request_timeout_ms`.
-    pub response_timeouts: Counter,
+    pub response_timeouts: Refusals,
     /// 401 on a protected route.
-    pub unauthorized: Counter,
+    pub unauthorized: Refusals,
     /// 429 on the login route.
-    pub logins_throttled: Counter,
+    pub logins_throttled: Refusals,
     /// 401 on the admin listener.
-    pub admin_unauthorized: Counter,
+    pub admin_unauthorized: Refusals,
+    requests: Family<RequestLabels, Counter>,
+    durations: Histograms<RouteLabel>,
 }
 
-pub static METRICS: FrontMetrics = FrontMetrics {
-    connections_open: AtomicU64::new(0),
-    connections_accepted: Counter::new(),
-    connections_refused: Counter::new(),
-    header_timeouts: Counter::new(),
-    headers_too_large: Counter::new(),
-    idle_closed: Counter::new(),
-    body_timeouts: Counter::new(),
-    response_timeouts: Counter::new(),
-    unauthorized: Counter::new(),
-    logins_throttled: Counter::new(),
-    admin_unauthorized: Counter::new(),
-};
-
 impl FrontMetrics {
+    pub fn register(registry: &mut Registry) -> Self {
+        let mut refusals = |name: &str, help: &str| Refusals::register(registry, name, help);
+        let connections_refused = refusals(
+            "front_connections_refused",
+            "Connections over [front] max_connections, answered 503",
+        );
+        let header_timeouts = refusals(
+            "front_header_timeouts",
+            "Request heads not received within header_read_timeout_ms (408)",
+        );
+        let headers_too_large = refusals(
+            "front_headers_too_large",
+            "Request heads over max_header_bytes or max_headers (431)",
+        );
+        let body_timeouts = refusals(
+            "front_body_timeouts",
+            "Request bodies not received within request_timeout_ms (408)",
+        );
+        let response_timeouts = refusals(
+            "front_response_timeouts",
+            "Responses not ready within request_timeout_ms (504)",
+        );
+        let unauthorized = refusals(
+            "front_unauthorized",
+            "Requests to protected routes without a valid token (401)",
+        );
+        let logins_throttled = refusals(
+            "front_logins_throttled",
+            "Logins refused for too many failures (429)",
+        );
+        let admin_unauthorized = refusals(
+            "admin_unauthorized",
+            "Admin requests without the admin token (401)",
+        );
+        let m = Self {
+            connections_open: Gauge::default(),
+            connections_accepted: Counter::default(),
+            idle_closed: Counter::default(),
+            connections_refused,
+            header_timeouts,
+            headers_too_large,
+            body_timeouts,
+            response_timeouts,
+            unauthorized,
+            logins_throttled,
+            admin_unauthorized,
+            requests: Family::default(),
+            durations: histograms(),
+        };
+        registry.register(
+            "front_connections_open",
+            "Connections open now",
+            m.connections_open.clone(),
+        );
+        registry.register(
+            "front_connections_accepted",
+            "Connections accepted",
+            m.connections_accepted.clone(),
+        );
+        registry.register(
+            "front_idle_closed",
+            "Connections closed after idle_timeout_ms without a request",
+            m.idle_closed.clone(),
+        );
+        registry.register(
+            "http_requests",
+            "HTTP requests answered, by route and status",
+            m.requests.clone(),
+        );
+        registry.register(
+            "http_request_duration_seconds",
+            "Time to the response head, by route",
+            m.durations.clone(),
+        );
+        m
+    }
+
+    /// One request answered.
+    pub fn request(&self, route: &str, status: u16, elapsed: Duration) {
+        let route = route.to_string();
+        self.durations
+            .get_or_create(&RouteLabel {
+                route: route.clone(),
+            })
+            .observe(elapsed.as_secs_f64());
+        self.requests
+            .get_or_create(&RequestLabels { route, status })
+            .inc();
+    }
+
+    /// `GET /admin/front`.
     pub fn snapshot(&self) -> serde_json::Value {
         serde_json::json!({
-            "connections_open": self.connections_open.load(Relaxed),
+            "connections_open": self.connections_open.get(),
             "connections_accepted": self.connections_accepted.get(),
             "connections_refused": self.connections_refused.get(),
             "header_timeouts": self.header_timeouts.get(),
@@ -90,19 +157,5 @@ impl FrontMetrics {
             "logins_throttled": self.logins_throttled.get(),
             "admin_unauthorized": self.admin_unauthorized.get(),
         })
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn counts_every_hit_and_logs_one_a_second() {
-        let c = Counter::new();
-        assert_eq!(c.hit(), Some(1));
-        let logged = (0..1000).filter_map(|_| c.hit()).count();
-        assert!(logged <= 1, "{logged} log lines within a second or two");
-        assert_eq!(c.get(), 1001);
     }
 }

@@ -2,8 +2,59 @@
 //! Patterns are literal segments, `{name}` for one segment, and `{*rest}` for the rest.
 
 use http::Method;
+use serde::{Deserialize, Serialize};
 
-use crate::config::{RouteAuth, RouteConfig};
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RouteConfig {
+    /// A path such as `/user/login` or `/hello/{name}`; `/{*rest}` matches the remainder.
+    pub path: String,
+    /// Allowed methods; empty: any.
+    #[serde(default)]
+    pub methods: Vec<String>,
+    pub plugin: String,
+    /// `"required"`: the host verifies a bearer token before the plugin runs.
+    #[serde(default)]
+    pub auth: RouteAuth,
+}
+
+/// What a route asks of its callers.
+#[derive(Debug, Clone, Copy, Default, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum RouteAuth {
+    /// Anyone may call it (the plugin may still check credentials itself).
+    #[default]
+    None,
+    /// A valid access token (`Authorization: Bearer`), else 401; the plugin gets its claims.
+    Required,
+}
+
+/// Every problem of the `[[route]]` table, each with its fix.
+pub fn problems(routes: &[RouteConfig]) -> Vec<String> {
+    let mut problems = Vec::new();
+    let mut seen = std::collections::HashSet::new();
+    for (i, r) in routes.iter().enumerate() {
+        let at = format!("[[route]] #{} ({})", i + 1, r.path);
+        if let Err(e) = PathPattern::parse(&r.path) {
+            problems.push(format!("{at}: {e}"));
+        }
+        for m in &r.methods {
+            if Method::from_bytes(m.as_bytes()).is_err() {
+                problems.push(format!("{at}: {m:?} is not an HTTP method"));
+            }
+        }
+        if r.plugin.is_empty() {
+            problems.push(format!("{at}: plugin = \"<name>\" is missing"));
+        }
+        if !seen.insert(&r.path) {
+            problems.push(format!(
+                "{at}: the path is routed twice; merge the two [[route]] entries"
+            ));
+        }
+    }
+    problems
+}
+
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Segment {
@@ -85,6 +136,13 @@ pub struct Route {
     pub auth: RouteAuth,
 }
 
+impl Route {
+    /// The methods it accepts (empty: any).
+    pub fn methods(&self) -> Vec<&str> {
+        self.methods.iter().map(Method::as_str).collect()
+    }
+}
+
 /// What the router decided for a request.
 #[derive(Debug)]
 pub enum Routed<'a> {
@@ -119,6 +177,11 @@ impl Router {
             })
             .collect();
         Self { routes }
+    }
+
+    /// The routes that `plugin` serves.
+    pub fn of_plugin<'a>(&'a self, plugin: &'a str) -> impl Iterator<Item = &'a Route> {
+        self.routes.iter().filter(move |r| r.plugin == plugin)
     }
 
     pub fn route(&self, method: &Method, path: &str) -> Routed<'_> {

@@ -21,9 +21,8 @@ use std::time::{Duration, SystemTime};
 
 use serde::Serialize;
 
-use super::{LoadError, Plugin, plugin_name, version_of};
-use crate::app::App;
-use crate::telemetry::metrics::METRICS;
+use super::Lifecycle;
+use crate::runtime::{LoadError, plugin_name, version_of};
 
 /// A file written this recently that does not parse is taken for a copy in progress.
 const IN_PROGRESS_WINDOW: Duration = Duration::from_secs(2);
@@ -99,142 +98,90 @@ fn recently_written(path: &Path) -> bool {
         .is_some_and(|age| age < IN_PROGRESS_WINDOW)
 }
 
-/// Brings the plugin table in line with the plugins folder.
-pub async fn reload(app: &Arc<App>) -> std::io::Result<ReloadReport> {
-    let _one_at_a_time = app.reload_lock.lock().await;
-    let config = app.current_config();
-    let dir = &config.plugins.dir;
-    std::fs::create_dir_all(dir)?;
-    let settle = Duration::from_millis(config.plugins.settle_ms);
-    let mut report = ReloadReport::default();
-    let files = candidates(dir)?;
-    let present: HashSet<&str> = files.iter().map(|(name, _)| name.as_str()).collect();
+impl Lifecycle {
+    /// Brings the plugin table in line with the plugins folder.
+    pub async fn reload(&self) -> std::io::Result<ReloadReport> {
+        let _one_at_a_time = self.lock.lock().await;
+        let settings = self.settings();
+        let dir = &settings.plugins.dir;
+        std::fs::create_dir_all(dir)?;
+        let settle = Duration::from_millis(settings.plugins.settle_ms);
+        let mut report = ReloadReport::default();
+        let files = candidates(dir)?;
+        let present: HashSet<&str> = files.iter().map(|(name, _)| name.as_str()).collect();
 
-    for (name, path) in &files {
-        let bytes = match read_settled(path, settle).await {
-            Read::Stable(bytes) => bytes,
-            Read::Unsettled => {
-                report.pending.push(name.clone());
+        for (name, path) in &files {
+            let bytes = match read_settled(path, settle).await {
+                Read::Stable(bytes) => bytes,
+                Read::Unsettled => {
+                    report.pending.push(name.clone());
+                    continue;
+                }
+            };
+            let version = version_of(&bytes);
+            if self.table.get(name).is_some_and(|p| *p.version == *version) {
+                report.unchanged.push(name.clone());
                 continue;
             }
-        };
-        let version = version_of(&bytes);
-        if app.plugins.get(name).is_some_and(|p| p.version == version) {
-            report.unchanged.push(name.clone());
-            continue;
-        }
-        if app.plugins.refused_version(name).as_deref() == Some(version.as_str()) {
-            report.refused.push(name.clone());
-            continue;
-        }
-        let started = std::time::Instant::now();
-        let loading = {
-            let app = app.clone();
-            let (name, path) = (name.clone(), path.clone());
-            let config = config.clone();
-            tokio::task::spawn_blocking(move || {
-                Plugin::load(&app.runtime, &config, &name, &path, &bytes)
-            })
-        };
-        match loading.await.expect("plugin loading task") {
-            Ok(plugin) => {
-                let plugin = Arc::new(plugin);
-                let replaced = app.plugins.install(plugin.clone());
-                if let Some(old) = &replaced
-                    && config.plugins.probation_requests > 0
-                {
-                    plugin.start_probation(config.plugins.probation_requests);
-                    tracing::info!(
-                        plugin = %name, version = %plugin.version, previous = %old.version,
-                        elapsed_ms = started.elapsed().as_millis() as u64,
-                        "plugin updated"
-                    );
-                } else {
-                    tracing::info!(
-                        plugin = %name, version = %plugin.version, world = ?plugin.world,
-                        elapsed_ms = started.elapsed().as_millis() as u64,
-                        "plugin loaded"
-                    );
-                }
-                report.loaded.push(name.clone());
-                METRICS.reload("succeeded");
-            }
-            Err(LoadError::Compile(_)) if recently_written(path) => {
-                // Most likely a `cp` still writing: look again once it settles.
-                report.pending.push(name.clone());
-            }
-            Err(e) => {
-                let serving = app.plugins.get(name).map(|p| p.version.clone());
-                tracing::error!(
-                    plugin = %name, path = %path.display(), version = %version,
-                    still_serving = ?serving, reason = %e,
-                    "plugin refused"
-                );
-                app.plugins.refuse(name, &version, e.to_string());
+            if self.table.refused_version(name).as_deref() == Some(version.as_str()) {
                 report.refused.push(name.clone());
-                METRICS.reload("refused");
+                continue;
             }
-        }
-    }
-
-    for plugin in app.plugins.all() {
-        if !present.contains(plugin.name.as_str()) {
-            app.plugins.remove(&plugin.name);
-            tracing::info!(plugin = %plugin.name, version = %plugin.version, "plugin unloaded: its file is gone");
-            report.unloaded.push(plugin.name.clone());
-        }
-    }
-    for name in app.plugins.refused_names() {
-        if !present.contains(name.as_str()) {
-            app.plugins.forget_refusal(&name);
-        }
-    }
-    app.sync_registry();
-    Ok(report)
-}
-
-/// Reloads whenever the plugins folder changes or SIGHUP arrives, until the host stops.
-pub fn watch(app: Arc<App>) -> anyhow::Result<()> {
-    use notify::Watcher;
-    let (changed, mut changes) = tokio::sync::mpsc::channel::<()>(1);
-    let on_change = changed.clone();
-    let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
-        if event.is_ok() {
-            // A full channel already means "reload soon".
-            let _ = on_change.try_send(());
-        }
-    })?;
-    if app.config.plugins.watch {
-        watcher.watch(&app.config.plugins.dir, notify::RecursiveMode::NonRecursive)?;
-    }
-    let mut hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())?;
-    tokio::spawn(async move {
-        while let Some(()) = hangup.recv().await {
-            tracing::info!("SIGHUP: reloading plugins");
-            let _ = changed.try_send(());
-        }
-    });
-    tokio::spawn(async move {
-        // The watcher lives as long as this task.
-        let _watcher = watcher;
-        let debounce = Duration::from_millis(app.config.plugins.settle_ms.max(20));
-        while changes.recv().await.is_some() {
-            // Let a burst of events (a copy, an editor's save) end before looking.
-            tokio::time::sleep(debounce).await;
-            while changes.try_recv().is_ok() {}
-            loop {
-                match reload(&app).await {
-                    Ok(report) if !report.pending.is_empty() => {
-                        tokio::time::sleep(debounce * 2).await;
+            let started = std::time::Instant::now();
+            match self.load(name, path, bytes).await {
+                Ok(plugin) => {
+                    let plugin = Arc::new(plugin);
+                    let replaced = self.table.install(plugin.clone());
+                    let elapsed_ms = started.elapsed().as_millis() as u64;
+                    let probation = settings.plugins.probation_requests;
+                    if let Some(old) = &replaced
+                        && probation > 0
+                    {
+                        plugin.probation.start(probation);
+                        tracing::info!(
+                            plugin = %name, version = %plugin.version, previous = %old.version,
+                            elapsed_ms, "plugin updated"
+                        );
+                    } else {
+                        tracing::info!(
+                            plugin = %name, version = %plugin.version, world = ?plugin.world,
+                            elapsed_ms, "plugin loaded"
+                        );
                     }
-                    Ok(_) => break,
-                    Err(e) => {
-                        tracing::error!(error = %e, "cannot read the plugins folder");
-                        break;
-                    }
+                    report.loaded.push(name.clone());
+                    self.count("succeeded");
+                }
+                Err(LoadError::Compile(_)) if recently_written(path) => {
+                    // Most likely a `cp` still writing: look again once it settles.
+                    report.pending.push(name.clone());
+                }
+                Err(e) => {
+                    let serving = self.table.get(name).map(|p| p.version.clone());
+                    tracing::error!(
+                        plugin = %name, path = %path.display(), version = %version,
+                        still_serving = ?serving, reason = %e,
+                        "plugin refused"
+                    );
+                    self.table.refuse(name, &version, e.to_string());
+                    report.refused.push(name.clone());
+                    self.count("refused");
                 }
             }
         }
-    });
-    Ok(())
+
+        for plugin in self.table.all() {
+            if !present.contains(&*plugin.name) {
+                self.table.remove(&plugin.name);
+                tracing::info!(plugin = %plugin.name, version = %plugin.version, "plugin unloaded: its file is gone");
+                report.unloaded.push(plugin.name.to_string());
+            }
+        }
+        for name in self.table.refused_names() {
+            if !present.contains(name.as_str()) {
+                self.table.forget_refusal(&name);
+            }
+        }
+        self.changed();
+        Ok(report)
+    }
 }

@@ -7,12 +7,13 @@
 //! snapshot.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::SystemTime;
 
 use arc_swap::ArcSwap;
+use parking_lot::{Mutex, MutexGuard};
 
-use super::Plugin;
+use crate::runtime::Plugin;
 
 /// Why a file was refused, for the admin API.
 #[derive(Debug, Clone, serde::Serialize)]
@@ -69,8 +70,8 @@ impl PluginTable {
         all
     }
 
-    fn history(&self) -> std::sync::MutexGuard<'_, History> {
-        self.history.lock().expect("plugin history lock")
+    fn history(&self) -> MutexGuard<'_, History> {
+        self.history.lock()
     }
 
     fn publish(&self, change: impl FnOnce(&mut HashMap<String, Arc<Plugin>>)) {
@@ -82,7 +83,7 @@ impl PluginTable {
     /// Serves `plugin` from now on; the version it replaces becomes its previous one.
     pub fn install(&self, plugin: Arc<Plugin>) -> Option<Arc<Plugin>> {
         let mut history = self.history();
-        let name = plugin.name.clone();
+        let name = plugin.name.to_string();
         let mut replaced = None;
         self.publish(|map| replaced = map.insert(name.clone(), plugin));
         history.refused.remove(&name);
@@ -113,15 +114,15 @@ impl PluginTable {
             .remove(name)
             .ok_or_else(|| RollbackError::NoPrevious(name.into()))?;
         // The restored version is trusted: it already served.
-        previous.end_probation();
+        previous.probation.end();
         self.publish(|map| {
             map.insert(name.to_string(), previous.clone());
         });
         history.rollbacks.insert(
             name.to_string(),
             Rollback {
-                from: current.version.clone(),
-                to: previous.version.clone(),
+                from: current.version.to_string(),
+                to: previous.version.to_string(),
                 reason: reason.to_string(),
                 at: unix_now(),
             },

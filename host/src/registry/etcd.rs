@@ -12,19 +12,21 @@
 //!   next revision. Lookups read that view only, and an outage leaves it as it was.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
+
+use parking_lot::RwLock;
 use std::time::Duration;
 
 use etcd_client::{Client, ConnectOptions, EventType, GetOptions, PutOptions, WatchOptions};
 use tokio::sync::watch;
 
-use super::{Endpoint, Registry};
-use crate::config::RegistryConfig;
+use super::{Backend, Endpoint};
+use super::RegistryConfig;
 
 const BACKOFF_MIN: Duration = Duration::from_millis(100);
 const BACKOFF_MAX: Duration = Duration::from_secs(5);
 
-pub struct EtcdRegistry {
+pub struct Etcd {
     node: String,
     /// `(service, node) -> address`, as last seen in etcd.
     view: RwLock<BTreeMap<(String, String), String>>,
@@ -50,7 +52,7 @@ async fn back_off(delay: &mut Duration) {
     *delay = (*delay * 2).min(BACKOFF_MAX);
 }
 
-impl EtcdRegistry {
+impl Etcd {
     /// Starts the publisher and the watcher for `node`, reachable at `address`.
     pub fn start(config: &RegistryConfig, node: &str, address: &str) -> Arc<Self> {
         let (desired, _) = watch::channel(BTreeSet::new());
@@ -121,7 +123,7 @@ impl EtcdRegistry {
         let mut client = Client::connect(endpoints, Some(options.clone())).await?;
         let lease = client.lease_grant(ttl, None).await?.id();
         let (mut keeper, mut acks) = client.lease_keep_alive(lease).await?;
-        *self.lease.write().expect("lease lock") = Some((client.clone(), lease));
+        *self.lease.write() = Some((client.clone(), lease));
         let mut desired = self.desired.subscribe();
         let mut published = BTreeSet::new();
         let mut stop = self.stop.subscribe();
@@ -196,7 +198,7 @@ impl EtcdRegistry {
                 view.insert(entry.0, entry.1);
             }
         }
-        *self.view.write().expect("view lock") = view;
+        *self.view.write() = view;
         let mut stream = client
             .watch(
                 prefix,
@@ -220,7 +222,7 @@ impl EtcdRegistry {
             if response.canceled() {
                 return Err(etcd_client::Error::WatchError("watch canceled".into()));
             }
-            let mut view = self.view.write().expect("view lock");
+            let mut view = self.view.write();
             for event in response.events() {
                 let Some(kv) = event.kv() else { continue };
                 match event.event_type() {
@@ -249,14 +251,14 @@ fn parse(prefix: &str, key: &[u8], value: &[u8]) -> Option<((String, String), St
 }
 
 #[async_trait::async_trait]
-impl Registry for EtcdRegistry {
+impl Backend for Etcd {
     fn publish(&self, services: Vec<String>) {
         self.desired.send_replace(services.into_iter().collect());
     }
 
     async fn withdraw(&self) {
         let _ = self.stop.send(true);
-        let lease = self.lease.write().expect("lease lock").take();
+        let lease = self.lease.write().take();
         if let Some((mut client, lease)) = lease {
             match client.lease_revoke(lease).await {
                 Ok(_) => tracing::info!(node = %self.node, "deregistered from etcd"),
@@ -268,7 +270,7 @@ impl Registry for EtcdRegistry {
     }
 
     fn endpoints(&self, service: &str) -> Vec<Endpoint> {
-        let view = self.view.read().expect("view lock");
+        let view = self.view.read();
         let mut found: Vec<Endpoint> = view
             .range((service.to_string(), String::new())..)
             .take_while(|((s, _), _)| s == service)
@@ -284,7 +286,7 @@ impl Registry for EtcdRegistry {
     }
 
     fn services(&self) -> Vec<String> {
-        let view = self.view.read().expect("view lock");
+        let view = self.view.read();
         let names: BTreeSet<_> = view.keys().map(|(service, _)| service.clone()).collect();
         names.into_iter().collect()
     }

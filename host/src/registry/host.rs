@@ -1,4 +1,4 @@
-//! The `registry` import.
+//! The WIT glue of the `registry` import.
 
 use super::RegistryState;
 use crate::bindings::micro_api::host::registry::{Endpoint, Host};
@@ -6,7 +6,7 @@ use crate::bindings::micro_api::host::registry::{Endpoint, Host};
 impl Host for &mut RegistryState {
     #[tracing::instrument(name = "registry.endpoints", skip_all, fields(otel.kind = "internal", rpc.service = %service))]
     async fn endpoints(&mut self, service: String) -> Vec<Endpoint> {
-        self.registry
+        self.backend
             .endpoints(&service)
             .into_iter()
             .map(|e| Endpoint {

@@ -1,16 +1,16 @@
 //! The embedded, single-node registry.
 
 use std::collections::BTreeSet;
-use std::sync::RwLock;
+use parking_lot::RwLock;
 
-use super::{Endpoint, Registry};
+use super::{Backend, Endpoint};
 
-pub struct MemoryRegistry {
+pub struct Memory {
     node: String,
     services: RwLock<BTreeSet<String>>,
 }
 
-impl MemoryRegistry {
+impl Memory {
     pub fn new(node: &str) -> Self {
         Self {
             node: node.to_string(),
@@ -20,17 +20,17 @@ impl MemoryRegistry {
 }
 
 #[async_trait::async_trait]
-impl Registry for MemoryRegistry {
+impl Backend for Memory {
     fn publish(&self, services: Vec<String>) {
-        *self.services.write().expect("registry lock") = services.into_iter().collect();
+        *self.services.write() = services.into_iter().collect();
     }
 
     async fn withdraw(&self) {
-        self.services.write().expect("registry lock").clear();
+        self.services.write().clear();
     }
 
     fn endpoints(&self, service: &str) -> Vec<Endpoint> {
-        let services = self.services.read().expect("registry lock");
+        let services = self.services.read();
         services
             .get(service)
             .map(|service| Endpoint {
@@ -44,7 +44,7 @@ impl Registry for MemoryRegistry {
     }
 
     fn services(&self) -> Vec<String> {
-        let services = self.services.read().expect("registry lock");
+        let services = self.services.read();
         services.iter().cloned().collect()
     }
 }
@@ -55,7 +55,7 @@ mod tests {
 
     #[tokio::test]
     async fn publish_replaces_and_withdraw_clears() {
-        let r = MemoryRegistry::new("n1");
+        let r = Memory::new("n1");
         r.publish(vec!["user".into(), "auth".into()]);
         assert_eq!(r.endpoints("user")[0].node, "n1");
         assert!(r.endpoints("user")[0].local);

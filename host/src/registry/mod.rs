@@ -1,17 +1,22 @@
-//! Service discovery. Each node publishes the services it serves; callers look endpoints
-//! up by name. The in-memory backend serves one node; the etcd backend many. Both are a
-//! [`Registry`].
+//! Service discovery as a capability. Each node publishes the services it serves; callers
+//! look endpoints up by name. The in-memory backend serves one node, the etcd backend many;
+//! both are a [`Backend`]. Plugins read it through the `registry` import (always granted);
+//! the host publishes into it and rpc routes by it.
 
+mod config;
 mod etcd;
 mod host;
 mod memory;
 
 use std::sync::Arc;
 
-pub use etcd::EtcdRegistry;
-pub use memory::MemoryRegistry;
+use wasmtime::component::{HasData, Linker};
 
-use crate::app::App;
+pub use config::{RegistryBackend, RegistryConfig};
+pub use etcd::Etcd;
+pub use memory::Memory;
+
+use crate::capability::{Capability, InitError, Invocation, PluginSpec, Shared, StateOf};
 
 /// Where a service is served.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -30,7 +35,7 @@ pub struct Endpoint {
 /// background, so a call never waits on the network to find its callee, and an outage of
 /// the registry leaves the last known view in place.
 #[async_trait::async_trait]
-pub trait Registry: Send + Sync {
+pub trait Backend: Send + Sync {
     /// Makes `services` the whole set this node serves, replacing the previous set. Applied
     /// in the background by remote backends, which keep retrying until it holds.
     fn publish(&self, services: Vec<String>);
@@ -42,15 +47,67 @@ pub trait Registry: Send + Sync {
     fn services(&self) -> Vec<String>;
 }
 
-/// Per-instance state of the `registry` import: read-only access to the registry.
-pub struct RegistryState {
-    registry: Arc<dyn Registry>,
+/// The capability: the backend `[registry]` names.
+pub struct Registry {
+    backend: Arc<dyn Backend>,
 }
 
-impl RegistryState {
-    pub fn prepare(app: &App) -> Self {
-        Self {
-            registry: app.registry.clone(),
+impl Registry {
+    /// The backend, for the host to publish into and for rpc to route by.
+    pub fn backend(&self) -> Arc<dyn Backend> {
+        self.backend.clone()
+    }
+}
+
+/// Per-instance state of the `registry` import: read-only access to the registry.
+pub struct RegistryState {
+    backend: Arc<dyn Backend>,
+}
+
+/// The `HasData` view of the `registry` import onto [`RegistryState`].
+pub struct RegistryData;
+
+impl HasData for RegistryData {
+    type Data<'a> = &'a mut RegistryState;
+}
+
+impl Capability for Registry {
+    const NAME: &'static str = "registry";
+    const GRANT_KEYS: &'static [&'static str] = &[];
+    type Config = RegistryConfig;
+    type Grant = ();
+    type State = RegistryState;
+
+    fn problems(config: &RegistryConfig) -> Vec<String> {
+        config.problems()
+    }
+
+    async fn init(config: &RegistryConfig, shared: &mut Shared<'_>) -> Result<Self, InitError> {
+        let backend: Arc<dyn Backend> = match config.backend {
+            RegistryBackend::Memory => Arc::new(Memory::new(shared.node_id)),
+            RegistryBackend::Etcd => Etcd::start(
+                config,
+                shared.node_id,
+                shared.rpc_address.unwrap_or_default(),
+            ),
+        };
+        Ok(Self { backend })
+    }
+
+    fn link<T: StateOf<RegistryState>>(linker: &mut Linker<T>) -> wasmtime::Result<()> {
+        crate::bindings::micro_api::host::registry::add_to_linker::<T, RegistryData>(
+            linker,
+            <T as StateOf<RegistryState>>::state,
+        )
+    }
+
+    fn configure(_: &RegistryConfig, _: &PluginSpec<'_>) -> Result<(), Vec<String>> {
+        Ok(())
+    }
+
+    fn prepare(&self, _grant: &(), _invocation: &Invocation<'_>) -> RegistryState {
+        RegistryState {
+            backend: self.backend.clone(),
         }
     }
 }

@@ -1,7 +1,6 @@
-//! The `rpc` import.
+//! The WIT glue of the `rpc` import.
 
-use super::RpcState;
-use crate::bindings::Error;
+use super::{Error, RpcState};
 use crate::bindings::micro_api::host::rpc::Host;
 
 impl Host for &mut RpcState {
@@ -15,6 +14,6 @@ impl Host for &mut RpcState {
         if let Err(e) = &result {
             tracing::debug!(%service, %method, error = %e, "rpc failed");
         }
-        result.map_err(Error::from)
+        result
     }
 }

@@ -1,168 +1,159 @@
-//! Location-transparent calls `service.method(payload)`, each through the circuit breaker
-//! of its command.
+//! Location-transparent calls `service.method(payload)` as a capability, each through the
+//! circuit breaker of its command.
 //!
-//! A call checks the caller's grant, resolves the service through the registry, and runs
-//! the callee in its own store. The deadline travels: the callee gets what
-//! is left of the caller's budget (capped by the breaker's timeout), never a fresh one, and
-//! a depth limit makes call cycles (A -> B -> A) fail fast.
+//! A call checks the caller's grant (`rpc = ["user"]`), then the depth and what is left of
+//! the deadline, then goes through the breaker to a [`Transport`] that runs the callee
+//! where it is served (in this process or on another node: the host decides). The deadline
+//! travels: the callee gets what is left of the caller's budget, capped by the breaker's
+//! timeout, never a fresh one, and a depth limit makes call cycles (A -> B -> A) fail fast.
 
-pub mod breaker;
+mod error;
 mod host;
-pub mod listener;
-pub mod remote;
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
-pub use breaker::{Breaker, BreakerStatus};
-
-use crate::app::App;
-use crate::bindings;
-use crate::config::Config;
-use crate::plugins::Plugin;
-use crate::runtime::state::CallContext;
-use crate::telemetry::metrics::{METRICS, RpcLabels};
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
 use tracing::Instrument;
+use wasmtime::component::{HasData, Linker};
+
+pub use error::{Error, outcome_name};
+
+use crate::breaker::{Breakers, Outcome, Refusal};
+use crate::capability::{
+    CallContext, Capability, InitError, Invocation, NoSection, PluginSpec, Shared, StateOf,
+};
 
 /// How many nested rpc hops one request may make.
 pub const MAX_CALL_DEPTH: u32 = 8;
 
-/// Why an rpc (or a host call) failed; mirrors the WIT `error` variant. Serialized as JSON
-/// between nodes.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, serde::Serialize, serde::Deserialize)]
-#[serde(tag = "kind", content = "detail", rename_all = "snake_case")]
-pub enum CallError {
-    #[error("deadline exceeded")]
-    Timeout,
-    #[error("circuit open")]
-    CircuitOpen,
-    #[error("too many concurrent calls")]
-    Rejected,
-    #[error("unavailable: {0}")]
-    Unavailable(String),
-    #[error("forbidden: {0}")]
-    Forbidden(String),
-    #[error("invalid: {0}")]
-    Invalid(String),
-    #[error("{code}: {message}")]
-    App { code: String, message: String },
-}
-
-impl CallError {
-    /// The callee's own refusal: a completed call as far as the breaker is concerned.
-    pub fn is_app(&self) -> bool {
-        matches!(self, CallError::App { .. })
-    }
-}
-
-impl From<CallError> for bindings::Error {
-    fn from(e: CallError) -> Self {
-        match e {
-            CallError::Timeout => Self::Timeout,
-            CallError::CircuitOpen => Self::CircuitOpen,
-            CallError::Rejected => Self::Rejected,
-            CallError::Unavailable(m) => Self::Unavailable(m),
-            CallError::Forbidden(m) => Self::Forbidden(m),
-            CallError::Invalid(m) => Self::Invalid(m),
-            CallError::App { code, message } => Self::App(bindings::AppError { code, message }),
-        }
-    }
-}
-
-impl From<bindings::Error> for CallError {
-    fn from(e: bindings::Error) -> Self {
-        match e {
-            bindings::Error::Timeout => Self::Timeout,
-            bindings::Error::CircuitOpen => Self::CircuitOpen,
-            bindings::Error::Rejected => Self::Rejected,
-            bindings::Error::Unavailable(m) => Self::Unavailable(m),
-            bindings::Error::Forbidden(m) => Self::Forbidden(m),
-            bindings::Error::Invalid(m) => Self::Invalid(m),
-            bindings::Error::App(a) => Self::App {
-                code: a.code,
-                message: a.message,
-            },
-        }
-    }
-}
-
-/// The breakers of every command called so far, created on first use from the config.
-pub struct Breakers {
-    config: arc_swap::ArcSwap<Config>,
-    by_command: Mutex<HashMap<String, Arc<Breaker>>>,
-}
-
-impl Breakers {
-    pub fn new(config: Arc<Config>) -> Self {
-        Self {
-            config: arc_swap::ArcSwap::new(config),
-            by_command: Mutex::default(),
-        }
-    }
-
-    /// Applies `config`: the next call of a command whose settings changed gets a new
-    /// breaker with them (closed, its window empty); calls in flight finish on the old one.
-    pub fn apply(&self, config: &Arc<Config>) {
-        let mut map = self.by_command.lock().expect("breakers lock");
-        self.config.store(config.clone());
-        for (command, breaker) in map.iter_mut() {
-            let settings = config.breaker_settings(command);
-            if breaker.settings() != settings {
-                tracing::info!(%command, ?settings, "breaker settings changed");
-                METRICS.breaker_created(command);
-                *breaker = Arc::new(Breaker::new(command.clone(), settings));
-            }
-        }
-    }
-
-    pub fn get(&self, command: &str) -> Arc<Breaker> {
-        let mut map = self.by_command.lock().expect("breakers lock");
-        map.entry(command.to_string())
-            .or_insert_with(|| {
-                METRICS.breaker_created(command);
-                Arc::new(Breaker::new(
-                    command,
-                    self.config.load().breaker_settings(command),
-                ))
-            })
-            .clone()
-    }
-
-    pub fn statuses(&self) -> Vec<BreakerStatus> {
-        let map = self.by_command.lock().expect("breakers lock");
-        let mut all: Vec<_> = map.values().map(|b| b.status()).collect();
-        all.sort_by(|a, b| a.command.cmp(&b.command));
-        all
-    }
-}
-
-/// Per-instance state of the `rpc` import.
-pub struct RpcState {
-    app: Arc<App>,
-    caller: String,
-    granted: Vec<String>,
-    call: CallContext,
-}
-
-impl RpcState {
-    pub fn prepare(app: &Arc<App>, plugin: &Plugin, call: CallContext) -> Self {
-        Self {
-            app: app.clone(),
-            caller: plugin.name.clone(),
-            granted: plugin.grants.rpc.clone(),
-            call,
-        }
-    }
-
-    /// Calls `service.method` through its breaker, in a client span that the callee's
-    /// invocation (here or on another node) is a child of.
-    pub async fn call(
+/// Runs `service.method` where it is served; the capability has already applied the grant
+/// check, the depth limit and the breaker.
+#[async_trait::async_trait]
+pub trait Transport: Send + Sync {
+    async fn call(
         &self,
         service: &str,
         method: &str,
         payload: Vec<u8>,
-    ) -> Result<Vec<u8>, CallError> {
+        call: CallContext,
+    ) -> Result<Vec<u8>, Error>;
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RpcLabels {
+    service: String,
+    method: String,
+    /// See [`outcome_name`].
+    outcome: &'static str,
+}
+
+struct RpcInner {
+    transport: OnceLock<Arc<dyn Transport>>,
+    breakers: Arc<Breakers>,
+    calls: Family<RpcLabels, Counter>,
+}
+
+/// The capability: the breakers, and the transport the host binds once it is built.
+#[derive(Clone)]
+pub struct Rpc(Arc<RpcInner>);
+
+impl Rpc {
+    /// Where calls go from now on (set once, by the host, after the runtime exists).
+    pub fn bind(&self, transport: Arc<dyn Transport>) {
+        if self.0.transport.set(transport).is_err() {
+            tracing::error!("the rpc transport was bound twice; keeping the first");
+        }
+    }
+}
+
+/// What one plugin may call.
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RpcGrant {
+    /// Services it may call.
+    rpc: Arc<[String]>,
+}
+
+/// Per-instance state of the `rpc` import.
+pub struct RpcState {
+    rpc: Rpc,
+    caller: Arc<str>,
+    granted: Arc<[String]>,
+    call: CallContext,
+}
+
+/// The `HasData` view of the `rpc` import onto [`RpcState`].
+pub struct RpcData;
+
+impl HasData for RpcData {
+    type Data<'a> = &'a mut RpcState;
+}
+
+impl Capability for Rpc {
+    const NAME: &'static str = "rpc";
+    const GRANT_KEYS: &'static [&'static str] = &["rpc"];
+    type Config = NoSection;
+    type Grant = RpcGrant;
+    type State = RpcState;
+
+    async fn init(_: &NoSection, shared: &mut Shared<'_>) -> Result<Self, InitError> {
+        let calls = Family::default();
+        shared.metrics.register(
+            "rpc_calls",
+            "rpc calls made by components, by outcome",
+            calls.clone(),
+        );
+        Ok(Self(Arc::new(RpcInner {
+            transport: OnceLock::new(),
+            breakers: shared.breakers.clone(),
+            calls,
+        })))
+    }
+
+    fn link<T: StateOf<RpcState>>(linker: &mut Linker<T>) -> wasmtime::Result<()> {
+        crate::bindings::micro_api::host::rpc::add_to_linker::<T, RpcData>(
+            linker,
+            <T as StateOf<RpcState>>::state,
+        )
+    }
+
+    fn configure(_: &NoSection, plugin: &PluginSpec<'_>) -> Result<RpcGrant, Vec<String>> {
+        let grant: RpcGrant = plugin.grant(Self::GRANT_KEYS)?;
+        if let Some(import) = plugin.imports.find("micro-api:host/rpc")
+            && grant.rpc.is_empty()
+        {
+            return Err(vec![plugin.not_granted(
+                import,
+                "list the services it may call: `rpc = [\"user\"]`",
+            )]);
+        }
+        Ok(grant)
+    }
+
+    fn prepare(&self, grant: &RpcGrant, invocation: &Invocation<'_>) -> RpcState {
+        RpcState {
+            rpc: self.clone(),
+            caller: invocation.plugin.clone(),
+            granted: grant.rpc.clone(),
+            call: invocation.call,
+        }
+    }
+}
+
+impl RpcGrant {
+    /// The services this grant lets a plugin call (readiness waits for them).
+    pub fn services(&self) -> &[String] {
+        &self.rpc
+    }
+}
+
+impl RpcState {
+    /// Calls `service.method` through its breaker, in a client span that the callee's
+    /// invocation (here or on another node) is a child of.
+    pub async fn call(&self, service: &str, method: &str, payload: Vec<u8>) -> Result<Vec<u8>, Error> {
         let span = tracing::info_span!(
             "rpc.client",
             otel.kind = "client",
@@ -181,8 +172,9 @@ impl RpcState {
             .await;
         let outcome = outcome_name(&result);
         span.record("micro_api.breaker.outcome", outcome);
-        METRICS
-            .rpc_calls
+        self.rpc
+            .0
+            .calls
             .get_or_create(&RpcLabels {
                 service: service.to_string(),
                 method: method.to_string(),
@@ -198,57 +190,50 @@ impl RpcState {
         method: &str,
         payload: Vec<u8>,
         span: &tracing::Span,
-    ) -> Result<Vec<u8>, CallError> {
+    ) -> Result<Vec<u8>, Error> {
         if !self.granted.iter().any(|s| s == service) {
-            return Err(CallError::Forbidden(format!(
+            return Err(Error::Forbidden(format!(
                 "{} is not granted rpc to {service}",
                 self.caller
             )));
         }
         if self.call.depth >= MAX_CALL_DEPTH {
-            return Err(CallError::Unavailable(format!(
+            return Err(Error::Unavailable(format!(
                 "call depth limit ({MAX_CALL_DEPTH}) reached: is there a call cycle?"
             )));
         }
         let now = Instant::now();
         let remaining = self.call.deadline.saturating_duration_since(now);
         if remaining.is_zero() {
-            return Err(CallError::Timeout);
+            return Err(Error::Timeout);
         }
-        let breaker = self.app.breakers.get(&format!("{service}.{method}"));
+        let Some(transport) = self.rpc.0.transport.get() else {
+            return Err(Error::Unavailable("rpc is not ready yet".into()));
+        };
+        let breaker = self.rpc.0.breakers.get(&format!("{service}.{method}"));
         let timeout = breaker.timeout().min(remaining);
-        let permit = breaker.try_acquire().map_err(|refusal| match refusal {
-            breaker::Refusal::CircuitOpen => CallError::CircuitOpen,
-            breaker::Refusal::Rejected => CallError::Rejected,
-        })?;
         let callee = CallContext {
             deadline: now + timeout,
             depth: self.call.depth + 1,
             trace: self.call.trace.outgoing(span),
         };
-        let result = tokio::time::timeout(timeout, self.app.call(service, method, payload, callee))
-            .await
-            .unwrap_or(Err(CallError::Timeout));
-        permit.complete(match &result {
-            Ok(_) => breaker::Outcome::Success,
-            Err(e) if e.is_app() => breaker::Outcome::Success,
-            Err(CallError::Timeout) => breaker::Outcome::Timeout,
-            Err(_) => breaker::Outcome::Failure,
-        });
-        result
-    }
-}
-
-/// How a call ended, as spans and metrics name it.
-fn outcome_name(result: &Result<Vec<u8>, CallError>) -> &'static str {
-    match result {
-        Ok(_) => "ok",
-        Err(CallError::App { .. }) => "app_error",
-        Err(CallError::Timeout) => "timeout",
-        Err(CallError::CircuitOpen) => "circuit_open",
-        Err(CallError::Rejected) => "rejected",
-        Err(CallError::Unavailable(_)) => "unavailable",
-        Err(CallError::Forbidden(_)) => "forbidden",
-        Err(CallError::Invalid(_)) => "invalid",
+        let called = breaker
+            .call(
+                timeout,
+                transport.call(service, method, payload, callee),
+                |result| match result {
+                    Ok(_) => Outcome::Success,
+                    Err(e) if e.is_app() => Outcome::Success,
+                    Err(Error::Timeout) => Outcome::Timeout,
+                    Err(_) => Outcome::Failure,
+                },
+            )
+            .await;
+        match called {
+            Ok(result) => result,
+            Err(Refusal::CircuitOpen) => Err(Error::CircuitOpen),
+            Err(Refusal::Rejected) => Err(Error::Rejected),
+            Err(Refusal::Timeout) => Err(Error::Timeout),
+        }
     }
 }

@@ -1,5 +1,5 @@
 //! The wasmtime runtime: one `Engine` and one `Linker` for every plugin, a compile cache,
-//! and the per-invocation `Store` (see [`state`]).
+//! the capabilities every instance is prepared from, and the per-invocation `Store`.
 //!
 //! Isolation is the product: every HTTP request and every rpc call gets a fresh `Store`
 //! and instance from a pre-instantiated component, with its own memory limit and deadline.
@@ -8,20 +8,35 @@
 //! thread) or traps once its deadline has passed.
 
 mod cache;
+pub mod capabilities;
 pub mod invoke;
-pub mod state;
+mod limits;
+mod load;
+mod metrics;
+mod plugin;
+mod state;
 
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use wasmtime::component::{Component, Linker};
-use wasmtime::{Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store};
+use wasmtime::component::{Linker, ResourceTable};
+use wasmtime::{Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store, StoreLimitsBuilder};
+use wasmtime_wasi::WasiCtx;
+use wasmtime_wasi_http::WasiHttpCtx;
 
 pub use cache::CompileCache;
+pub use capabilities::{Capabilities, CapabilityConfigs, Grants};
+pub use limits::{LimitsConfig, LimitsOverrides, MAX_MEMORY_MB, PoolConfig};
+pub use load::{
+    LoadError, LoadSettings, RUNTIME_KEYS, Shape, known_plugin_keys, runtime_key_problems,
+};
+pub use metrics::{Event, InvocationMetrics, PluginCounters, PluginCounts};
+pub use plugin::{Configured, Plugin, plugin_name, version_of};
 pub use state::PluginState;
 
-use crate::config::PoolConfig;
+use crate::capability::{CallContext, Invocation};
+use crate::telemetry::Stream;
 
 /// How often the epoch advances: the granularity of deadlines and of guest yields.
 pub const EPOCH_TICK: Duration = Duration::from_millis(5);
@@ -34,58 +49,109 @@ pub enum RuntimeError {
     Link(String),
 }
 
-/// The engine, the linker with every host import, and the compile cache.
-pub struct Runtime {
+/// The engine, the linker with every host import, and the compile cache: what loading a
+/// component needs (`micro-api check` uses it alone, starting no capability).
+pub struct Loader {
     engine: Engine,
     linker: Linker<PluginState>,
     cache: CompileCache,
-    /// True when the pooling allocator could not reserve its address space.
-    pub on_demand_allocator: bool,
+    pool: PoolConfig,
 }
 
-impl Runtime {
+/// The loader, and the capabilities every instance is prepared from.
+pub struct Runtime {
+    loader: Loader,
+    capabilities: Capabilities,
+    metrics: InvocationMetrics,
+}
+
+impl Loader {
     pub fn new(cache_dir: &Path, pool: PoolConfig) -> Result<Self, RuntimeError> {
-        let (engine, on_demand_allocator) = match Engine::new(&engine_config(Some(pool))) {
-            Ok(engine) => (engine, false),
+        let engine = match Engine::new(&engine_config(Some(pool))) {
+            Ok(engine) => engine,
             Err(e) => {
                 // Pooling reserves address space for every slot up front; where that is
                 // short (a restrictive ulimit -v), fall back rather than refuse to start.
                 tracing::warn!(error = %e, "pooling allocator unavailable, using on-demand allocation");
-                let engine = Engine::new(&engine_config(None))
-                    .map_err(|e| RuntimeError::Engine(e.to_string()))?;
-                (engine, true)
+                Engine::new(&engine_config(None)).map_err(|e| RuntimeError::Engine(e.to_string()))?
             }
         };
         spawn_epoch_ticker(&engine);
         let mut linker = Linker::new(&engine);
-        state::add_to_linker(&mut linker).map_err(|e| RuntimeError::Link(e.to_string()))?;
+        link_wasi_base(&mut linker).map_err(|e| RuntimeError::Link(e.to_string()))?;
+        Capabilities::link(&mut linker).map_err(|e| RuntimeError::Link(e.to_string()))?;
         let cache = CompileCache::new(&engine, cache_dir);
         Ok(Self {
             engine,
             linker,
             cache,
-            on_demand_allocator,
+            pool,
         })
     }
 
     pub fn engine(&self) -> &Engine {
         &self.engine
     }
+}
 
-    pub fn linker(&self) -> &Linker<PluginState> {
-        &self.linker
+impl Runtime {
+    pub fn new(
+        loader: Loader,
+        capabilities: Capabilities,
+        registry: &mut prometheus_client::registry::Registry,
+    ) -> Self {
+        Self {
+            loader,
+            capabilities,
+            metrics: InvocationMetrics::register(registry),
+        }
     }
 
-    /// Compiles `bytes` (or loads the cached compilation of the same bytes).
-    pub fn compile(&self, bytes: &[u8]) -> wasmtime::Result<Component> {
-        self.cache.load_or_compile(&self.engine, bytes)
+    pub fn loader(&self) -> &Loader {
+        &self.loader
     }
 
-    /// A fresh store whose guest is interrupted at `deadline` and yields every epoch tick.
-    pub fn new_store(&self, data: PluginState, deadline: Instant) -> Store<PluginState> {
-        let mut store = Store::new(&self.engine, data);
+    pub fn capabilities(&self) -> &Capabilities {
+        &self.capabilities
+    }
+
+    /// A fresh store for one invocation of `plugin`, interrupted at `call.deadline` and
+    /// yielding every epoch tick.
+    pub fn new_store(&self, plugin: &Plugin, call: CallContext) -> Store<PluginState> {
+        let configured = plugin.configured();
+        let invocation = Invocation {
+            plugin: &plugin.name,
+            version: &plugin.version,
+            call,
+        };
+        let capabilities = self.capabilities.prepare(&configured.grants, &invocation);
+        let telemetry = &capabilities.telemetry;
+        // The fixed WASI base: only the granted environment, no arguments, no preopened
+        // directories, no sockets; stdout and stderr go to the host log under the
+        // plugin's name.
+        let wasi = WasiCtx::builder()
+            .envs(&configured.env)
+            .stdout(telemetry.guest_output(Stream::Stdout))
+            .stderr(telemetry.guest_output(Stream::Stderr))
+            .allow_tcp(false)
+            .allow_udp(false)
+            .allow_ip_name_lookup(false)
+            .build();
+        let data = PluginState {
+            wasi,
+            http: WasiHttpCtx::new(),
+            table: ResourceTable::new(),
+            limits: StoreLimitsBuilder::new()
+                .memory_size((configured.limits.memory_mb as usize) << 20)
+                .trap_on_grow_failure(true)
+                .build(),
+            capabilities,
+            _alive: self.metrics.alive(),
+        };
+        let mut store = Store::new(&self.loader.engine, data);
         store.limiter(|state| &mut state.limits);
         store.set_epoch_deadline(1);
+        let deadline = call.deadline;
         store.epoch_deadline_callback(move |_| {
             if Instant::now() >= deadline {
                 Ok(wasmtime::UpdateDeadline::Interrupt)
@@ -95,6 +161,13 @@ impl Runtime {
         });
         store
     }
+}
+
+/// The WASI 0.2 base every world gets, and `wasi:http` (outgoing requests go through the
+/// `outbound` capability's hooks).
+fn link_wasi_base(linker: &mut Linker<PluginState>) -> wasmtime::Result<()> {
+    wasmtime_wasi::p2::add_to_linker_async(linker)?;
+    wasmtime_wasi_http::p2::add_only_http_to_linker_async(linker)
 }
 
 /// The engine's configuration; `pool` is `None` for on-demand allocation.
@@ -158,5 +231,3 @@ pub fn is_deadline_trap(error: &wasmtime::Error) -> bool {
     )
 }
 
-/// Shared handle to the runtime.
-pub type SharedRuntime = Arc<Runtime>;

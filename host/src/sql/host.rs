@@ -1,19 +1,17 @@
-//! The `sql` import: grant first, then the open transaction or the pool.
+//! The WIT glue of the `sql` import: grant first, then the open transaction or the pool.
 
 use tracing::Instrument;
 
-use super::{Rows, SqlError, SqlState, Value};
+use super::{Rows, SqlError, SqlLabel, SqlState, Value};
 use crate::bindings::Error;
-use crate::bindings::micro_api::host::sql::{self as wit, Host};
-use crate::telemetry::metrics::{METRICS, SqlLabel};
+use crate::bindings::micro_api::host::sql::Host;
+use crate::capability::forbidden;
 
 impl SqlState {
     fn database(&self) -> Result<&std::sync::Arc<dyn super::Database>, Error> {
         self.database.as_ref().ok_or_else(|| {
-            Error::Forbidden(format!(
-                "{} is not granted sql; add `sql = true` to [plugin.{}]",
-                self.plugin, self.plugin
-            ))
+            let fix = format!("add `sql = true` to [plugin.{}]", self.plugin);
+            forbidden(&self.plugin, "sql", &fix)
         })
     }
 }
@@ -25,47 +23,6 @@ impl From<SqlError> for Error {
             other => Error::Invalid(other.to_string()),
         }
     }
-}
-
-impl From<wit::Value> for Value {
-    fn from(v: wit::Value) -> Self {
-        match v {
-            wit::Value::Null => Value::Null,
-            wit::Value::Integer(i) => Value::Integer(i),
-            wit::Value::Real(f) => Value::Real(f),
-            wit::Value::Text(s) => Value::Text(s),
-            wit::Value::Blob(b) => Value::Blob(b),
-        }
-    }
-}
-
-impl From<Value> for wit::Value {
-    fn from(v: Value) -> Self {
-        match v {
-            Value::Null => wit::Value::Null,
-            Value::Integer(i) => wit::Value::Integer(i),
-            Value::Real(f) => wit::Value::Real(f),
-            Value::Text(s) => wit::Value::Text(s),
-            Value::Blob(b) => wit::Value::Blob(b),
-        }
-    }
-}
-
-impl From<Rows> for wit::Rows {
-    fn from(r: Rows) -> Self {
-        wit::Rows {
-            columns: r.columns,
-            rows: r
-                .rows
-                .into_iter()
-                .map(|row| row.into_iter().map(Into::into).collect())
-                .collect(),
-        }
-    }
-}
-
-fn params(values: Vec<wit::Value>) -> Vec<Value> {
-    values.into_iter().map(Into::into).collect()
 }
 
 /// A statement's operation (its first word) and the table it names first (after `FROM`,
@@ -107,43 +64,39 @@ fn statement_span(state: &SqlState, statement: &str) -> tracing::Span {
 
 /// Runs one statement in its span and counts its time.
 async fn timed<T>(
+    state_durations: &crate::telemetry::metrics::Histograms<SqlLabel>,
     span: tracing::Span,
     operation: &'static str,
     statement: impl Future<Output = Result<T, SqlError>>,
 ) -> Result<T, SqlError> {
     let started = std::time::Instant::now();
     let result = statement.instrument(span).await;
-    METRICS
-        .sql_duration
+    state_durations
         .get_or_create(&SqlLabel { operation })
         .observe(started.elapsed().as_secs_f64());
     result
 }
 
 impl Host for &mut SqlState {
-    async fn query(
-        &mut self,
-        statement: String,
-        values: Vec<wit::Value>,
-    ) -> Result<wit::Rows, Error> {
+    async fn query(&mut self, statement: String, params: Vec<Value>) -> Result<Rows, Error> {
         let database = self.database()?.clone();
-        let params = params(values);
         let span = statement_span(self, &statement);
-        let rows = timed(span, "query", async {
+        let durations = self.durations.clone();
+        let rows = timed(&durations, span, "query", async {
             match self.transaction.as_mut() {
                 Some(tx) => tx.query(&statement, &params).await,
                 None => database.query(&statement, &params).await,
             }
         })
         .await?;
-        Ok(rows.into())
+        Ok(rows)
     }
 
-    async fn execute(&mut self, statement: String, values: Vec<wit::Value>) -> Result<u64, Error> {
+    async fn execute(&mut self, statement: String, params: Vec<Value>) -> Result<u64, Error> {
         let database = self.database()?.clone();
-        let params = params(values);
         let span = statement_span(self, &statement);
-        Ok(timed(span, "execute", async {
+        let durations = self.durations.clone();
+        Ok(timed(&durations, span, "execute", async {
             match self.transaction.as_mut() {
                 Some(tx) => tx.execute(&statement, &params).await,
                 None => database.execute(&statement, &params).await,

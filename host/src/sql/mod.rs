@@ -1,36 +1,27 @@
-//! Parameterised SQL through sqlx on SQLite (the default, no server), MySQL/MariaDB or
-//! PostgreSQL, chosen by `[database] url`.
+//! Parameterised SQL as a capability, through sqlx on SQLite (the default, no server),
+//! MySQL/MariaDB or PostgreSQL, chosen by `[database] url`.
 //!
 //! Plugins write SQL once, with `?` placeholders and backtick-quoted identifiers; the
 //! PostgreSQL backend rewrites both ([`rewrite`]). Each backend is a [`Database`]; the pools
 //! and the migrations (one folder per database under `host/migrations/`) live in the host.
+//! Values and rows are the WIT types themselves: no second definition to keep in step.
 
 mod backend;
+mod config;
 mod host;
 pub mod rewrite;
 
 use std::sync::Arc;
 
-use crate::app::App;
-use crate::plugins::Plugin;
+use prometheus_client::encoding::EncodeLabelSet;
+use wasmtime::component::{HasData, Linker};
 
+pub use crate::bindings::micro_api::host::sql::{Rows, Value};
 pub use backend::connect;
+pub use config::DatabaseConfig;
 
-/// A parameter or a column value, as the WIT `sql.value`.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Value {
-    Null,
-    Integer(i64),
-    Real(f64),
-    Text(String),
-    Blob(Vec<u8>),
-}
-
-#[derive(Debug, Default, Clone, PartialEq)]
-pub struct Rows {
-    pub columns: Vec<String>,
-    pub rows: Vec<Vec<Value>>,
-}
+use crate::capability::{Capability, InitError, Invocation, PluginSpec, Shared, StateOf};
+use crate::telemetry::metrics::{Histograms, histograms};
 
 #[derive(Debug, thiserror::Error)]
 pub enum SqlError {
@@ -82,20 +73,102 @@ pub trait Transaction: Send {
     async fn rollback(self: Box<Self>) -> Result<(), SqlError>;
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct SqlLabel {
+    /// `query` or `execute`.
+    operation: &'static str,
+}
+
+/// The capability: the database `[database]` names, and the statements' timings.
+pub struct Sql {
+    database: Arc<dyn Database>,
+    durations: Histograms<SqlLabel>,
+}
+
+impl Sql {
+    /// The database, for the host's readiness check.
+    pub fn database(&self) -> Arc<dyn Database> {
+        self.database.clone()
+    }
+}
+
+/// Whether one plugin may use the database.
+#[derive(Debug, Clone, Copy, Default, serde::Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SqlGrant {
+    sql: bool,
+}
+
 /// Per-instance state of the `sql` import: the database when granted, and the request's
 /// open transaction, which rolls back with the store if the plugin never commits (or traps).
 pub struct SqlState {
     database: Option<Arc<dyn Database>>,
-    plugin: String,
+    plugin: Arc<str>,
     transaction: Option<Box<dyn Transaction>>,
+    durations: Histograms<SqlLabel>,
 }
 
-impl SqlState {
-    pub fn prepare(app: &App, plugin: &Plugin) -> Self {
-        Self {
-            database: plugin.grants.sql.then(|| app.database.clone()),
-            plugin: plugin.name.clone(),
+/// The `HasData` view of the `sql` import onto [`SqlState`].
+pub struct SqlData;
+
+impl HasData for SqlData {
+    type Data<'a> = &'a mut SqlState;
+}
+
+impl Capability for Sql {
+    const NAME: &'static str = "sql";
+    const GRANT_KEYS: &'static [&'static str] = &["sql"];
+    type Config = DatabaseConfig;
+    type Grant = SqlGrant;
+    type State = SqlState;
+
+    fn problems(config: &DatabaseConfig) -> Vec<String> {
+        config.problems()
+    }
+
+    async fn init(config: &DatabaseConfig, shared: &mut Shared<'_>) -> Result<Self, InitError> {
+        let database: Arc<dyn Database> = connect(&config.url, config.max_connections)
+            .await
+            .map_err(|e| InitError::new("database", e))?
+            .into();
+        let durations = histograms();
+        shared.metrics.register(
+            "sql_duration_seconds",
+            "Time of the sql import's statements",
+            durations.clone(),
+        );
+        Ok(Self {
+            database,
+            durations,
+        })
+    }
+
+    fn link<T: StateOf<SqlState>>(linker: &mut Linker<T>) -> wasmtime::Result<()> {
+        crate::bindings::micro_api::host::sql::add_to_linker::<T, SqlData>(
+            linker,
+            <T as StateOf<SqlState>>::state,
+        )
+    }
+
+    fn configure(_: &DatabaseConfig, plugin: &PluginSpec<'_>) -> Result<SqlGrant, Vec<String>> {
+        let grant: SqlGrant = plugin.grant(Self::GRANT_KEYS)?;
+        if let Some(import) = plugin.imports.find("micro-api:host/sql")
+            && !grant.sql
+        {
+            return Err(vec![plugin.not_granted(
+                import,
+                "add `sql = true` to grant the database",
+            )]);
+        }
+        Ok(grant)
+    }
+
+    fn prepare(&self, grant: &SqlGrant, invocation: &Invocation<'_>) -> SqlState {
+        SqlState {
+            database: grant.sql.then(|| self.database.clone()),
+            plugin: invocation.plugin.clone(),
             transaction: None,
+            durations: self.durations.clone(),
         }
     }
 }

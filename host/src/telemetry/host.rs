@@ -1,4 +1,4 @@
-//! The `log` and `trace` imports (and the type-only `types` interface).
+//! The WIT glue of the `log` and `trace` imports (and the type-only `types` interface).
 
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 

@@ -18,7 +18,7 @@ use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{Layer, fmt};
 
 use super::json_lines::{JsonLines, SpanTags};
-use crate::config::TelemetryConfig;
+use super::TelemetryConfig;
 
 /// Whether spans are exported: set once by [`init`]. Read on the request path to skip the
 /// work only an exported span needs.
@@ -192,56 +192,4 @@ fn tracer_provider(
         ))))
         .with_resource(resource)
         .build())
-}
-
-impl TelemetryConfig {
-    /// Every problem of `[telemetry]`, each with its fix.
-    pub fn problems(&self) -> Vec<String> {
-        let mut problems = Vec::new();
-        if !(0.0..=1.0).contains(&self.sampling_ratio) {
-            problems.push("[telemetry] sampling_ratio must be between 0.0 and 1.0".into());
-        }
-        if !["minutely", "hourly", "daily", "never"].contains(&self.log_rotation.as_str()) {
-            problems.push(
-                "[telemetry] log_rotation must be \"minutely\", \"hourly\", \"daily\" or \"never\""
-                    .into(),
-            );
-        }
-        let endpoint = &self.otlp_endpoint;
-        if !endpoint.is_empty() && url::Url::parse(endpoint).is_err() {
-            problems.push(format!(
-                "[telemetry] otlp_endpoint {endpoint:?} is not a URL (e.g. \"http://127.0.0.1:4318\"; empty: off)"
-            ));
-        }
-        if self.service_name.trim().is_empty() {
-            problems.push("[telemetry] service_name must not be empty".into());
-        }
-        problems
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn every_bad_telemetry_key_is_named_with_its_fix() {
-        assert!(TelemetryConfig::default().problems().is_empty());
-        let bad = TelemetryConfig {
-            sampling_ratio: 1.5,
-            log_rotation: "weekly".into(),
-            otlp_endpoint: "localhost 4318".into(),
-            service_name: " ".into(),
-            ..TelemetryConfig::default()
-        };
-        let problems = bad.problems().join("\n");
-        for key in [
-            "sampling_ratio",
-            "log_rotation",
-            "otlp_endpoint",
-            "service_name",
-        ] {
-            assert!(problems.contains(key), "{key} in {problems}");
-        }
-    }
 }

@@ -3,12 +3,12 @@
 //!
 //! The wire format is small on purpose: `POST /rpc/<service>/<method>`, the payload as the
 //! body, the cluster secret as a bearer token, the remaining deadline in milliseconds and
-//! the call depth as headers. The answer is the callee's bytes (200) or a [`CallError`] as
+//! the call depth as headers. The answer is the callee's bytes (200) or an [`Error`] as
 //! JSON (any other status), so a remote error reaches the caller as if it were local.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -16,16 +16,17 @@ use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
+use parking_lot::Mutex;
 
-use super::CallError;
-use crate::config::ClusterConfig;
+use super::ClusterConfig;
+use crate::capability::CallContext;
 use crate::registry::Endpoint;
-use crate::runtime::state::CallContext;
+use crate::rpc::Error;
 
 pub const DEADLINE_HEADER: &str = "x-micro-api-deadline-ms";
 pub const DEPTH_HEADER: &str = "x-micro-api-depth";
 
-pub struct RemoteCalls {
+pub struct RemoteNodes {
     client: Client<HttpConnector, Full<Bytes>>,
     secret: String,
     eject_for: Duration,
@@ -44,7 +45,7 @@ impl Drop for InFlight {
     }
 }
 
-impl RemoteCalls {
+impl RemoteNodes {
     pub fn new(cluster: &ClusterConfig) -> Self {
         let mut connector = HttpConnector::new();
         connector.set_nodelay(true);
@@ -66,14 +67,13 @@ impl RemoteCalls {
     fn counter(&self, node: &str) -> Arc<AtomicU32> {
         self.in_flight
             .lock()
-            .expect("in-flight lock")
             .entry(node.to_string())
             .or_default()
             .clone()
     }
 
     fn is_ejected(&self, node: &str) -> bool {
-        let mut ejected = self.ejected.lock().expect("ejected lock");
+        let mut ejected = self.ejected.lock();
         match ejected.get(node) {
             Some(until) if Instant::now() < *until => true,
             Some(_) => {
@@ -88,7 +88,6 @@ impl RemoteCalls {
         tracing::warn!(%node, for_ms = self.eject_for.as_millis() as u64, "ejecting a node whose connections fail");
         self.ejected
             .lock()
-            .expect("ejected lock")
             .insert(node.to_string(), Instant::now() + self.eject_for);
     }
 
@@ -117,7 +116,7 @@ impl RemoteCalls {
         method: &str,
         payload: Vec<u8>,
         call: CallContext,
-    ) -> Result<Vec<u8>, CallError> {
+    ) -> Result<Vec<u8>, Error> {
         let counter = self.counter(&endpoint.node);
         counter.fetch_add(1, Ordering::Relaxed);
         let _in_flight = InFlight(counter);
@@ -134,14 +133,14 @@ impl RemoteCalls {
         .header(DEPTH_HEADER, call.depth.to_string())
         .header("traceparent", call.trace.to_string())
         .body(Full::new(Bytes::from(payload)))
-        .map_err(|e| CallError::Invalid(e.to_string()))?;
+        .map_err(|e| Error::Invalid(e.to_string()))?;
         let response = match self.client.request(request).await {
             Ok(response) => response,
             Err(e) => {
                 if e.is_connect() {
                     self.eject(&endpoint.node);
                 }
-                return Err(CallError::Unavailable(format!(
+                return Err(Error::Unavailable(format!(
                     "{} on node {} cannot be reached",
                     endpoint.service, endpoint.node
                 )));
@@ -152,13 +151,13 @@ impl RemoteCalls {
             .into_body()
             .collect()
             .await
-            .map_err(|_| CallError::Unavailable(format!("node {} hung up", endpoint.node)))?
+            .map_err(|_| Error::Unavailable(format!("node {} hung up", endpoint.node)))?
             .to_bytes();
         if status.is_success() {
             return Ok(body.to_vec());
         }
         Err(serde_json::from_slice(&body).unwrap_or_else(|_| {
-            CallError::Unavailable(format!("node {} answered {status}", endpoint.node))
+            Error::Unavailable(format!("node {} answered {status}", endpoint.node))
         }))
     }
 }

@@ -11,11 +11,12 @@ use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
 use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
 
-use super::CallError;
+use super::Dispatch;
 use super::remote::{DEADLINE_HEADER, DEPTH_HEADER};
-use crate::app::App;
+use crate::capability::CallContext;
 use crate::front::error;
-use crate::runtime::state::CallContext;
+use crate::plugins::Lifecycle;
+use crate::rpc::Error;
 use crate::telemetry::TraceContext;
 use tracing::Instrument;
 
@@ -34,8 +35,20 @@ fn header<'a>(request: &'a Request<Incoming>, name: &str) -> Option<&'a str> {
     request.headers().get(name).and_then(|v| v.to_str().ok())
 }
 
-pub async fn handle(app: Arc<App>, request: Request<Incoming>) -> Response<HyperOutgoingBody> {
-    let expected = app.config.cluster.secret.as_deref().unwrap_or_default();
+/// What the listener checks and runs calls with.
+pub struct RpcListener {
+    pub lifecycle: Arc<Lifecycle>,
+    /// `[cluster] secret`.
+    pub secret: String,
+    /// `[server] body_limit`.
+    pub body_limit: usize,
+}
+
+pub async fn handle(
+    listener: Arc<RpcListener>,
+    request: Request<Incoming>,
+) -> Response<HyperOutgoingBody> {
+    let expected = listener.secret.as_str();
     let presented = header(&request, "authorization")
         .and_then(|v| v.strip_prefix("Bearer "))
         .unwrap_or_default();
@@ -84,22 +97,23 @@ pub async fn handle(app: Arc<App>, request: Request<Incoming>) -> Response<Hyper
         depth,
         trace,
     };
-    let limit = app.config.server.body_limit;
+    let limit = listener.body_limit;
     let payload = match Limited::new(request.into_body(), limit).collect().await {
         Ok(body) => body.to_bytes().to_vec(),
-        Err(_) => return answer(Err(CallError::Invalid("payload too large or cut".into()))),
+        Err(_) => return answer(Err(Error::Invalid("payload too large or cut".into()))),
     };
+    let lifecycle = &listener.lifecycle;
     let result = tokio::time::timeout_at(
         call.deadline.into(),
-        app.call_local(&service, &method, payload, call),
+        Dispatch::call_local(lifecycle, &service, &method, payload, call),
     )
     .instrument(span)
     .await
-    .unwrap_or(Err(CallError::Timeout));
+    .unwrap_or(Err(Error::Timeout));
     answer(result)
 }
 
-fn answer(result: Result<Vec<u8>, CallError>) -> Response<HyperOutgoingBody> {
+fn answer(result: Result<Vec<u8>, Error>) -> Response<HyperOutgoingBody> {
     match result {
         Ok(bytes) => {
             let mut response = Response::new(error::full(bytes));

@@ -16,12 +16,25 @@
 //!   probe's success closes the breaker and clears the window; its failure reopens it.
 //!
 //! Independently, a call beyond `max_concurrent` in flight is rejected at once.
+//!
+//! One primitive for every caller: rpc, outbound HTTP and a new version's probation all go
+//! through [`Breaker::call`] (or its rule, [`BreakerSettings::trips`]), so they count and
+//! judge alike. [`Breakers`] holds one breaker per command, from `[breaker]`.
 
-use std::sync::{Arc, Mutex};
+mod metrics;
+mod probation;
+mod registry;
+mod settings;
+
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::config::BreakerSettings;
-use crate::telemetry::metrics::METRICS;
+use parking_lot::Mutex;
+
+pub use metrics::BreakerMetrics;
+pub use probation::{Probation, Verdict};
+pub use registry::Breakers;
+pub use settings::{BreakerConfig, BreakerOverrides, BreakerSettings};
 
 /// Seconds in the rolling window.
 pub const WINDOW_BUCKETS: usize = 10;
@@ -42,11 +55,13 @@ pub enum Outcome {
     Timeout,
 }
 
-/// Why the breaker refused a call without running it.
+/// Why the breaker refused a call without running it, or gave up on it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Refusal {
     CircuitOpen,
     Rejected,
+    /// [`Breaker::call`] only: the call passed the command's timeout (or its budget).
+    Timeout,
 }
 
 #[derive(Debug, Clone, Copy, Default)]
@@ -79,6 +94,7 @@ pub struct Breaker {
     settings: BreakerSettings,
     epoch: Instant,
     inner: Mutex<Inner>,
+    metrics: Arc<BreakerMetrics>,
 }
 
 /// A call admitted by the breaker. Dropping it without [`Permit::complete`] (the caller
@@ -90,11 +106,18 @@ pub struct Permit {
 }
 
 impl Breaker {
-    pub fn new(command: impl Into<String>, settings: BreakerSettings) -> Self {
+    pub fn new(
+        command: impl Into<String>,
+        settings: BreakerSettings,
+        metrics: Arc<BreakerMetrics>,
+    ) -> Self {
         let now = Instant::now();
+        let command = command.into();
+        metrics.created(&command);
         Self {
-            command: command.into(),
+            command,
             settings,
+            metrics,
             epoch: now,
             inner: Mutex::new(Inner {
                 state: State::Closed,
@@ -113,8 +136,30 @@ impl Breaker {
         Duration::from_millis(self.settings.timeout_ms)
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
-        self.inner.lock().expect("breaker lock")
+    fn lock(&self) -> parking_lot::MutexGuard<'_, Inner> {
+        self.inner.lock()
+    }
+
+    /// Runs `work` through the breaker: refused at once when open or at `max_concurrent`,
+    /// given up after the command's timeout or `budget`, whichever is sooner, and otherwise
+    /// counted as `classify` says.
+    pub async fn call<T>(
+        self: &Arc<Self>,
+        budget: Duration,
+        work: impl Future<Output = T>,
+        classify: impl FnOnce(&T) -> Outcome,
+    ) -> Result<T, Refusal> {
+        let permit = self.try_acquire()?;
+        match tokio::time::timeout(self.timeout().min(budget), work).await {
+            Ok(result) => {
+                permit.complete(classify(&result));
+                Ok(result)
+            }
+            Err(_elapsed) => {
+                permit.complete(Outcome::Timeout);
+                Err(Refusal::Timeout)
+            }
+        }
     }
 
     /// Admits a call or refuses it at once.
@@ -221,10 +266,7 @@ impl Breaker {
             return;
         }
         let (total, errors) = self.window(inner, now);
-        if total >= self.settings.volume_threshold
-            && total > 0
-            && errors * 100 >= self.settings.error_percent * total
-        {
+        if self.settings.trips(total, errors) {
             inner.opened_at = now;
             self.transition(inner, State::Open);
         }
@@ -234,7 +276,7 @@ impl Breaker {
         if inner.state != to {
             tracing::warn!(command = %self.command, from = ?inner.state, to = ?to, "circuit breaker transition");
             inner.state = to;
-            METRICS.breaker(&self.command, to);
+            self.metrics.entered(&self.command, to);
         }
     }
 
@@ -288,7 +330,7 @@ mod tests {
 
     /// A breaker and a clock: `at(ms)` is that many milliseconds after its creation.
     fn breaker() -> (Arc<Breaker>, impl Fn(u64) -> Instant) {
-        let b = Arc::new(Breaker::new("s.m", settings()));
+        let b = Arc::new(Breaker::new("s.m", settings(), Default::default()));
         let epoch = b.epoch;
         (b, move |ms| epoch + Duration::from_millis(ms))
     }

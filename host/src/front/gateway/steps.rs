@@ -1,0 +1,292 @@
+//! The steps a routed request goes through, in order, each a small function that either
+//! passes the request on or answers it: authority, route, token, plugin, body, login
+//! limit, invoke, settle. Plain functions rather than tower layers: every step needs the
+//! route the first one found, and the hot path pays nothing for boxing.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http::{HeaderValue, Request, Response, StatusCode, header};
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+use tokio::time::Instant;
+use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
+
+use super::Gateway;
+use crate::front::login_limit::{self, Attempt, Subject, Throttled};
+use crate::front::router::{Route, RouteAuth, Routed};
+use crate::front::{ClientAddr, auth, error};
+use crate::runtime::Plugin;
+use crate::runtime::invoke::{self, HttpInvokeError};
+use crate::telemetry::TraceContext;
+
+/// A step's answer when the request goes no further.
+type Refused = Response<HyperOutgoingBody>;
+
+/// The header in which a plugin finds its client's address (the TCP peer's IP).
+pub const CLIENT_ADDR_HEADER: &str = "x-micro-api-client-addr";
+
+impl Gateway {
+    /// Runs `request`, which the router has `routed`, through every step.
+    pub(super) async fn pass(
+        &self,
+        mut request: Request<Incoming>,
+        routed: Routed<'_>,
+        trace: TraceContext,
+    ) -> Result<Response<HyperOutgoingBody>, Refused> {
+        require_authority(&request)?;
+        let route = found(routed)?;
+        // Before anything else, so a protected route tells nothing (not even whether its
+        // plugin is loaded) to a caller without a valid token.
+        self.authorize(route, &mut request)?;
+        let plugin = self.plugin_of(route)?;
+        let deadline = Instant::now() + self.request_timeout;
+        let request = self.read_body(request, deadline).await?;
+        let attempt = self.login_attempt(&request)?;
+        let response = self.invoke(&plugin, request, trace, deadline).await;
+        if let Some(attempt) = attempt {
+            attempt.finish(login_limit::Outcome::of(response.status()));
+        }
+        Ok(response)
+    }
+
+    fn authorize(&self, route: &Route, request: &mut Request<Incoming>) -> Result<(), Refused> {
+        let required = route.auth == RouteAuth::Required;
+        auth::authorize(request.headers_mut(), &self.keys, required).map_err(|refusal| {
+            if let Some(total) = self.metrics.unauthorized.hit() {
+                tracing::info!(path = %request.uri().path(), reason = %refusal, total, "401: protected route without a valid token");
+            }
+            refusal.response()
+        })
+    }
+
+    /// A route whose plugin is not loaded (yet, or any more) does not exist.
+    fn plugin_of(&self, route: &Route) -> Result<Arc<Plugin>, Refused> {
+        let plugin = self.lifecycle.get(&route.plugin).ok_or_else(error::not_found)?;
+        tracing::Span::current().record("plugin", route.plugin.as_str());
+        Ok(plugin)
+    }
+
+    /// Reads the whole body by `deadline`, refusing it with 413 as soon as it passes the
+    /// limit (before reading it all when `Content-Length` says so).
+    async fn read_body(
+        &self,
+        request: Request<Incoming>,
+        deadline: Instant,
+    ) -> Result<Request<Bytes>, Refused> {
+        let limit = self.body_limit;
+        let too_large = || {
+            error::error(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "payload_too_large",
+                &format!("the request body is larger than {limit} bytes"),
+            )
+        };
+        let declared = request
+            .headers()
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok());
+        if declared.is_some_and(|len| len > limit as u64) {
+            return Err(too_large());
+        }
+        let (parts, body) = request.into_parts();
+        let read = tokio::time::timeout_at(deadline, Limited::new(body, limit).collect()).await;
+        match read {
+            Ok(Ok(collected)) => Ok(Request::from_parts(parts, collected.to_bytes())),
+            Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => Err(too_large()),
+            Ok(Err(_)) => Err(error::error(
+                StatusCode::BAD_REQUEST,
+                "bad_request",
+                "the request body could not be read",
+            )),
+            Err(_elapsed) => {
+                if let Some(total) = self.metrics.body_timeouts.hit() {
+                    tracing::warn!(
+                        total,
+                        "408: request body not received within request_timeout_ms"
+                    );
+                }
+                Err(error::error(
+                    StatusCode::REQUEST_TIMEOUT,
+                    "request_timeout",
+                    "the request body was not received in time",
+                ))
+            }
+        }
+    }
+
+    /// For the login route: lets the attempt through (to be finished with the answer), or
+    /// says how long its user name or address must wait.
+    fn login_attempt(&self, request: &Request<Bytes>) -> Result<Option<Attempt<'_>>, Refused> {
+        let Some(limiter) = self
+            .login_limit
+            .as_ref()
+            .filter(|l| l.applies_to(request.uri().path()))
+        else {
+            return Ok(None);
+        };
+        let content_type = request
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok());
+        let subject = Subject {
+            user: limiter.user_name(content_type, request.body()),
+            address: request
+                .extensions()
+                .get::<ClientAddr>()
+                .map(|ClientAddr(peer)| peer.ip().into()),
+        };
+        limiter
+            .begin(subject)
+            .map(Some)
+            .map_err(|throttled| self.too_many_requests(throttled))
+    }
+
+    /// Runs the plugin on the request by `deadline`; its failures in the gateway's error
+    /// shape. The outcome goes to the lifecycle, which judges a new version by it.
+    async fn invoke(
+        &self,
+        plugin: &Arc<Plugin>,
+        request: Request<Bytes>,
+        trace: TraceContext,
+        deadline: Instant,
+    ) -> Response<HyperOutgoingBody> {
+        let request = with_client_addr(request).map(Full::new);
+        let runtime = self.lifecycle.runtime();
+        let invoked =
+            tokio::time::timeout_at(deadline, invoke::handle_http(runtime, plugin, request, trace))
+                .await;
+        let response = match invoked {
+            Ok(Ok(response)) => response,
+            Ok(Err(HttpInvokeError::Timeout)) => timeout(),
+            Ok(Err(HttpInvokeError::NotHttp(_))) => error::not_found(),
+            Ok(Err(HttpInvokeError::Trap | HttpInvokeError::NoResponse)) => error::error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "plugin_trap",
+                "the plugin failed while handling the request",
+            ),
+            Err(_elapsed) => {
+                if let Some(total) = self.metrics.response_timeouts.hit() {
+                    tracing::warn!(total, "504: response not ready within request_timeout_ms");
+                }
+                timeout()
+            }
+        };
+        self.lifecycle
+            .judge(plugin, response.status().is_server_error());
+        response
+    }
+
+    /// 429 `too_many_requests` with `Retry-After`: too many failed logins.
+    fn too_many_requests(&self, throttled: Throttled) -> Refused {
+        let seconds = throttled.retry_after.as_secs().max(1);
+        if let Some(total) = self.metrics.logins_throttled.hit() {
+            tracing::warn!(retry_after = seconds, total, "429: too many failed logins");
+        }
+        let mut response = error::error(
+            StatusCode::TOO_MANY_REQUESTS,
+            "too_many_requests",
+            "too many failed logins; try again later",
+        );
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+        response
+    }
+}
+
+/// Whether the request names its authority: in its URI (HTTP/2, absolute form) or in
+/// exactly one valid `Host` header. RFC 9112 asks for 400 without it, and wasi-http refuses
+/// to hand such a request to a plugin: let through, it would count as the plugin's failure
+/// (and could push a new version on probation into a rollback).
+fn require_authority<B>(request: &Request<B>) -> Result<(), Refused> {
+    if has_authority(request) {
+        return Ok(());
+    }
+    Err(error::error(
+        StatusCode::BAD_REQUEST,
+        "bad_request",
+        "a request needs one valid Host header",
+    ))
+}
+
+fn has_authority<B>(request: &Request<B>) -> bool {
+    if request.uri().authority().is_some() {
+        return true;
+    }
+    let mut hosts = request.headers().get_all(header::HOST).iter();
+    match (hosts.next(), hosts.next()) {
+        (Some(host), None) => host
+            .to_str()
+            .is_ok_and(|h| h.parse::<http::uri::Authority>().is_ok()),
+        _ => false,
+    }
+}
+
+/// The route, or 404 / 405 (with `Allow`).
+fn found(routed: Routed<'_>) -> Result<&Route, Refused> {
+    match routed {
+        Routed::Route(route) => Ok(route),
+        Routed::NotFound => Err(error::not_found()),
+        Routed::MethodNotAllowed(allowed) => {
+            let mut response = error::error(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+                "this method is not allowed on this path",
+            );
+            let allow = allowed
+                .iter()
+                .map(|m| m.as_str())
+                .collect::<Vec<_>>()
+                .join(", ");
+            if let Ok(value) = HeaderValue::from_str(&allow) {
+                response.headers_mut().insert(header::ALLOW, value);
+            }
+            Err(response)
+        }
+    }
+}
+
+/// Replaces any client-supplied [`CLIENT_ADDR_HEADER`] with the peer's address, so a plugin
+/// can trust it (for an audit trail, say).
+fn with_client_addr(mut request: Request<Bytes>) -> Request<Bytes> {
+    let peer = request.extensions().get::<ClientAddr>().map(|c| c.0.ip());
+    let headers = request.headers_mut();
+    headers.remove(CLIENT_ADDR_HEADER);
+    if let Some(value) = peer.and_then(|ip| HeaderValue::from_str(&ip.to_string()).ok()) {
+        headers.insert(CLIENT_ADDR_HEADER, value);
+    }
+    request
+}
+
+/// 504 `timeout`: the request's own deadline passed.
+fn timeout() -> Response<HyperOutgoingBody> {
+    error::error(
+        StatusCode::GATEWAY_TIMEOUT,
+        "timeout",
+        "the request did not finish within its deadline",
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_request_must_name_its_authority() {
+        let with = |uri: &str, hosts: &[&[u8]]| {
+            let mut request = Request::builder().uri(uri);
+            for host in hosts {
+                request = request.header(header::HOST, HeaderValue::from_bytes(host).unwrap());
+            }
+            has_authority(&request.body(()).unwrap())
+        };
+        assert!(with("/a", &[b"example.com:8080"]));
+        assert!(with("http://example.com/a", &[]));
+        assert!(!with("/a", &[]));
+        assert!(!with("/a", &[b"a", b"b"]));
+        assert!(!with("/a", &[b"\xff"]));
+        assert!(!with("/a", &[b"a b"]));
+    }
+}

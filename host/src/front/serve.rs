@@ -1,0 +1,132 @@
+//! One front door: accept connections (HTTP/1.1 and HTTP/2) on a listener and serve each
+//! with a handler, held to the `[front]` limits it is given. Every listener of the host
+//! (public, admin, rpc) is one call of [`serve`] with limits of its own.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use http::{Request, Response};
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
+
+use super::conn;
+use super::metrics::FrontMetrics;
+use super::{ClientAddr, FrontConfig, MIN_HEADER_BYTES};
+
+/// hyper's builder with the `[front]` limits hyper enforces itself.
+fn builder(limits: &FrontConfig) -> auto::Builder<TokioExecutor> {
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    let mut http1 = builder.http1();
+    http1
+        .timer(TokioTimer::new())
+        .header_read_timeout(Duration::from_millis(limits.header_read_timeout_ms))
+        .max_buf_size(limits.max_header_bytes.max(MIN_HEADER_BYTES));
+    // hyper's own default is 100 on the stack; another count moves headers to the heap.
+    if limits.max_headers != 100 {
+        http1.max_headers(limits.max_headers);
+    }
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .max_header_list_size(u32::try_from(limits.max_header_bytes).unwrap_or(u32::MAX));
+    builder
+}
+
+/// Serves `listener` with `handler` until `shutdown` resolves, then stops accepting and
+/// waits for the connections in flight to finish their requests.
+///
+/// Every connection is held to `limits`: at most `max_connections` at once (one more is
+/// answered 503), a request head within `header_read_timeout_ms` (408) and of at most
+/// `max_header_bytes` / `max_headers` (431), and closed after `idle_timeout_ms` without a
+/// request. What it refuses is counted in `metrics`.
+pub async fn serve<H, F>(
+    listener: TcpListener,
+    limits: FrontConfig,
+    metrics: Arc<FrontMetrics>,
+    handler: H,
+    shutdown: impl Future<Output = ()>,
+) -> std::io::Result<()>
+where
+    H: Fn(Request<Incoming>) -> F + Clone + Send + Sync + 'static,
+    F: Future<Output = Response<HyperOutgoingBody>> + Send + 'static,
+{
+    let builder = builder(&limits);
+    let idle_timeout = Duration::from_millis(limits.idle_timeout_ms);
+    let open = Arc::new(Semaphore::new(limits.max_connections));
+    let overflow = conn::Overflow::new();
+    let (closing, closed) = tokio::sync::watch::channel(false);
+    tokio::pin!(shutdown);
+    loop {
+        let (stream, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(e) => {
+                    // Out of file descriptors and the like: keep serving the others.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        let Ok(permit) = open.clone().try_acquire_owned() else {
+            overflow.refuse(stream, peer, limits.max_connections, &metrics);
+            continue;
+        };
+        metrics.connections_accepted.inc();
+        let _ = stream.set_nodelay(true);
+        let activity = conn::Activity::new();
+        let handler = handler.clone();
+        let requests = activity.clone();
+        let service = hyper::service::service_fn(move |mut request: Request<Incoming>| {
+            request.extensions_mut().insert(ClientAddr(peer));
+            let busy = requests.begin();
+            let response = handler(request);
+            async move { Ok::<_, Infallible>(busy.until_sent(response.await)) }
+        });
+        let io = TokioIo::new(conn::Metered::new(stream, activity.clone()));
+        let connection = builder
+            .serve_connection_with_upgrades(io, service)
+            .into_owned();
+        let mut closed = closed.clone();
+        let metrics = metrics.clone();
+        tokio::spawn(async move {
+            let _permit = permit;
+            metrics.connections_open.inc();
+            tokio::pin!(connection);
+            let mut stopping = false;
+            let result = loop {
+                tokio::select! {
+                    result = connection.as_mut() => break result,
+                    () = activity.idle(idle_timeout), if !stopping => {
+                        metrics.idle_closed.inc();
+                        tracing::debug!(%peer, "idle connection closed");
+                        connection.as_mut().graceful_shutdown();
+                        stopping = true;
+                    }
+                    _ = closed.wait_for(|closed| *closed), if !stopping => {
+                        connection.as_mut().graceful_shutdown();
+                        stopping = true;
+                    }
+                }
+            };
+            if let Err(e) = result {
+                conn::ended(&*e, &activity, peer, &metrics);
+            }
+            metrics.connections_open.dec();
+        });
+    }
+    let _ = closing.send(true);
+    // Each connection holds a permit until it ends: having them all back means every
+    // connection has finished.
+    let _ = open
+        .acquire_many(u32::try_from(limits.max_connections).unwrap_or(u32::MAX))
+        .await;
+    Ok(())
+}

@@ -1,0 +1,84 @@
+//! Nodes of a cluster: where an rpc runs, and the wire between nodes.
+//!
+//! [`Dispatch`] is the rpc capability's transport: a call runs in this process when the
+//! service is served here, else on the least busy healthy remote node ([`remote`]), found
+//! through the registry. [`listener`] is the other end: other nodes call this one's
+//! services on its internal rpc listener, authenticated by the cluster secret.
+
+mod config;
+pub mod listener;
+pub mod remote;
+
+use std::sync::{Arc, Weak};
+
+pub use config::ClusterConfig;
+pub use remote::RemoteNodes;
+
+use crate::capability::{CallContext, World};
+use crate::plugins::Lifecycle;
+use crate::registry::Backend;
+use crate::rpc::{Error, Transport};
+use crate::runtime::invoke;
+
+/// Runs rpc calls where their service is served.
+pub struct Dispatch {
+    registry: Arc<dyn Backend>,
+    remote: RemoteNodes,
+    /// Weak: the lifecycle holds the runtime, which holds the rpc capability, which holds
+    /// this.
+    lifecycle: Weak<Lifecycle>,
+}
+
+impl Dispatch {
+    pub fn new(registry: Arc<dyn Backend>, remote: RemoteNodes, lifecycle: Weak<Lifecycle>) -> Self {
+        Self {
+            registry,
+            remote,
+            lifecycle,
+        }
+    }
+
+    /// Runs `service.method` in this process.
+    pub async fn call_local(
+        lifecycle: &Lifecycle,
+        service: &str,
+        method: &str,
+        payload: Vec<u8>,
+        call: CallContext,
+    ) -> Result<Vec<u8>, Error> {
+        let plugin = lifecycle
+            .get(service)
+            .filter(|p| p.world == World::Service)
+            .ok_or_else(|| Error::Unavailable(format!("no endpoint serves {service}")))?;
+        let result =
+            invoke::call_service(lifecycle.runtime(), &plugin, method, &payload, call).await;
+        // The callee's own refusals are answers; anything else is a failure of this version.
+        lifecycle.judge(&plugin, matches!(&result, Err(e) if !e.is_app()));
+        result
+    }
+}
+
+#[async_trait::async_trait]
+impl Transport for Dispatch {
+    async fn call(
+        &self,
+        service: &str,
+        method: &str,
+        payload: Vec<u8>,
+        call: CallContext,
+    ) -> Result<Vec<u8>, Error> {
+        let endpoints = self.registry.endpoints(service);
+        if endpoints.iter().any(|e| e.local)
+            && let Some(lifecycle) = self.lifecycle.upgrade()
+            && lifecycle.get(service).is_some()
+        {
+            return Self::call_local(&lifecycle, service, method, payload, call).await;
+        }
+        match self.remote.choose(&endpoints) {
+            Some(endpoint) => self.remote.call(endpoint, method, payload, call).await,
+            None => Err(Error::Unavailable(format!(
+                "no endpoint serves {service}"
+            ))),
+        }
+    }
+}

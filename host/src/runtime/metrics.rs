@@ -1,0 +1,130 @@
+//! The runtime's series: invocations and how they failed, per plugin, and instances alive.
+//! The admin API's per-plugin counts read these same series.
+
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
+
+use crate::telemetry::metrics::PluginLabel;
+
+#[derive(Clone, Default)]
+pub struct InvocationMetrics {
+    invocations: Family<PluginLabel, Counter>,
+    errors: Family<PluginLabel, Counter>,
+    traps: Family<PluginLabel, Counter>,
+    deadline_kills: Family<PluginLabel, Counter>,
+    alive: Gauge,
+}
+
+/// One kind of event of an invocation.
+#[derive(Debug, Clone, Copy)]
+pub enum Event {
+    /// An invocation started (an HTTP request, an rpc call, a message).
+    Invoked,
+    /// It failed: a trap, a deadline, no response, an error code or a refusal.
+    Failed,
+    /// It trapped (a panic, an out-of-bounds access).
+    Trapped,
+    /// It was stopped at its deadline.
+    Killed,
+}
+
+/// One plugin's counts, for the admin API.
+#[derive(Debug, Clone, Copy, serde::Serialize)]
+pub struct PluginCounts {
+    pub invocations: u64,
+    pub errors: u64,
+    pub traps: u64,
+    pub deadline_kills: u64,
+}
+
+impl InvocationMetrics {
+    pub fn register(registry: &mut Registry) -> Self {
+        let m = Self::default();
+        registry.register(
+            "plugin_invocations",
+            "Component invocations (HTTP requests and rpc calls)",
+            m.invocations.clone(),
+        );
+        registry.register(
+            "plugin_errors",
+            "Invocations that failed (traps, deadlines, no response)",
+            m.errors.clone(),
+        );
+        registry.register(
+            "plugin_traps",
+            "Invocations that trapped (a panic, an out-of-bounds access)",
+            m.traps.clone(),
+        );
+        registry.register(
+            "plugin_deadline_kills",
+            "Invocations stopped at their deadline",
+            m.deadline_kills.clone(),
+        );
+        registry.register(
+            "instances_in_use",
+            "Component instances alive now",
+            m.alive.clone(),
+        );
+        m
+    }
+
+    /// The counters of `plugin`, made once per loaded version: counting is then one atomic
+    /// add, with no label to build on the request path.
+    pub fn for_plugin(&self, plugin: &str) -> PluginCounters {
+        let label = PluginLabel {
+            plugin: plugin.to_string(),
+        };
+        PluginCounters {
+            invocations: self.invocations.get_or_create(&label).clone(),
+            errors: self.errors.get_or_create(&label).clone(),
+            traps: self.traps.get_or_create(&label).clone(),
+            deadline_kills: self.deadline_kills.get_or_create(&label).clone(),
+        }
+    }
+
+    pub(super) fn alive(&self) -> InstanceAlive {
+        self.alive.inc();
+        InstanceAlive(self.alive.clone())
+    }
+}
+
+/// One plugin's series.
+#[derive(Clone)]
+pub struct PluginCounters {
+    invocations: Counter,
+    errors: Counter,
+    traps: Counter,
+    deadline_kills: Counter,
+}
+
+impl PluginCounters {
+    pub fn count(&self, event: Event) {
+        match event {
+            Event::Invoked => &self.invocations,
+            Event::Failed => &self.errors,
+            Event::Trapped => &self.traps,
+            Event::Killed => &self.deadline_kills,
+        }
+        .inc();
+    }
+
+    pub fn counts(&self) -> PluginCounts {
+        PluginCounts {
+            invocations: self.invocations.get(),
+            errors: self.errors.get(),
+            traps: self.traps.get(),
+            deadline_kills: self.deadline_kills.get(),
+        }
+    }
+}
+
+/// Counts an instance as alive until dropped (with the store that holds it).
+pub struct InstanceAlive(Gauge);
+
+impl Drop for InstanceAlive {
+    fn drop(&mut self) {
+        self.0.dec();
+    }
+}

@@ -1,0 +1,103 @@
+//! One loaded, validated, pre-instantiated component: what an invocation needs of it. Its
+//! grants are configured once per version and swapped whole when the config changes, so a
+//! request reads them without a lock and keeps the ones it started with.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use arc_swap::ArcSwap;
+use sha2::{Digest, Sha256};
+
+use super::capabilities::Grants;
+use super::limits::LimitsConfig;
+use super::metrics::PluginCounters;
+use super::state::PluginState;
+use crate::bindings::{ServicePre, SubscriberPre};
+use crate::breaker::Probation;
+use crate::capability::{Imports, World};
+
+/// What an invocation instantiates.
+pub(crate) enum Entry {
+    Service(ServicePre<PluginState>),
+    Http(wasmtime_wasi_http::p2::bindings::ProxyPre<PluginState>),
+    Subscriber(SubscriberPre<PluginState>),
+}
+
+/// A plugin's grants and limits as configured now.
+pub struct Configured {
+    pub limits: LimitsConfig,
+    /// The environment variables its WASI base hands it (none unless granted).
+    pub env: Vec<(String, String)>,
+    pub grants: Grants,
+}
+
+pub struct Plugin {
+    pub name: Arc<str>,
+    /// The first 16 hex digits of the SHA-256 of the component.
+    pub version: Arc<str>,
+    pub world: World,
+    pub imports: Imports,
+    pub source: PathBuf,
+    pub loaded_at: SystemTime,
+    pub counters: PluginCounters,
+    /// Set when this version replaced another: its first requests are judged.
+    pub probation: Probation,
+    pub(crate) entry: Entry,
+    configured: ArcSwap<Configured>,
+}
+
+impl Plugin {
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn new(
+        name: &str,
+        version: String,
+        world: World,
+        imports: Imports,
+        source: &Path,
+        entry: Entry,
+        configured: Configured,
+        counters: PluginCounters,
+    ) -> Self {
+        Self {
+            name: name.into(),
+            version: version.into(),
+            world,
+            imports,
+            source: source.to_path_buf(),
+            loaded_at: SystemTime::now(),
+            counters,
+            probation: Probation::default(),
+            entry,
+            configured: ArcSwap::from_pointee(configured),
+        }
+    }
+
+    /// Its grants and limits in force now.
+    pub fn configured(&self) -> Arc<Configured> {
+        self.configured.load_full()
+    }
+
+    /// Puts new grants and limits in force for the next invocations.
+    pub fn reconfigure(&self, configured: Configured) {
+        self.configured.store(Arc::new(configured));
+    }
+
+    /// The wall-clock budget of one invocation of this plugin.
+    pub fn deadline(&self) -> Duration {
+        Duration::from_millis(self.configured.load().limits.deadline_ms)
+    }
+}
+
+/// The plugin name for a deployed file: stem, `_` read as `-`.
+pub fn plugin_name(path: &Path) -> Option<String> {
+    if path.extension()? != "wasm" {
+        return None;
+    }
+    Some(path.file_stem()?.to_str()?.replace('_', "-"))
+}
+
+/// A component's version: the first 16 hex digits of its SHA-256.
+pub fn version_of(bytes: &[u8]) -> String {
+    hex::encode(&Sha256::digest(bytes)[..8])
+}

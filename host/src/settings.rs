@@ -1,0 +1,138 @@
+//! The vocabulary every config section is written in, below everything that reads one:
+//! secrets that never print, and a plugin's `[plugin.<name>]` table as each capability
+//! reads its own keys from it.
+//!
+//! A capability owns the keys it grants (`sql = true`, `rpc = [...]`): it deserializes just
+//! those from the plugin's table, so adding a capability never touches a shared struct.
+
+use std::collections::BTreeMap;
+
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+
+/// What a secret value is shown as, wherever config is shown.
+pub const REDACTED: &str = "<secret>";
+
+/// A credential from the config: deserialized as a string, never shown by `Debug` nor
+/// serialized as itself (the admin API and `config list` serialize the config).
+#[derive(Clone, Deserialize, PartialEq, Eq)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl Serialize for Secret {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(REDACTED)
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(<redacted>)")
+    }
+}
+
+/// One `[plugin.<name>]` table as written: each capability reads its own keys from it.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct PluginSection(toml::Table);
+
+impl PluginSection {
+    pub fn new(table: toml::Table) -> Self {
+        Self(table)
+    }
+
+    /// The keys it sets.
+    pub fn keys(&self) -> impl Iterator<Item = &str> {
+        self.0.keys().map(String::as_str)
+    }
+
+    /// The keys `keys` of this table as one `T` (the others are not `T`'s business);
+    /// `T`'s own defaults fill what is unset. The error names the plugin and the key.
+    pub fn read<T: DeserializeOwned>(&self, plugin: &str, keys: &[&str]) -> Result<T, String> {
+        let picked: toml::Table = self
+            .0
+            .iter()
+            .filter(|(k, _)| keys.contains(&k.as_str()))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        T::deserialize(toml::Value::Table(picked))
+            .map_err(|e| format!("[plugin.{plugin}] {}", e.message()))
+    }
+}
+
+/// One plugin's own values, `[plugin.<name>.config]` and `[plugin.<name>.secrets]`: read
+/// by the capabilities that hand them to the plugin.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PluginValues {
+    /// Values it can read through the `config` import.
+    pub config: BTreeMap<String, String>,
+    /// Values it can read like `config`, but never logged, shown by the admin API or
+    /// `config list`, nor given to another plugin.
+    pub secrets: BTreeMap<String, Secret>,
+}
+
+impl PluginValues {
+    /// The value of `key`, a plain value or a secret.
+    pub fn get(&self, key: &str) -> Option<&str> {
+        self.config
+            .get(key)
+            .map(String::as_str)
+            .or_else(|| self.secrets.get(key).map(Secret::expose))
+    }
+}
+
+/// Every `[plugin.<name>]` table, by plugin name.
+pub type PluginSections = BTreeMap<String, PluginSection>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, Default, Deserialize, PartialEq)]
+    #[serde(default, deny_unknown_fields)]
+    struct Grant {
+        sql: bool,
+        rpc: Vec<String>,
+    }
+
+    #[test]
+    fn a_capability_reads_its_own_keys_only() {
+        let section = PluginSection::new(
+            "sql = true\nrpc = [\"user\"]\nother = 1\n"
+                .parse::<toml::Table>()
+                .unwrap(),
+        );
+        let grant: Grant = section.read("p", &["sql", "rpc"]).unwrap();
+        assert_eq!(
+            grant,
+            Grant {
+                sql: true,
+                rpc: vec!["user".into()]
+            }
+        );
+        let empty: Grant = PluginSection::default().read("p", &["sql"]).unwrap();
+        assert_eq!(empty, Grant::default());
+        let bad = PluginSection::new("sql = 3\n".parse().unwrap());
+        let error = bad.read::<Grant>("p", &["sql"]).unwrap_err();
+        assert!(error.starts_with("[plugin.p] "), "{error}");
+    }
+
+    #[test]
+    fn secrets_never_show() {
+        let secret = Secret::new("hunter2");
+        assert!(!format!("{secret:?}").contains("hunter2"));
+        assert_eq!(serde_json::to_string(&secret).unwrap(), "\"<secret>\"");
+        assert_eq!(secret.expose(), "hunter2");
+    }
+}
