@@ -6,11 +6,14 @@
 //! - `run [ARGS]`: `plugins`, then `micro-api serve ARGS` with the repo's `config.toml`;
 //! - `test [ARGS]`: build the plugins, the test plugins and the examples, then run every
 //!   test (the host's, xtask's, and the SDK's natively, its doc examples included);
-//! - `lint`: rustfmt, and clippy `-D warnings` for the host and for the plugins;
+//! - `modules [--verbose]`: the import graph of host/src's top-level modules; fails on a
+//!   loop between two of them (see `modules/`);
+//! - `lint`: `modules`, rustfmt, and clippy `-D warnings` for the host and for the plugins;
 //! - `bench [--short] [...]`: micro-api under `wrk` beside its baselines, then the
 //!   criterion micro-benchmarks (see `bench.rs` and `bench/RESULTS.md`).
 
 mod bench;
+mod modules;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -67,11 +70,12 @@ fn main() -> Result<()> {
                 &[("MICRO_API_TEST_COMPONENTS", components.as_os_str())],
             )
         }
-        "lint" => lint(),
+        "modules" => modules::run(&root, &rest),
+        "lint" => lint(&root),
         "bench" => bench::run(&root, &rest),
         _ => {
             bail!(
-                "usage: cargo xtask <plugins | run [serve args] | test [cargo test args] | lint | bench [--short]>"
+                "usage: cargo xtask <plugins | run [serve args] | test [cargo test args] | modules [--verbose] | lint | bench [--short]>"
             )
         }
     }
@@ -172,7 +176,8 @@ fn ensure_wasm_target() -> Result<()> {
     Ok(())
 }
 
-fn lint() -> Result<()> {
+fn lint(root: &Path) -> Result<()> {
+    modules::lint(root)?;
     cargo(&["fmt", "--all", "--check"], &[], &[])?;
     cargo(
         &[
