@@ -10,7 +10,7 @@
 //!   loop between two of them (see `modules/`);
 //! - `lint`: `modules`, rustfmt, and clippy `-D warnings` for the host and for the plugins;
 //! - `bench [--short] [...]`: micro-api under `wrk` beside its baselines, then the
-//!   criterion micro-benchmarks (see `bench.rs` and `bench/RESULTS.md`).
+//!   criterion micro-benchmarks (see `bench/` here and the repo's `bench/RESULTS.md`).
 
 mod bench;
 mod modules;
@@ -88,12 +88,16 @@ fn workspace_root() -> PathBuf {
         .to_path_buf()
 }
 
+/// Cargo's target dir: `CARGO_TARGET_DIR`, else the workspace's `target/`.
+fn target_dir(root: &Path) -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root.join("target"))
+}
+
 /// Where cargo puts the plugin components.
 fn wasm_dir(root: &Path) -> PathBuf {
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| root.join("target"));
-    target.join(WASM_TARGET).join(PLUGIN_PROFILE)
+    target_dir(root).join(WASM_TARGET).join(PLUGIN_PROFILE)
 }
 
 /// The file cargo writes for crate `name`, and the name it is deployed under.
