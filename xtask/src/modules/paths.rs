@@ -115,8 +115,8 @@ fn token(tokens: &[Spanned], at: usize) -> Option<&Token> {
     tokens.get(at).map(|t| &t.token)
 }
 
-/// The path starting at `at` (`a::b::c`, up to what is not an identifier after `::`, such
-/// as a turbofish), and where it ends.
+/// The path starting at `at` (`a::b::c`, up to what is not an identifier after a `::`:
+/// a turbofish, a use tree's glob or group), and where it ends.
 fn inline_path(tokens: &[Spanned], mut at: usize) -> (Vec<Segment>, usize) {
     let mut segments = Vec::new();
     while let Some(Token::Ident(name)) = token(tokens, at) {
@@ -133,7 +133,7 @@ fn inline_path(tokens: &[Spanned], mut at: usize) -> (Vec<Segment>, usize) {
     (segments, at)
 }
 
-/// Reads the use tree at `at` below `prefix`, pushing each full path it imports (a glob
+/// Reads the use tree at `at` below `path`, pushing each full path it imports (a glob
 /// or a `{…}` group ends one path per member) to `out`. Returns where the tree ends, or
 /// `None` when this is no use tree (a `use` in a macro pattern, say).
 fn use_tree(
@@ -149,48 +149,42 @@ fn use_tree(
         });
         at += 1;
     }
-    loop {
-        match token(tokens, at)? {
-            Token::Ident(name) if name != "as" => {
-                path.push(Segment {
-                    name: name.clone(),
-                    line: tokens[at].line,
-                });
-                at += 1;
-                if token(tokens, at) != Some(&Token::PathSep) {
-                    break;
+    let (segments, end) = inline_path(tokens, at);
+    // `a::b::` goes on with a glob or a group; `a::b` is a whole path.
+    let open = end == at || token(tokens, end - 1) == Some(&Token::PathSep);
+    path.extend(segments);
+    at = end;
+    match token(tokens, at)? {
+        Token::Punct('*') if open => {
+            out.push(path);
+            Some(at + 1)
+        }
+        Token::Punct('{') if open => {
+            at += 1;
+            loop {
+                if token(tokens, at)? == &Token::Punct('}') {
+                    return Some(at + 1);
                 }
-                at += 1;
-            }
-            Token::Punct('*') => {
-                out.push(path);
-                return Some(at + 1);
-            }
-            Token::Punct('{') => {
-                at += 1;
-                loop {
-                    if token(tokens, at)? == &Token::Punct('}') {
-                        return Some(at + 1);
-                    }
-                    at = use_tree(tokens, at, path.clone(), out)?;
-                    match token(tokens, at)? {
-                        Token::Punct(',') => at += 1,
-                        Token::Punct('}') => return Some(at + 1),
-                        _ => return None,
-                    }
+                at = use_tree(tokens, at, path.clone(), out)?;
+                match token(tokens, at)? {
+                    Token::Punct(',') => at += 1,
+                    Token::Punct('}') => return Some(at + 1),
+                    _ => return None,
                 }
             }
-            _ => return None,
+        }
+        _ if open => None,
+        next => {
+            if next == &Token::Ident("as".into()) {
+                match token(tokens, at + 1)? {
+                    Token::Ident(_) => at += 2,
+                    _ => return None,
+                }
+            }
+            out.push(path);
+            Some(at)
         }
     }
-    if token(tokens, at) == Some(&Token::Ident("as".into())) {
-        match token(tokens, at + 1)? {
-            Token::Ident(_) => at += 2,
-            _ => return None,
-        }
-    }
-    out.push(path);
-    Some(at)
 }
 
 /// The top-level module a path names, when it leaves the module it is written in through
@@ -216,96 +210,103 @@ fn resolve(segments: &[Segment], here: &[&str], modules: &BTreeSet<String>) -> O
 mod tests {
     use super::*;
 
-    fn modules() -> BTreeSet<String> {
-        ["app", "config", "rpc", "telemetry", "front"]
+    /// Asserts the (module, line) of each reference `source` makes, written in `path`.
+    fn assert_refs(source: &str, path: &[&str], expected: &[(&str, usize)]) {
+        let modules = ["app", "config", "rpc", "telemetry", "front"]
             .map(String::from)
-            .into()
-    }
-
-    /// (module, line) of each reference `source` makes, written in module `path`.
-    fn refs(source: &str, path: &[&str]) -> Vec<(String, usize)> {
+            .into();
         let path: Vec<String> = path.iter().map(|s| s.to_string()).collect();
-        references(source, &path, &modules())
+        let found: Vec<(String, usize)> = references(source, &path, &modules)
             .into_iter()
             .map(|r| (r.module, r.line))
-            .collect()
-    }
-
-    fn at(module: &str, line: usize) -> (String, usize) {
-        (module.to_string(), line)
+            .collect();
+        let expected: Vec<(String, usize)> = expected
+            .iter()
+            .map(|(module, line)| (module.to_string(), *line))
+            .collect();
+        assert_eq!(found, expected, "in {path:?}:\n{source}");
     }
 
     #[test]
     fn plain_use_glob_and_alias() {
-        let source = "use crate::app::App;\nuse crate::config::*;\nuse crate::rpc as calls;";
-        assert_eq!(
-            refs(source, &["front"]),
-            [at("app", 1), at("config", 2), at("rpc", 3)]
+        assert_refs(
+            "use crate::app::App;\nuse crate::config::*;\nuse crate::rpc as calls;",
+            &["front"],
+            &[("app", 1), ("config", 2), ("rpc", 3)],
         );
     }
 
     #[test]
     fn nested_braces_name_each_module_on_its_line() {
-        let source =
-            "use crate::{\n    app::{self, App},\n    config,\n    rpc::{breaker::{State, *}},\n};";
-        assert_eq!(
-            refs(source, &["front"]),
-            [
-                at("app", 2),
-                at("app", 2),
-                at("config", 3),
-                at("rpc", 4),
-                at("rpc", 4)
-            ]
+        assert_refs(
+            "use crate::{\n    app::{self, App},\n    config,\n    rpc::{breaker::{State, *}},\n};",
+            &["front"],
+            &[
+                ("app", 2),
+                ("app", 2),
+                ("config", 3),
+                ("rpc", 4),
+                ("rpc", 4),
+            ],
         );
     }
 
     #[test]
     fn inline_paths_in_code_and_macros() {
-        let source = "fn f() {\n    crate::telemetry::metrics::METRICS.reload(\"x\");\n    tokio::select! { _ = crate::rpc::call::<u8>() => {} }\n}";
-        assert_eq!(refs(source, &["app"]), [at("telemetry", 2), at("rpc", 3)]);
+        assert_refs(
+            "fn f() {\n    crate::telemetry::metrics::METRICS.reload(\"x\");\n    tokio::select! { _ = crate::rpc::call::<u8>() => {} }\n}",
+            &["app"],
+            &[("telemetry", 2), ("rpc", 3)],
+        );
     }
 
     #[test]
     fn super_counts_only_when_it_climbs_to_the_root() {
-        // In `rpc/host.rs`: one `super` is `rpc`, two are the root.
-        let source = "use super::breaker;\nuse super::super::app::App;\nfn f() { super::super::config::load() }";
-        assert_eq!(
-            refs(source, &["rpc", "host"]),
-            [at("app", 2), at("config", 3)]
+        // In `rpc/host.rs`: one `super` is `rpc`, two are the root; in a top-level file,
+        // one is the root already.
+        assert_refs(
+            "use super::breaker;\nuse super::super::app::App;\nfn f() { super::super::config::load() }",
+            &["rpc", "host"],
+            &[("app", 2), ("config", 3)],
         );
-        // In a top-level file, one `super` is the root already.
-        assert_eq!(refs("use super::app;", &["front"]), [at("app", 1)]);
+        assert_refs("use super::app;", &["front"], &[("app", 1)]);
     }
 
     #[test]
     fn inline_modules_deepen_super() {
         // `tests` inside `rpc/mod.rs`: `super` is `rpc`, not the root.
-        let source = "fn a() {}\nmod tests {\n    use super::app;\n    use super::super::config;\n}\nuse super::front;";
-        assert_eq!(refs(source, &["rpc"]), [at("config", 4), at("front", 6)]);
+        assert_refs(
+            "fn a() {}\nmod tests {\n    use super::app;\n    use super::super::config;\n}\nuse super::front;",
+            &["rpc"],
+            &[("config", 4), ("front", 6)],
+        );
     }
 
     #[test]
     fn test_modules_count_too() {
-        let source = "#[cfg(test)]\nmod tests {\n    use crate::app::App;\n}";
-        assert_eq!(refs(source, &["rpc"]), [at("app", 3)]);
+        assert_refs(
+            "#[cfg(test)]\nmod tests {\n    use crate::app::App;\n}",
+            &["rpc"],
+            &[("app", 3)],
+        );
     }
 
     #[test]
     fn ignores_comments_strings_own_module_and_other_crates() {
-        let source = "//! See [`crate::app`].\n/// crate::config too\nuse crate::rpc::x; // crate::front\nconst S: &str = \"crate::telemetry\";\nuse ::app::x;\nuse app::y;\nuse self::app::z;\nfn f() -> impl Sized + use<> {}\npub(crate) fn g() {}";
-        assert_eq!(refs(source, &["rpc"]), []);
+        assert_refs(
+            "//! See [`crate::app`].\n/// crate::config too\nuse crate::rpc::x; // crate::front\nconst S: &str = \"crate::telemetry\";\nuse ::app::x;\nuse app::y;\nuse self::app::z;\nfn f() -> impl Sized + use<> {}\npub(crate) fn g() {}",
+            &["rpc"],
+            &[],
+        );
     }
 
     #[test]
     fn unknown_names_below_the_root_are_not_modules() {
         // `crate::VERSION` and `super::micro_api` name items of the root, not modules.
-        assert_eq!(
-            refs(
-                "use crate::VERSION;\nfn f() { super::micro_api::x() }",
-                &["app"]
-            ),
-            []
+        assert_refs(
+            "use crate::VERSION;\nfn f() { super::micro_api::x() }",
+            &["app"],
+            &[],
         );
     }
 
