@@ -6,11 +6,14 @@
 //! - `run [ARGS]`: `plugins`, then `micro-api serve ARGS` with the repo's `config.toml`;
 //! - `test [ARGS]`: build the plugins, the test plugins and the examples, then run every
 //!   test (the host's, xtask's, and the SDK's natively, its doc examples included);
-//! - `lint`: rustfmt, and clippy `-D warnings` for the host and for the plugins;
+//! - `modules [--verbose]`: the import graph of host/src's top-level modules; fails on a
+//!   loop between two of them (see `modules/`);
+//! - `lint`: `modules`, rustfmt, and clippy `-D warnings` for the host and for the plugins;
 //! - `bench [--short] [...]`: micro-api under `wrk` beside its baselines, then the
-//!   criterion micro-benchmarks (see `bench.rs` and `bench/RESULTS.md`).
+//!   criterion micro-benchmarks (see `bench/` here and the repo's `bench/RESULTS.md`).
 
 mod bench;
+mod modules;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -74,11 +77,12 @@ fn main() -> Result<()> {
                 &[("MICRO_API_TEST_COMPONENTS", components.as_os_str())],
             )
         }
-        "lint" => lint(),
+        "modules" => modules::run(&root, &rest),
+        "lint" => lint(&root),
         "bench" => bench::run(&root, &rest),
         _ => {
             bail!(
-                "usage: cargo xtask <plugins | run [serve args] | test [cargo test args] | lint | bench [--short]>"
+                "usage: cargo xtask <plugins | run [serve args] | test [cargo test args] | modules [--verbose] | lint | bench [--short]>"
             )
         }
     }
@@ -91,12 +95,16 @@ fn workspace_root() -> PathBuf {
         .to_path_buf()
 }
 
+/// Cargo's target dir: `CARGO_TARGET_DIR`, else the workspace's `target/`.
+fn target_dir(root: &Path) -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root.join("target"))
+}
+
 /// Where cargo puts the plugin components.
 fn wasm_dir(root: &Path) -> PathBuf {
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| root.join("target"));
-    target.join(WASM_TARGET).join(PLUGIN_PROFILE)
+    target_dir(root).join(WASM_TARGET).join(PLUGIN_PROFILE)
 }
 
 /// The file cargo writes for crate `name`, and the name it is deployed under.
@@ -179,7 +187,8 @@ fn ensure_wasm_target() -> Result<()> {
     Ok(())
 }
 
-fn lint() -> Result<()> {
+fn lint(root: &Path) -> Result<()> {
+    modules::lint(root)?;
     cargo(&["fmt", "--all", "--check"], &[], &[])?;
     cargo(
         &[
