@@ -8,7 +8,7 @@
 //! - `POST /user/login`: checks the password and signs a token (`user-api`, which asks
 //!   `user.CheckPassword` and `auth.MakeAccessToken`).
 //!
-//! Crypto and SQL are the host library's own ([`Crypto`], [`micro_api::sql::connect`]):
+//! Crypto and SQL are the host library's own ([`Keys`], [`micro_api::sql::connect`]):
 //! the same JWT validation, the same argon2id on the same blocking pool, the same sqlx
 //! queries through the same pool, on a database migrated from the same files. It prints
 //! `{"message":"bench-native listening","http":"ADDR"}` once it accepts connections.
@@ -22,8 +22,7 @@ use http::{Method, Request, Response, StatusCode, header};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
-use micro_api::config::AuthConfig;
-use micro_api::crypto::Crypto;
+use micro_api::crypto::{AuthConfig, Keys};
 use micro_api::sql::{Database, Value};
 use serde_json::json;
 
@@ -54,7 +53,7 @@ struct Args {
 }
 
 struct Native {
-    crypto: Crypto,
+    crypto: Keys,
     database: Box<dyn Database>,
 }
 
@@ -70,7 +69,7 @@ fn main() -> anyhow::Result<()> {
 }
 
 async fn serve(args: Args) -> anyhow::Result<()> {
-    let crypto = Crypto::from_config(&AuthConfig {
+    let crypto = Keys::from_config(&AuthConfig {
         signing_key: Some(args.signing_key),
         ..AuthConfig::default()
     })?;

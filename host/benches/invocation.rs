@@ -21,27 +21,25 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use criterion::{Criterion, criterion_group, criterion_main};
 use http_body_util::{BodyExt, Full};
-use micro_api::app::App;
 use micro_api::bindings::micro_api::host::sql::{self as wit_sql, Host as _};
+use micro_api::breaker::{Breaker, BreakerSettings, Outcome};
+use micro_api::capability::{CallContext, Capability, Invocation};
 use micro_api::config::Config;
-use micro_api::plugins::{Entry, Plugin};
-use micro_api::rpc::breaker::Outcome;
-use micro_api::rpc::{CallError, RpcState};
-use micro_api::runtime::PluginState;
-use micro_api::runtime::invoke;
-use micro_api::runtime::state::CallContext;
-use micro_api::sql::{SqlState, Value};
+use micro_api::host::Host;
+use micro_api::rpc::Error;
+use micro_api::runtime::{Entry, Plugin, invoke};
+use micro_api::sql::Value;
 use micro_api::telemetry::TraceContext;
 
 /// The seed user's row, read by the `sql` benchmarks.
 const GET_USER_BY_NAME: &str = "SELECT `user_id`, `user_name` FROM `user` WHERE `user_name` = ?";
 const ECHO_PAYLOAD: &[u8] = br#"{"ping":1}"#;
 
-/// A host library `App` with the benchmarks' components loaded, on a current-thread
-/// runtime: spawned tasks run on the bench thread, as they run on the request's worker.
+/// A host with the benchmarks' components loaded, on a current-thread runtime: spawned
+/// tasks run on the bench thread, as they run on the request's worker.
 struct Fixture {
     runtime: tokio::runtime::Runtime,
-    app: Arc<App>,
+    host: Arc<Host>,
     _dir: tempfile::TempDir,
 }
 
@@ -83,21 +81,23 @@ crypto = true
             .enable_all()
             .build()
             .expect("tokio runtime");
-        let app = runtime
-            .block_on(App::new(config, None))
-            .expect("the app starts");
+        let host = runtime.block_on(Host::of(config)).expect("the host starts");
         Self {
             runtime,
-            app,
+            host,
             _dir: dir,
         }
     }
 
     fn plugin(&self, name: &str) -> Arc<Plugin> {
-        self.app
-            .plugins
+        let lifecycle = self.host.lifecycle();
+        lifecycle
             .get(name)
-            .unwrap_or_else(|| panic!("{name} is not loaded: {:?}", self.app.plugins.refused()))
+            .unwrap_or_else(|| panic!("{name} is not loaded: {:?}", lifecycle.table().refused()))
+    }
+
+    fn runtime(&self) -> &micro_api::runtime::Runtime {
+        self.host.lifecycle().runtime()
     }
 }
 
@@ -118,10 +118,10 @@ fn call_context() -> CallContext {
 }
 
 /// What `probe`'s `echo` does, natively.
-fn native_echo(method: &str, payload: &[u8]) -> Result<Vec<u8>, CallError> {
+fn native_echo(method: &str, payload: &[u8]) -> Result<Vec<u8>, Error> {
     match method {
         "echo" => Ok(payload.to_vec()),
-        other => Err(CallError::Invalid(format!("unknown method {other}"))),
+        other => Err(Error::Invalid(format!("unknown method {other}"))),
     }
 }
 
@@ -143,9 +143,7 @@ fn instantiate(c: &mut Criterion, fx: &Fixture) {
     });
     group.bench_function("store + instantiate + echo", |b| {
         b.to_async(&fx.runtime).iter(|| async {
-            let call = call_context();
-            let state = PluginState::new(&fx.app, &probe, call);
-            let mut store = fx.app.runtime.new_store(state, call.deadline);
+            let mut store = fx.runtime().new_store(&probe, call_context());
             let service = pre
                 .instantiate_async(&mut store)
                 .await
@@ -160,16 +158,9 @@ fn instantiate(c: &mut Criterion, fx: &Fixture) {
     });
     group.bench_function("invoke::call_service echo", |b| {
         b.to_async(&fx.runtime).iter(|| async {
-            let payload = ECHO_PAYLOAD.to_vec();
-            invoke::call_service(
-                &fx.app,
-                probe.clone(),
-                "echo".into(),
-                payload,
-                call_context(),
-            )
-            .await
-            .expect("an answer")
+            invoke::call_service(fx.runtime(), &probe, "echo", ECHO_PAYLOAD, call_context())
+                .await
+                .expect("an answer")
         })
     });
     group.finish();
@@ -201,7 +192,7 @@ fn http(c: &mut Criterion, fx: &Fixture) {
     group.bench_function("invoke::handle_http hello", |b| {
         b.to_async(&fx.runtime).iter(|| async {
             let response =
-                invoke::handle_http(&fx.app, hello.clone(), request(), TraceContext::new_root())
+                invoke::handle_http(fx.runtime(), &hello, request(), TraceContext::new_root())
                     .await
                     .expect("a response");
             response
@@ -218,29 +209,37 @@ fn http(c: &mut Criterion, fx: &Fixture) {
 fn rpc(c: &mut Criterion, fx: &Fixture) {
     let probe = fx.plugin("probe");
     let mut group = c.benchmark_group("rpc");
+    let breaker = Arc::new(Breaker::new(
+        "probe.echo",
+        BreakerSettings::default(),
+        Default::default(),
+    ));
     group.bench_function("breaker alone", |b| {
         b.iter(|| {
-            let breaker = fx.app.breakers.get(black_box("probe.echo"));
-            let permit = breaker.try_acquire().expect("a closed breaker");
+            let permit = black_box(&breaker).try_acquire().expect("a closed breaker");
             permit.complete(Outcome::Success);
         })
     });
     group.bench_function("invoke::call_service echo (no rpc)", |b| {
         b.to_async(&fx.runtime).iter(|| async {
-            invoke::call_service(
-                &fx.app,
-                probe.clone(),
-                "echo".into(),
-                ECHO_PAYLOAD.to_vec(),
-                call_context(),
-            )
-            .await
-            .expect("an answer")
+            invoke::call_service(fx.runtime(), &probe, "echo", ECHO_PAYLOAD, call_context())
+                .await
+                .expect("an answer")
         })
     });
     group.bench_function("rpc hop probe.echo", |b| {
         b.to_async(&fx.runtime).iter(|| async {
-            let caller = RpcState::prepare(&fx.app, &probe, call_context());
+            let configured = probe.configured();
+            let invocation = Invocation {
+                plugin: &probe.name,
+                version: &probe.version,
+                call: call_context(),
+            };
+            let caller = fx
+                .runtime()
+                .capabilities()
+                .rpc
+                .prepare(&configured.grants.rpc, &invocation);
             caller
                 .call("probe", "echo", ECHO_PAYLOAD.to_vec())
                 .await
@@ -252,7 +251,8 @@ fn rpc(c: &mut Criterion, fx: &Fixture) {
 
 fn sql(c: &mut Criterion, fx: &Fixture) {
     let user = fx.plugin("user");
-    let db_path = fx.app.config.data_dir.join("micro-api.db");
+    let config = fx.host.config();
+    let db_path = config.data_dir.join("micro-api.db");
     // A pool of its own on the same file, as the host opens it (WAL, create if missing).
     let pool = fx.runtime.block_on(async {
         let options = sqlx::sqlite::SqliteConnectOptions::new()
@@ -260,7 +260,7 @@ fn sql(c: &mut Criterion, fx: &Fixture) {
             .journal_mode(sqlx::sqlite::SqliteJournalMode::Wal)
             .busy_timeout(Duration::from_secs(5));
         sqlx::sqlite::SqlitePoolOptions::new()
-            .max_connections(fx.app.config.database.max_connections)
+            .max_connections(config.capabilities.database.max_connections)
             .connect_with(options)
             .await
             .expect("open the database")
@@ -279,8 +279,8 @@ fn sql(c: &mut Criterion, fx: &Fixture) {
     });
     group.bench_function("host Database::query", |b| {
         b.to_async(&fx.runtime).iter(|| async {
-            fx.app
-                .database
+            fx.host
+                .database()
                 .query(GET_USER_BY_NAME, &[Value::Text("micro".into())])
                 .await
                 .expect("rows")
@@ -288,7 +288,17 @@ fn sql(c: &mut Criterion, fx: &Fixture) {
     });
     group.bench_function("sql import, host side", |b| {
         b.to_async(&fx.runtime).iter(|| async {
-            let mut state = SqlState::prepare(&fx.app, &user);
+            let configured = user.configured();
+            let invocation = Invocation {
+                plugin: &user.name,
+                version: &user.version,
+                call: call_context(),
+            };
+            let mut state = fx
+                .runtime()
+                .capabilities()
+                .database
+                .prepare(&configured.grants.database, &invocation);
             let params = vec![wit_sql::Value::Text("micro".into())];
             (&mut state)
                 .query(GET_USER_BY_NAME.into(), params)
@@ -299,10 +309,10 @@ fn sql(c: &mut Criterion, fx: &Fixture) {
     group.bench_function("user.GetUserByName component", |b| {
         b.to_async(&fx.runtime).iter(|| async {
             invoke::call_service(
-                &fx.app,
-                user.clone(),
-                "GetUserByName".into(),
-                br#"{"name":"micro"}"#.to_vec(),
+                fx.runtime(),
+                &user,
+                "GetUserByName",
+                br#"{"name":"micro"}"#,
                 call_context(),
             )
             .await

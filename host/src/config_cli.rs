@@ -6,10 +6,10 @@ use std::collections::BTreeMap;
 
 use anyhow::Context;
 use clap::Subcommand;
-use micro_api::settings::REDACTED;
 use micro_api::config::etcd::Store;
 use micro_api::config::layers::is_secret_key;
 use micro_api::config::live::Source;
+use micro_api::settings::REDACTED;
 
 #[derive(Subcommand)]
 pub enum Action {

@@ -10,7 +10,7 @@
 //! - the plugin calls host capabilities, one module each of one shape ([`capability`]):
 //!   [`rpc`] (through the [`breaker`], dispatched by [`node`]), [`registry`], [`sql`],
 //!   [`crypto`], [`plugin_config`], [`wasi_config`], [`broker`], [`outbound`] and
-//!   [`telemetry`];
+//!   [`plugin_telemetry`] (over the host's own [`telemetry`]);
 //! - [`plugins`] is the lifecycle: reloading the folder, probation and rollback;
 //! - [`config`] reads and watches the layered config; [`host`] applies a change from the
 //!   top; [`admin`] is the admin listener;
@@ -29,6 +29,7 @@ pub mod host;
 pub mod node;
 pub mod outbound;
 pub mod plugin_config;
+pub mod plugin_telemetry;
 pub mod plugins;
 pub mod registry;
 pub mod rpc;

@@ -43,10 +43,7 @@ async fn the_admin_api_shows_a_route_added_by_a_live_config_change() {
         .plugins(&["hello"])
         .config("[[route]]\npath = \"/hello\"\nplugin = \"hello\"\n")
         .start();
-    assert_eq!(
-        routes_of(&host.admin_plugins().await, "hello"),
-        ["/hello"]
-    );
+    assert_eq!(routes_of(&host.admin_plugins().await, "hello"), ["/hello"]);
     let text = std::fs::read_to_string(&host.config_path).unwrap();
     std::fs::write(
         &host.config_path,
@@ -91,15 +88,23 @@ async fn a_trap_moves_the_trap_count_by_one_in_metrics_and_in_the_admin_json() {
         .start();
     let before = (
         traps_in_metrics(&host, "probe-http").await,
-        host.plugin_stats("probe-http").await["traps"].as_u64().unwrap(),
+        host.plugin_stats("probe-http").await["traps"]
+            .as_u64()
+            .unwrap(),
     );
     let answer = client().get(host.url("/probe/trap")).send().await.unwrap();
     assert_eq!(answer.status(), 500);
     let after = (
         traps_in_metrics(&host, "probe-http").await,
-        host.plugin_stats("probe-http").await["traps"].as_u64().unwrap(),
+        host.plugin_stats("probe-http").await["traps"]
+            .as_u64()
+            .unwrap(),
     );
-    assert_eq!(after, (before.0 + 1, before.1 + 1), "{before:?} -> {after:?}");
+    assert_eq!(
+        after,
+        (before.0 + 1, before.1 + 1),
+        "{before:?} -> {after:?}"
+    );
     assert_eq!(after.0, after.1, "both read the same series");
 }
 
@@ -221,5 +226,9 @@ async fn each_listener_is_held_to_the_limits_it_is_given() {
         }
     };
     assert_eq!(status(addresses[0]).await, 431, "the strict listener");
-    assert_eq!(status(addresses[1]).await, 200, "the roomy one, same process");
+    assert_eq!(
+        status(addresses[1]).await,
+        200,
+        "the roomy one, same process"
+    );
 }

@@ -145,6 +145,7 @@ fn the_kubernetes_config_is_what_the_host_reads() {
     assert!(env.iter().any(|(k, _)| k == "MICRO_API__AUTH__SIGNING_KEY"));
     assert!(
         config
+            .capabilities
             .auth
             .signing_key
             .as_ref()
@@ -213,7 +214,7 @@ fn the_kubernetes_config_is_what_the_host_reads() {
     let members: Vec<String> = (0..3)
         .map(|i| format!("http://etcd-{i}.etcd:{client_port}"))
         .collect();
-    assert_eq!(config.registry.endpoints, members);
+    assert_eq!(config.capabilities.registry.endpoints, members);
 
     // Not root, in the image and in the pod, as the same user.
     let dockerfile = std::fs::read_to_string(repo().join("Dockerfile")).unwrap();

@@ -94,7 +94,12 @@ pub fn check(config: &Config, path: &Path, name: Option<&str>) -> Result<Report,
     let settings = config.plugin_settings();
     let empty = PluginSection::default();
     let verdict = loader
-        .validate(&name, &component, &shape, settings.for_plugin(&name, &empty))
+        .validate(
+            &name,
+            &component,
+            &shape,
+            settings.for_plugin(&name, &empty),
+        )
         .map(|(world, _, _)| world);
     Ok(Report {
         name,

@@ -20,7 +20,10 @@ pub struct Probation {
 pub enum Verdict {
     Passed,
     /// `failed` of the first `total` outcomes failed: at or past the error percentage.
-    Failed { failed: u32, total: u32 },
+    Failed {
+        failed: u32,
+        total: u32,
+    },
 }
 
 impl Probation {

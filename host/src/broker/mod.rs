@@ -27,9 +27,7 @@ use wasmtime::component::{HasData, Linker};
 pub use config::{BrokerBackend, BrokerConfig, valid_topic};
 pub use stats::{BrokerStats, Fate};
 
-use crate::capability::{
-    Capability, InitError, Invocation, PluginSpec, Shared, StateOf, World,
-};
+use crate::capability::{Capability, InitError, Invocation, PluginSpec, Shared, StateOf, World};
 
 #[derive(Debug, thiserror::Error)]
 pub enum BrokerError {

@@ -81,9 +81,7 @@ impl Nats {
             };
             // Acknowledged once a round trip after the SUB has completed.
             if client.flush().await.is_ok() {
-                confirmed
-                    .lock()
-                    .insert(subscription.clone());
+                confirmed.lock().insert(subscription.clone());
                 tracing::info!(%subject, %group, "NATS subscription active");
             }
             while let Some(message) = messages.next().await {

@@ -32,7 +32,12 @@ pub enum Fate {
 }
 
 impl Fate {
-    const ALL: [Fate; 4] = [Fate::Published, Fate::Dropped, Fate::Delivered, Fate::Failed];
+    const ALL: [Fate; 4] = [
+        Fate::Published,
+        Fate::Dropped,
+        Fate::Delivered,
+        Fate::Failed,
+    ];
 
     fn name(self) -> &'static str {
         match self {

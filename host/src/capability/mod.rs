@@ -57,10 +57,10 @@ impl Imports {
 
     /// The imported instance of `interface` (`micro-api:host/sql`) in any version.
     pub fn find(&self, interface: &str) -> Option<&str> {
-        self.0
-            .iter()
-            .map(String::as_str)
-            .find(|name| name.strip_prefix(interface).is_some_and(|v| v.starts_with('@')))
+        self.0.iter().map(String::as_str).find(|name| {
+            name.strip_prefix(interface)
+                .is_some_and(|v| v.starts_with('@'))
+        })
     }
 
     pub fn iter(&self) -> impl Iterator<Item = &str> {

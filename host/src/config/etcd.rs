@@ -31,7 +31,6 @@ impl Default for ConfigStoreConfig {
     }
 }
 
-
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("no etcd endpoints: set [config_store] endpoints")]

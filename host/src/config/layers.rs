@@ -161,9 +161,11 @@ mod tests {
             ),
         ]);
         let layered = Config::load_layered(Some(&path), &env, &store).unwrap();
-        assert_eq!(layered.config.breaker_settings("p.m").timeout_ms, 50);
-        let secrets = &layered.config.plugin["p"].secrets;
-        assert_eq!(secrets["key"].expose(), "hunter2-secret");
+        assert_eq!(layered.config.breaker.settings("p.m").timeout_ms, 50);
+        let values: crate::settings::PluginValues = layered.config.plugin["p"]
+            .read("p", &["config", "secrets"])
+            .unwrap();
+        assert_eq!(values.secrets["key"].expose(), "hunter2-secret");
         let effective = layered.effective();
         let layer = |key: &str| effective.iter().find(|e| e.key == key).unwrap().layer;
         assert_eq!(layer("server/body_limit"), Layer::File);

@@ -8,9 +8,9 @@
 //! the config store itself) keep their running value; a change to them is reported as
 //! waiting for a restart.
 
+use parking_lot::Mutex;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use parking_lot::Mutex;
 use std::time::SystemTime;
 
 use arc_swap::ArcSwap;
@@ -69,6 +69,15 @@ impl LiveConfig {
         }
     }
 
+    /// A config that nothing will change: built-in and file values, no source to reread.
+    pub fn of(config: Config) -> Self {
+        let layered = Layered {
+            config,
+            origins: Origins::default(),
+        };
+        Self::new(layered, Source::default(), BTreeMap::new())
+    }
+
     pub fn current(&self) -> std::sync::Arc<Config> {
         self.config.load_full()
     }
@@ -87,7 +96,15 @@ impl LiveConfig {
                 new.$section = running.$section.clone();
             )*};
         }
-        keep!(server, cluster, front, admin, login_limit, config_store, data_dir);
+        keep!(
+            server,
+            cluster,
+            front,
+            admin,
+            login_limit,
+            config_store,
+            data_dir
+        );
         pending.extend(
             new.capabilities
                 .keep_restart_only(&running.capabilities)

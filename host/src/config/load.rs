@@ -134,7 +134,6 @@ impl Config {
             );
         }
     }
-
 }
 
 /// The top-level sections are the root's and the capabilities' (whose sections are
@@ -190,4 +189,3 @@ fn apply_override(
     table.insert(last.clone(), parsed);
     Ok(())
 }
-

@@ -154,6 +154,7 @@ impl Config {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::front::router::RouteAuth;
 
     fn load(text: &str, env: &[(&str, &str)]) -> Result<Config, ConfigError> {
         let dir = tempfile::tempdir().unwrap();

@@ -60,7 +60,11 @@ impl ServerConfig {
 impl AdminConfig {
     pub fn problems(&self) -> Vec<String> {
         let mut problems = Vec::new();
-        if self.token.as_ref().is_some_and(|t| t.expose().trim().len() < 16) {
+        if self
+            .token
+            .as_ref()
+            .is_some_and(|t| t.expose().trim().len() < 16)
+        {
             problems.push(
                 "[admin] token must be at least 16 characters (or unset: no admin auth)".into(),
             );

@@ -93,7 +93,11 @@ pub fn watch(live: Arc<LiveConfig>, host: Arc<dyn Changes>) -> anyhow::Result<()
         file_watcher = Some(watcher);
     }
     if !config.config_store.endpoints.is_empty() {
-        tokio::spawn(watch_store(live.clone(), host.clone(), config.config_store.clone()));
+        tokio::spawn(watch_store(
+            live.clone(),
+            host.clone(),
+            config.config_store.clone(),
+        ));
     }
     tokio::spawn(async move {
         let _watcher = file_watcher;
@@ -142,4 +146,3 @@ async fn follow_store(
         store.changed_after(revision).await?;
     }
 }
-

@@ -71,8 +71,7 @@ impl LoginLimitConfig {
         }
         if self.max_failures == 0 || self.max_failures_per_address == 0 {
             problems.push(
-                "[login_limit] max_failures and max_failures_per_address must be at least 1"
-                    .into(),
+                "[login_limit] max_failures and max_failures_per_address must be at least 1".into(),
             );
         }
         if self.window_secs == 0 {
@@ -84,7 +83,6 @@ impl LoginLimitConfig {
         problems
     }
 }
-
 
 /// How the login route answered an attempt.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -248,11 +246,7 @@ impl LoginLimiter {
     /// User names and addresses tracked now.
     pub fn tracked(&self) -> (usize, usize) {
         let users = self.users.lock().entries.len();
-        let addresses = self
-            .addresses
-            .lock()
-            .entries
-            .len();
+        let addresses = self.addresses.lock().entries.len();
         (users, addresses)
     }
 }

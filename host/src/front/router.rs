@@ -55,7 +55,6 @@ pub fn problems(routes: &[RouteConfig]) -> Vec<String> {
     problems
 }
 
-
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Segment {
     Literal(String),

@@ -133,6 +133,12 @@ impl Host {
         Ok(host)
     }
 
+    /// A host on `config` alone, with no listener and no config watching (benchmarks,
+    /// tools).
+    pub async fn of(config: Config) -> Result<Arc<Self>, HostError> {
+        Self::start(Arc::new(LiveConfig::of(config)), None).await
+    }
+
     /// The config in force now.
     pub fn config(&self) -> Arc<Config> {
         self.live.current()

@@ -30,7 +30,11 @@ pub struct Dispatch {
 }
 
 impl Dispatch {
-    pub fn new(registry: Arc<dyn Backend>, remote: RemoteNodes, lifecycle: Weak<Lifecycle>) -> Self {
+    pub fn new(
+        registry: Arc<dyn Backend>,
+        remote: RemoteNodes,
+        lifecycle: Weak<Lifecycle>,
+    ) -> Self {
         Self {
             registry,
             remote,
@@ -76,9 +80,7 @@ impl Transport for Dispatch {
         }
         match self.remote.choose(&endpoints) {
             Some(endpoint) => self.remote.call(endpoint, method, payload, call).await,
-            None => Err(Error::Unavailable(format!(
-                "no endpoint serves {service}"
-            ))),
+            None => Err(Error::Unavailable(format!("no endpoint serves {service}"))),
         }
     }
 }

@@ -112,4 +112,3 @@ impl wasmtime_wasi_http::WasiHttpHooks for OutgoingHttp {
         )
     }
 }
-

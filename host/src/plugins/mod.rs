@@ -24,9 +24,7 @@ pub use table::{PluginTable, Refusal, Rollback, RollbackError};
 pub use watch::watch;
 
 use crate::breaker::{BreakerSettings, Verdict};
-use crate::runtime::{
-    CapabilityConfigs, Configured, LoadError, LoadSettings, Plugin, Runtime,
-};
+use crate::runtime::{CapabilityConfigs, Configured, LoadError, LoadSettings, Plugin, Runtime};
 use crate::settings::{PluginSection, PluginSections};
 
 /// What plugins are loaded under: the parts of the config the lifecycle reads.
@@ -226,6 +224,10 @@ impl Lifecycle {
             runtime.load(&name, &path, &bytes, settings.for_plugin(&name, &empty))
         })
         .await
-        .unwrap_or_else(|e| Err(LoadError::Instantiate(format!("the loading task failed: {e}"))))
+        .unwrap_or_else(|e| {
+            Err(LoadError::Instantiate(format!(
+                "the loading task failed: {e}"
+            )))
+        })
     }
 }

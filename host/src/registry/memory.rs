@@ -1,7 +1,7 @@
 //! The embedded, single-node registry.
 
-use std::collections::BTreeSet;
 use parking_lot::RwLock;
+use std::collections::BTreeSet;
 
 use super::{Backend, Endpoint};
 

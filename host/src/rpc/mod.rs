@@ -153,7 +153,12 @@ impl RpcGrant {
 impl RpcState {
     /// Calls `service.method` through its breaker, in a client span that the callee's
     /// invocation (here or on another node) is a child of.
-    pub async fn call(&self, service: &str, method: &str, payload: Vec<u8>) -> Result<Vec<u8>, Error> {
+    pub async fn call(
+        &self,
+        service: &str,
+        method: &str,
+        payload: Vec<u8>,
+    ) -> Result<Vec<u8>, Error> {
         let span = tracing::info_span!(
             "rpc.client",
             otel.kind = "client",

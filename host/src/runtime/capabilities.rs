@@ -124,7 +124,7 @@ macro_rules! capabilities {
 }
 
 capabilities! {
-    telemetry: crate::telemetry::Telemetry,
+    telemetry: crate::plugin_telemetry::Telemetry,
     registry: crate::registry::Registry,
     config: crate::plugin_config::PluginConfig,
     broker: crate::broker::Broker,

@@ -14,7 +14,7 @@ use serde::Deserialize;
 use wasmtime::component::Component;
 use wasmtime::component::types::ComponentItem;
 
-use super::capabilities::{CapabilityConfigs, Capabilities};
+use super::capabilities::{Capabilities, CapabilityConfigs};
 use super::limits::{LimitsConfig, LimitsOverrides};
 use super::plugin::{Configured, Entry, Plugin, version_of};
 use super::{Loader, Runtime};
@@ -154,7 +154,10 @@ impl Loader {
         let world = shape.world.ok_or(LoadError::UnknownWorld)?;
         let configured = self.configure(name, world, &shape.imports, settings)?;
         let instantiate = |e: wasmtime::Error| LoadError::Instantiate(format!("{e:#}"));
-        let pre = self.linker.instantiate_pre(component).map_err(instantiate)?;
+        let pre = self
+            .linker
+            .instantiate_pre(component)
+            .map_err(instantiate)?;
         let entry = match world {
             World::Service => Entry::Service(ServicePre::new(pre).map_err(instantiate)?),
             World::Http => Entry::Http(
@@ -164,7 +167,6 @@ impl Loader {
         };
         Ok((world, entry, configured))
     }
-
 }
 
 impl Runtime {
@@ -207,5 +209,8 @@ pub fn runtime_key_problems(name: &str, section: &PluginSection) -> Vec<String> 
 
 /// The keys a `[plugin.<name>]` table may set: the runtime's and every capability's.
 pub fn known_plugin_keys() -> impl Iterator<Item = &'static str> {
-    RUNTIME_KEYS.iter().copied().chain(Capabilities::grant_keys())
+    RUNTIME_KEYS
+        .iter()
+        .copied()
+        .chain(Capabilities::grant_keys())
 }

@@ -17,11 +17,12 @@ mod plugin;
 mod state;
 
 use std::path::Path;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use wasmtime::component::{Linker, ResourceTable};
-use wasmtime::{Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store, StoreLimitsBuilder};
+use wasmtime::{
+    Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store, StoreLimitsBuilder,
+};
 use wasmtime_wasi::WasiCtx;
 use wasmtime_wasi_http::WasiHttpCtx;
 
@@ -32,11 +33,11 @@ pub use load::{
     LoadError, LoadSettings, RUNTIME_KEYS, Shape, known_plugin_keys, runtime_key_problems,
 };
 pub use metrics::{Event, InvocationMetrics, PluginCounters, PluginCounts};
-pub use plugin::{Configured, Plugin, plugin_name, version_of};
+pub use plugin::{Configured, Entry, Plugin, plugin_name, version_of};
 pub use state::PluginState;
 
 use crate::capability::{CallContext, Invocation};
-use crate::telemetry::Stream;
+use crate::plugin_telemetry::Stream;
 
 /// How often the epoch advances: the granularity of deadlines and of guest yields.
 pub const EPOCH_TICK: Duration = Duration::from_millis(5);
@@ -73,7 +74,8 @@ impl Loader {
                 // Pooling reserves address space for every slot up front; where that is
                 // short (a restrictive ulimit -v), fall back rather than refuse to start.
                 tracing::warn!(error = %e, "pooling allocator unavailable, using on-demand allocation");
-                Engine::new(&engine_config(None)).map_err(|e| RuntimeError::Engine(e.to_string()))?
+                Engine::new(&engine_config(None))
+                    .map_err(|e| RuntimeError::Engine(e.to_string()))?
             }
         };
         spawn_epoch_ticker(&engine);
@@ -230,4 +232,3 @@ pub fn is_deadline_trap(error: &wasmtime::Error) -> bool {
         Some(wasmtime::Trap::Interrupt)
     )
 }
-

@@ -18,7 +18,7 @@ use crate::breaker::Probation;
 use crate::capability::{Imports, World};
 
 /// What an invocation instantiates.
-pub(crate) enum Entry {
+pub enum Entry {
     Service(ServicePre<PluginState>),
     Http(wasmtime_wasi_http::p2::bindings::ProxyPre<PluginState>),
     Subscriber(SubscriberPre<PluginState>),
@@ -43,7 +43,7 @@ pub struct Plugin {
     pub counters: PluginCounters,
     /// Set when this version replaced another: its first requests are judged.
     pub probation: Probation,
-    pub(crate) entry: Entry,
+    pub entry: Entry,
     configured: ArcSwap<Configured>,
 }
 

@@ -155,10 +155,9 @@ impl Capability for Sql {
         if let Some(import) = plugin.imports.find("micro-api:host/sql")
             && !grant.sql
         {
-            return Err(vec![plugin.not_granted(
-                import,
-                "add `sql = true` to grant the database",
-            )]);
+            return Err(vec![
+                plugin.not_granted(import, "add `sql = true` to grant the database"),
+            ]);
         }
         Ok(grant)
     }

@@ -17,8 +17,8 @@ use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{Layer, fmt};
 
-use super::json_lines::{JsonLines, SpanTags};
 use super::TelemetryConfig;
+use super::json_lines::{JsonLines, SpanTags};
 
 /// Whether spans are exported: set once by [`init`]. Read on the request path to skip the
 /// work only an exported span needs.

@@ -1,7 +1,7 @@
 //! The WIT glue of `wasi:config/store`: grant first, then the plugin's values.
 
-use super::bindings::wasi::config::store::{Error, Host};
 use super::WasiConfigState;
+use super::bindings::wasi::config::store::{Error, Host};
 
 impl WasiConfigState {
     fn granted(&self) -> Result<(), Error> {

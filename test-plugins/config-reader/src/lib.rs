@@ -42,18 +42,17 @@ impl wasip2::exports::http::incoming_handler::Guest for ConfigReader {
 }
 
 fn answer(out: ResponseOutparam, status: u16, body: &[u8]) {
-    let headers = Fields::from_list(&[(
-        "content-type".to_owned(),
-        b"text/plain".to_vec(),
-    )])
-    .expect("valid headers");
+    let headers = Fields::from_list(&[("content-type".to_owned(), b"text/plain".to_vec())])
+        .expect("valid headers");
     let response = OutgoingResponse::new(headers);
     response.set_status_code(status).expect("a valid status");
     let outgoing = response.body().expect("the body of a new response");
     ResponseOutparam::set(out, Ok(response));
     let stream = outgoing.write().expect("the stream of a new body");
     for chunk in body.chunks(4096) {
-        stream.blocking_write_and_flush(chunk).expect("write the body");
+        stream
+            .blocking_write_and_flush(chunk)
+            .expect("write the body");
     }
     drop(stream);
     OutgoingBody::finish(outgoing, None).expect("finish the body");

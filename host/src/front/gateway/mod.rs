@@ -15,7 +15,7 @@ use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
 
 use super::login_limit::{LoginLimitConfig, LoginLimiter};
 use super::metrics::FrontMetrics;
-use super::router::{RouteConfig, Router, Routed};
+use super::router::{RouteConfig, Routed, Router};
 use crate::crypto::Keys;
 use crate::plugins::Lifecycle;
 use crate::telemetry::TraceContext;
@@ -73,7 +73,10 @@ impl Gateway {
         self.login_limit.as_ref()
     }
 
-    pub async fn handle(self: Arc<Self>, request: Request<Incoming>) -> Response<HyperOutgoingBody> {
+    pub async fn handle(
+        self: Arc<Self>,
+        request: Request<Incoming>,
+    ) -> Response<HyperOutgoingBody> {
         let started = std::time::Instant::now();
         // Routed first: the span is named after the route, which an exported span cannot
         // change once started. The routes in force now: a config change swaps them between
@@ -111,7 +114,7 @@ impl Gateway {
             .pass(request, routed, trace)
             .instrument(span.clone())
             .await
-            .unwrap_or_else(|refusal| refusal);
+            .unwrap_or_else(|refusal| *refusal);
         let status = response.status().as_u16();
         span.record("http.response.status_code", status);
         let elapsed = started.elapsed();

@@ -20,8 +20,9 @@ use crate::runtime::Plugin;
 use crate::runtime::invoke::{self, HttpInvokeError};
 use crate::telemetry::TraceContext;
 
-/// A step's answer when the request goes no further.
-type Refused = Response<HyperOutgoingBody>;
+/// A step's answer when the request goes no further (boxed: refusals are the rare path,
+/// and a `Result` as large as a response would be copied on every step).
+type Refused = Box<Response<HyperOutgoingBody>>;
 
 /// The header in which a plugin finds its client's address (the TCP peer's IP).
 pub const CLIENT_ADDR_HEADER: &str = "x-micro-api-client-addr";
@@ -56,13 +57,16 @@ impl Gateway {
             if let Some(total) = self.metrics.unauthorized.hit() {
                 tracing::info!(path = %request.uri().path(), reason = %refusal, total, "401: protected route without a valid token");
             }
-            refusal.response()
+            Box::new(refusal.response())
         })
     }
 
     /// A route whose plugin is not loaded (yet, or any more) does not exist.
     fn plugin_of(&self, route: &Route) -> Result<Arc<Plugin>, Refused> {
-        let plugin = self.lifecycle.get(&route.plugin).ok_or_else(error::not_found)?;
+        let plugin = self
+            .lifecycle
+            .get(&route.plugin)
+            .ok_or_else(error::not_found)?;
         tracing::Span::current().record("plugin", route.plugin.as_str());
         Ok(plugin)
     }
@@ -76,11 +80,11 @@ impl Gateway {
     ) -> Result<Request<Bytes>, Refused> {
         let limit = self.body_limit;
         let too_large = || {
-            error::error(
+            Box::new(error::error(
                 StatusCode::PAYLOAD_TOO_LARGE,
                 "payload_too_large",
                 &format!("the request body is larger than {limit} bytes"),
-            )
+            ))
         };
         let declared = request
             .headers()
@@ -95,11 +99,11 @@ impl Gateway {
         match read {
             Ok(Ok(collected)) => Ok(Request::from_parts(parts, collected.to_bytes())),
             Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => Err(too_large()),
-            Ok(Err(_)) => Err(error::error(
+            Ok(Err(_)) => Err(Box::new(error::error(
                 StatusCode::BAD_REQUEST,
                 "bad_request",
                 "the request body could not be read",
-            )),
+            ))),
             Err(_elapsed) => {
                 if let Some(total) = self.metrics.body_timeouts.hit() {
                     tracing::warn!(
@@ -107,11 +111,11 @@ impl Gateway {
                         "408: request body not received within request_timeout_ms"
                     );
                 }
-                Err(error::error(
+                Err(Box::new(error::error(
                     StatusCode::REQUEST_TIMEOUT,
                     "request_timeout",
                     "the request body was not received in time",
-                ))
+                )))
             }
         }
     }
@@ -154,9 +158,11 @@ impl Gateway {
     ) -> Response<HyperOutgoingBody> {
         let request = with_client_addr(request).map(Full::new);
         let runtime = self.lifecycle.runtime();
-        let invoked =
-            tokio::time::timeout_at(deadline, invoke::handle_http(runtime, plugin, request, trace))
-                .await;
+        let invoked = tokio::time::timeout_at(
+            deadline,
+            invoke::handle_http(runtime, plugin, request, trace),
+        )
+        .await;
         let response = match invoked {
             Ok(Ok(response)) => response,
             Ok(Err(HttpInvokeError::Timeout)) => timeout(),
@@ -192,7 +198,7 @@ impl Gateway {
         response
             .headers_mut()
             .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
-        response
+        Box::new(response)
     }
 }
 
@@ -204,11 +210,11 @@ fn require_authority<B>(request: &Request<B>) -> Result<(), Refused> {
     if has_authority(request) {
         return Ok(());
     }
-    Err(error::error(
+    Err(Box::new(error::error(
         StatusCode::BAD_REQUEST,
         "bad_request",
         "a request needs one valid Host header",
-    ))
+    )))
 }
 
 fn has_authority<B>(request: &Request<B>) -> bool {
@@ -228,7 +234,7 @@ fn has_authority<B>(request: &Request<B>) -> bool {
 fn found(routed: Routed<'_>) -> Result<&Route, Refused> {
     match routed {
         Routed::Route(route) => Ok(route),
-        Routed::NotFound => Err(error::not_found()),
+        Routed::NotFound => Err(Box::new(error::not_found())),
         Routed::MethodNotAllowed(allowed) => {
             let mut response = error::error(
                 StatusCode::METHOD_NOT_ALLOWED,
@@ -243,7 +249,7 @@ fn found(routed: Routed<'_>) -> Result<&Route, Refused> {
             if let Ok(value) = HeaderValue::from_str(&allow) {
                 response.headers_mut().insert(header::ALLOW, value);
             }
-            Err(response)
+            Err(Box::new(response))
         }
     }
 }

@@ -5,6 +5,7 @@ use tracing_opentelemetry::OpenTelemetrySpanExt;
 use super::TelemetryState;
 use crate::bindings::micro_api::host::log::{self, Level};
 use crate::bindings::micro_api::host::{trace, types};
+use crate::telemetry::exporting;
 
 impl types::Host for &mut TelemetryState {}
 
@@ -50,7 +51,7 @@ impl trace::Host for &mut TelemetryState {
     async fn set_attribute(&mut self, span: u64, key: String, value: String) {
         if let Some(span) = self.spans.get(&span) {
             span.in_scope(|| tracing::debug!(target: "plugin", %key, %value, "span attribute"));
-            if super::exporting() {
+            if exporting() {
                 span.set_attribute(key, value);
             }
         }

@@ -1,5 +1,10 @@
-//! The `log` and `trace` imports as a capability: granted to every plugin, with the span
-//! of each invocation that its logs, its own spans and its host calls nest under.
+//! The plugins' own telemetry as a capability: the `log` and `trace` imports (granted to
+//! every plugin) and their stdout/stderr, all under the span of the invocation, which its
+//! logs, its own spans and its host calls nest in. The host's own telemetry (the
+//! subscriber, metrics, trace context) is `crate::telemetry`, below every capability.
+
+mod guest_output;
+mod host;
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -10,9 +15,10 @@ use std::task::{Context, Poll};
 use parking_lot::Mutex;
 use wasmtime::component::{HasData, Linker};
 
-use super::guest_output::{GuestOutput, Stream};
-use super::{TelemetryConfig, exporting};
+pub use guest_output::{GuestOutput, Stream};
+
 use crate::capability::{Capability, InitError, Invocation, PluginSpec, Shared, StateOf};
+use crate::telemetry::{TelemetryConfig, exporting};
 
 /// The capability: it holds nothing; the subscriber is process-wide (`init`).
 pub struct Telemetry;
@@ -57,15 +63,15 @@ impl Capability for Telemetry {
 
 /// Per-instance state of the `log` and `trace` imports.
 pub struct TelemetryState {
-    pub(super) plugin: Arc<str>,
+    plugin: Arc<str>,
     version: Arc<str>,
     /// The span of this invocation: plugin spans, host calls and output nest under it.
-    pub(super) invocation: tracing::Span,
+    invocation: tracing::Span,
     /// The spans the plugin opened and has not closed, by handle (in opening order).
-    pub(super) spans: BTreeMap<u64, tracing::Span>,
+    spans: BTreeMap<u64, tracing::Span>,
     /// The innermost of them, shared with [`InCurrentSpan`] so host calls nest in it.
     innermost: Arc<Mutex<Option<tracing::Span>>>,
-    pub(super) next_span: u64,
+    next_span: u64,
 }
 
 impl TelemetryState {
@@ -100,7 +106,7 @@ impl TelemetryState {
         }
     }
 
-    pub(super) fn set_innermost(&self) {
+    fn set_innermost(&self) {
         *self.innermost.lock() = self.spans.last_key_value().map(|(_, span)| span.clone());
     }
 
