@@ -12,7 +12,8 @@ test *ARGS:
 plugins:
     cargo xtask plugins
 
-# rustfmt, and clippy -D warnings for the host and (on wasm32-wasip2) the plugins.
+# Module loops in host/src, rustfmt, and clippy -D warnings for the host and (on
+# wasm32-wasip2) the plugins.
 lint:
     cargo xtask lint
 

@@ -61,6 +61,14 @@ impl fmt::Display for Report {
                 "verdict: ok, [plugin.{}] grants what it imports",
                 self.name
             ),
+            // One line per problem, each with its fix.
+            Err(LoadError::Refused(problems)) => {
+                let lines: Vec<String> = problems
+                    .iter()
+                    .map(|p| format!("verdict: refused: {p}"))
+                    .collect();
+                write!(f, "{}", lines.join("\n"))
+            }
             Err(reason) => write!(f, "verdict: refused: {reason}"),
         }
     }

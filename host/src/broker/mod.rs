@@ -22,7 +22,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use parking_lot::Mutex;
 use tokio::sync::mpsc;
-use wasmtime::component::{HasData, Linker};
+use wasmtime::component::{HasSelf, Linker};
 
 pub use config::{BrokerBackend, BrokerConfig, valid_topic};
 pub use stats::{BrokerStats, Fate};
@@ -193,13 +193,6 @@ pub struct BrokerState {
     broker: Broker,
 }
 
-/// The `HasData` view of the `broker` import onto [`BrokerState`].
-pub struct BrokerData;
-
-impl HasData for BrokerData {
-    type Data<'a> = &'a mut BrokerState;
-}
-
 impl Capability for Broker {
     const NAME: &'static str = "broker";
     const GRANT_KEYS: &'static [&'static str] = &["publish", "subscribe"];
@@ -248,7 +241,7 @@ impl Capability for Broker {
     }
 
     fn link<T: StateOf<BrokerState>>(linker: &mut Linker<T>) -> wasmtime::Result<()> {
-        crate::bindings::micro_api::host::broker::add_to_linker::<T, BrokerData>(
+        crate::bindings::micro_api::host::broker::add_to_linker::<T, HasSelf<BrokerState>>(
             linker,
             <T as StateOf<BrokerState>>::state,
         )
@@ -268,13 +261,11 @@ impl Capability for Broker {
                 )
             })
             .collect();
-        if let Some(import) = plugin.imports.find("micro-api:host/broker")
-            && grant.publish.is_empty()
+        let fix = "list the topics it may publish on: `publish = [\"user.login\"]`";
+        if let Err(refused) =
+            plugin.require("micro-api:host/broker", !grant.publish.is_empty(), fix)
         {
-            problems.push(plugin.not_granted(
-                import,
-                "list the topics it may publish on: `publish = [\"user.login\"]`",
-            ));
+            problems.extend(refused);
         }
         // A subscriber exports rather than imports its capability, so it is refused in
         // words of its own rather than as an ungranted import.

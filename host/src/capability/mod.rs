@@ -8,8 +8,10 @@
 //! - [`Capability::init`]: once at start, from its own section (connect the database,
 //!   load the keys);
 //! - [`Capability::configure`]: once per plugin version at load (and again when the config
-//!   changes), from the plugin's grants and what its component imports: either the
-//!   [`Capability::Grant`] its instances share, or every problem with its fix;
+//!   changes), from its section, the plugin's grants and what its component imports:
+//!   either the [`Capability::Grant`] its instances share, or every problem with its fix.
+//!   It needs no running capability, so the config alone is checked the same way (with no
+//!   component, no imports);
 //! - [`Capability::prepare`]: per instance, from the grant and a small [`Invocation`]: the
 //!   state its host functions see, through a `HasData` view of [`StateOf`].
 //!
@@ -84,6 +86,14 @@ impl PluginSpec<'_> {
             "imports {import}, which [plugin.{}] does not grant: {fix}",
             self.name
         )
+    }
+
+    /// Refuses an import of `interface` (in any version) that `granted` does not cover.
+    pub fn require(&self, interface: &str, granted: bool, fix: &str) -> Result<(), Vec<String>> {
+        match self.imports.find(interface) {
+            Some(import) if !granted => Err(vec![self.not_granted(import, fix)]),
+            _ => Ok(()),
+        }
     }
 
     /// This capability's keys of the plugin's section (see [`PluginSection::read`]).

@@ -8,7 +8,7 @@ mod keys;
 
 use std::sync::Arc;
 
-use wasmtime::component::{HasData, Linker};
+use wasmtime::component::{HasSelf, Linker};
 
 pub use config::AuthConfig;
 pub use keys::{CryptoError, Keys};
@@ -40,13 +40,6 @@ pub struct CryptoState {
     plugin: Arc<str>,
 }
 
-/// The `HasData` view of the `crypto` import onto [`CryptoState`].
-pub struct CryptoData;
-
-impl HasData for CryptoData {
-    type Data<'a> = &'a mut CryptoState;
-}
-
 impl Capability for Crypto {
     const NAME: &'static str = "crypto";
     const GRANT_KEYS: &'static [&'static str] = &["crypto"];
@@ -62,7 +55,7 @@ impl Capability for Crypto {
     }
 
     fn link<T: StateOf<CryptoState>>(linker: &mut Linker<T>) -> wasmtime::Result<()> {
-        crate::bindings::micro_api::host::crypto::add_to_linker::<T, CryptoData>(
+        crate::bindings::micro_api::host::crypto::add_to_linker::<T, HasSelf<CryptoState>>(
             linker,
             <T as StateOf<CryptoState>>::state,
         )
@@ -70,14 +63,8 @@ impl Capability for Crypto {
 
     fn configure(_: &AuthConfig, plugin: &PluginSpec<'_>) -> Result<CryptoGrant, Vec<String>> {
         let grant: CryptoGrant = plugin.grant(Self::GRANT_KEYS)?;
-        if let Some(import) = plugin.imports.find("micro-api:host/crypto")
-            && !grant.crypto
-        {
-            return Err(vec![plugin.not_granted(
-                import,
-                "add `crypto = true` to grant password hashing and tokens",
-            )]);
-        }
+        let fix = "add `crypto = true` to grant password hashing and tokens";
+        plugin.require("micro-api:host/crypto", grant.crypto, fix)?;
         Ok(grant)
     }
 

@@ -8,7 +8,7 @@ mod host;
 use std::sync::Arc;
 
 use serde::Serialize;
-use wasmtime::component::{HasData, Linker};
+use wasmtime::component::{HasSelf, Linker};
 
 use crate::capability::{
     Capability, InitError, Invocation, NoSection, PluginSpec, Shared, StateOf,
@@ -38,13 +38,6 @@ pub struct ConfigState {
     values: Arc<Values>,
 }
 
-/// The `HasData` view of the `config` import onto [`ConfigState`].
-pub struct ConfigData;
-
-impl HasData for ConfigData {
-    type Data<'a> = &'a mut ConfigState;
-}
-
 impl Capability for PluginConfig {
     const NAME: &'static str = "config";
     const GRANT_KEYS: &'static [&'static str] = &["config", "secrets"];
@@ -58,7 +51,7 @@ impl Capability for PluginConfig {
     }
 
     fn link<T: StateOf<ConfigState>>(linker: &mut Linker<T>) -> wasmtime::Result<()> {
-        crate::bindings::micro_api::host::config::add_to_linker::<T, ConfigData>(
+        crate::bindings::micro_api::host::config::add_to_linker::<T, HasSelf<ConfigState>>(
             linker,
             <T as StateOf<ConfigState>>::state,
         )

@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use parking_lot::Mutex;
-use wasmtime::component::{HasData, Linker};
+use wasmtime::component::{HasSelf, Linker};
 
 pub use guest_output::{GuestOutput, Stream};
 
@@ -22,13 +22,6 @@ use crate::telemetry::{TelemetryConfig, exporting};
 
 /// The capability: it holds nothing; the subscriber is process-wide (`init`).
 pub struct Telemetry;
-
-/// The `HasData` view of the `log`, `trace` and `types` imports onto [`TelemetryState`].
-pub struct TelemetryData;
-
-impl HasData for TelemetryData {
-    type Data<'a> = &'a mut TelemetryState;
-}
 
 impl Capability for Telemetry {
     const NAME: &'static str = "telemetry";
@@ -47,9 +40,9 @@ impl Capability for Telemetry {
 
     fn link<T: StateOf<TelemetryState>>(linker: &mut Linker<T>) -> wasmtime::Result<()> {
         use crate::bindings::micro_api::host as wit;
-        wit::types::add_to_linker::<T, TelemetryData>(linker, T::state)?;
-        wit::log::add_to_linker::<T, TelemetryData>(linker, T::state)?;
-        wit::trace::add_to_linker::<T, TelemetryData>(linker, T::state)
+        wit::types::add_to_linker::<T, HasSelf<TelemetryState>>(linker, T::state)?;
+        wit::log::add_to_linker::<T, HasSelf<TelemetryState>>(linker, T::state)?;
+        wit::trace::add_to_linker::<T, HasSelf<TelemetryState>>(linker, T::state)
     }
 
     fn configure(_: &TelemetryConfig, _: &PluginSpec<'_>) -> Result<(), Vec<String>> {

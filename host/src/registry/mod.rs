@@ -10,7 +10,7 @@ mod memory;
 
 use std::sync::Arc;
 
-use wasmtime::component::{HasData, Linker};
+use wasmtime::component::{HasSelf, Linker};
 
 pub use config::{RegistryBackend, RegistryConfig};
 pub use etcd::Etcd;
@@ -64,13 +64,6 @@ pub struct RegistryState {
     backend: Arc<dyn Backend>,
 }
 
-/// The `HasData` view of the `registry` import onto [`RegistryState`].
-pub struct RegistryData;
-
-impl HasData for RegistryData {
-    type Data<'a> = &'a mut RegistryState;
-}
-
 impl Capability for Registry {
     const NAME: &'static str = "registry";
     const GRANT_KEYS: &'static [&'static str] = &[];
@@ -95,7 +88,7 @@ impl Capability for Registry {
     }
 
     fn link<T: StateOf<RegistryState>>(linker: &mut Linker<T>) -> wasmtime::Result<()> {
-        crate::bindings::micro_api::host::registry::add_to_linker::<T, RegistryData>(
+        crate::bindings::micro_api::host::registry::add_to_linker::<T, HasSelf<RegistryState>>(
             linker,
             <T as StateOf<RegistryState>>::state,
         )

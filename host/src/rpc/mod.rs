@@ -17,7 +17,7 @@ use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use tracing::Instrument;
-use wasmtime::component::{HasData, Linker};
+use wasmtime::component::{HasSelf, Linker};
 
 pub use error::{Error, outcome_name};
 
@@ -85,13 +85,6 @@ pub struct RpcState {
     call: CallContext,
 }
 
-/// The `HasData` view of the `rpc` import onto [`RpcState`].
-pub struct RpcData;
-
-impl HasData for RpcData {
-    type Data<'a> = &'a mut RpcState;
-}
-
 impl Capability for Rpc {
     const NAME: &'static str = "rpc";
     const GRANT_KEYS: &'static [&'static str] = &["rpc"];
@@ -114,7 +107,7 @@ impl Capability for Rpc {
     }
 
     fn link<T: StateOf<RpcState>>(linker: &mut Linker<T>) -> wasmtime::Result<()> {
-        crate::bindings::micro_api::host::rpc::add_to_linker::<T, RpcData>(
+        crate::bindings::micro_api::host::rpc::add_to_linker::<T, HasSelf<RpcState>>(
             linker,
             <T as StateOf<RpcState>>::state,
         )
@@ -122,14 +115,8 @@ impl Capability for Rpc {
 
     fn configure(_: &NoSection, plugin: &PluginSpec<'_>) -> Result<RpcGrant, Vec<String>> {
         let grant: RpcGrant = plugin.grant(Self::GRANT_KEYS)?;
-        if let Some(import) = plugin.imports.find("micro-api:host/rpc")
-            && grant.rpc.is_empty()
-        {
-            return Err(vec![plugin.not_granted(
-                import,
-                "list the services it may call: `rpc = [\"user\"]`",
-            )]);
-        }
+        let fix = "list the services it may call: `rpc = [\"user\"]`";
+        plugin.require("micro-api:host/rpc", !grant.rpc.is_empty(), fix)?;
         Ok(grant)
     }
 

@@ -64,14 +64,14 @@ fn statement_span(state: &SqlState, statement: &str) -> tracing::Span {
 
 /// Runs one statement in its span and counts its time.
 async fn timed<T>(
-    state_durations: &crate::telemetry::metrics::Histograms<SqlLabel>,
+    durations: &crate::telemetry::metrics::Histograms<SqlLabel>,
     span: tracing::Span,
     operation: &'static str,
     statement: impl Future<Output = Result<T, SqlError>>,
 ) -> Result<T, SqlError> {
     let started = std::time::Instant::now();
     let result = statement.instrument(span).await;
-    state_durations
+    durations
         .get_or_create(&SqlLabel { operation })
         .observe(started.elapsed().as_secs_f64());
     result

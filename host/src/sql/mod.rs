@@ -14,7 +14,7 @@ pub mod rewrite;
 use std::sync::Arc;
 
 use prometheus_client::encoding::EncodeLabelSet;
-use wasmtime::component::{HasData, Linker};
+use wasmtime::component::{HasSelf, Linker};
 
 pub use crate::bindings::micro_api::host::sql::{Rows, Value};
 pub use backend::connect;
@@ -108,13 +108,6 @@ pub struct SqlState {
     durations: Histograms<SqlLabel>,
 }
 
-/// The `HasData` view of the `sql` import onto [`SqlState`].
-pub struct SqlData;
-
-impl HasData for SqlData {
-    type Data<'a> = &'a mut SqlState;
-}
-
 impl Capability for Sql {
     const NAME: &'static str = "sql";
     const GRANT_KEYS: &'static [&'static str] = &["sql"];
@@ -144,7 +137,7 @@ impl Capability for Sql {
     }
 
     fn link<T: StateOf<SqlState>>(linker: &mut Linker<T>) -> wasmtime::Result<()> {
-        crate::bindings::micro_api::host::sql::add_to_linker::<T, SqlData>(
+        crate::bindings::micro_api::host::sql::add_to_linker::<T, HasSelf<SqlState>>(
             linker,
             <T as StateOf<SqlState>>::state,
         )
@@ -152,13 +145,8 @@ impl Capability for Sql {
 
     fn configure(_: &DatabaseConfig, plugin: &PluginSpec<'_>) -> Result<SqlGrant, Vec<String>> {
         let grant: SqlGrant = plugin.grant(Self::GRANT_KEYS)?;
-        if let Some(import) = plugin.imports.find("micro-api:host/sql")
-            && !grant.sql
-        {
-            return Err(vec![
-                plugin.not_granted(import, "add `sql = true` to grant the database"),
-            ]);
-        }
+        let fix = "add `sql = true` to grant the database";
+        plugin.require("micro-api:host/sql", grant.sql, fix)?;
         Ok(grant)
     }
 

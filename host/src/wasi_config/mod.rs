@@ -14,7 +14,7 @@ mod host;
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
-use wasmtime::component::{HasData, Linker};
+use wasmtime::component::{HasSelf, Linker};
 
 use crate::capability::{Capability, InitError, Invocation, PluginSpec, Shared, StateOf};
 use crate::settings::PluginValues as Values;
@@ -69,13 +69,6 @@ pub struct WasiConfigState {
     grant: WasiConfigGrant,
 }
 
-/// The `HasData` view of `wasi:config/store` onto [`WasiConfigState`].
-pub struct WasiConfigData;
-
-impl HasData for WasiConfigData {
-    type Data<'a> = &'a mut WasiConfigState;
-}
-
 impl Capability for WasiConfig {
     const NAME: &'static str = "wasi_config";
     const GRANT_KEYS: &'static [&'static str] = &["wasi_config"];
@@ -89,7 +82,7 @@ impl Capability for WasiConfig {
     }
 
     fn link<T: StateOf<WasiConfigState>>(linker: &mut Linker<T>) -> wasmtime::Result<()> {
-        bindings::wasi::config::store::add_to_linker::<T, WasiConfigData>(
+        bindings::wasi::config::store::add_to_linker::<T, HasSelf<WasiConfigState>>(
             linker,
             <T as StateOf<WasiConfigState>>::state,
         )
@@ -100,14 +93,8 @@ impl Capability for WasiConfig {
         plugin: &PluginSpec<'_>,
     ) -> Result<WasiConfigGrant, Vec<String>> {
         let Written { wasi_config } = plugin.grant(Self::GRANT_KEYS)?;
-        if let Some(import) = plugin.imports.find("wasi:config/store")
-            && !wasi_config
-        {
-            return Err(vec![plugin.not_granted(
-                import,
-                "add `wasi_config = true` to let it read its [plugin.<name>.config] values",
-            )]);
-        }
+        let fix = "add `wasi_config = true` to let it read its [plugin.<name>.config] values";
+        plugin.require("wasi:config/store", wasi_config, fix)?;
         // The values are the `config` capability's keys, read here as they are written.
         let values: Values = plugin.grant(&["config", "secrets"])?;
         Ok(WasiConfigGrant {
