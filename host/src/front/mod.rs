@@ -20,11 +20,12 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use bytes::Bytes;
-use http::{HeaderValue, Request, Response, StatusCode, header};
+use http::{HeaderMap, HeaderName, HeaderValue, Request, Response, StatusCode, header};
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
+use micro_api_contracts::headers as contracts;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tracing::Instrument;
@@ -37,7 +38,7 @@ use crate::telemetry::TraceContext;
 use crate::telemetry::metrics::METRICS as PROMETHEUS;
 use login_limit::{LoginLimiter, Subject};
 use metrics::METRICS;
-use router::Routed;
+use router::{Params, Routed};
 
 /// The client's address, in every request's extensions.
 #[derive(Debug, Clone, Copy)]
@@ -198,7 +199,7 @@ impl Gateway {
         let router = self.app.router.load_full();
         let routed = router.route(request.method(), request.uri().path());
         let route = match &routed {
-            Routed::Route(route) => Some(route.path.as_str()),
+            Routed::Route(route, _) => Some(route.path.as_str()),
             _ => None,
         };
         let span = tracing::info_span!(
@@ -252,8 +253,8 @@ impl Gateway {
                 "a request needs one valid Host header",
             );
         }
-        let route = match routed {
-            Routed::Route(route) => route,
+        let (route, params) = match routed {
+            Routed::Route(route, params) => (route, params),
             Routed::NotFound => return error::not_found(),
             Routed::MethodNotAllowed(allowed) => {
                 let mut response = error::error(
@@ -280,6 +281,13 @@ impl Gateway {
                 tracing::info!(path = %request.uri().path(), reason = %refusal, total, "401: protected route without a valid token");
             }
             return refusal.response();
+        }
+        if set_route_params(request.headers_mut(), &params).is_err() {
+            return error::error(
+                StatusCode::BAD_REQUEST,
+                "bad_request",
+                "the path cannot be handed to the plugin",
+            );
         }
         // A route whose plugin is not loaded (yet, or any more) does not exist.
         let Some(plugin) = self.app.plugins.get(&route.plugin) else {
@@ -451,7 +459,7 @@ fn has_authority<B>(request: &Request<B>) -> bool {
 }
 
 /// The header in which a plugin finds its client's address (the TCP peer's IP).
-pub const CLIENT_ADDR_HEADER: &str = "x-micro-api-client-addr";
+pub use micro_api_contracts::headers::CLIENT_ADDR_HEADER;
 
 /// Replaces any client-supplied [`CLIENT_ADDR_HEADER`] with the peer's address, so a plugin
 /// can trust it (for an audit trail, say).
@@ -465,9 +473,55 @@ fn with_client_addr(mut request: Request<Bytes>) -> Request<Bytes> {
     request
 }
 
+/// Replaces every client-supplied route-parameter header (`x-micro-api-param-*`) with the
+/// parameters the router matched, each the raw segment of the path, so a plugin can trust
+/// them. Fails only for a value that is no valid header value, which a parsed path never
+/// holds.
+fn set_route_params(headers: &mut HeaderMap, params: &Params<'_>) -> Result<(), http::Error> {
+    let forged: Vec<HeaderName> = headers
+        .keys()
+        .filter(|name| contracts::is_param_header(name.as_str()))
+        .cloned()
+        .collect();
+    for name in forged {
+        headers.remove(name);
+    }
+    for (name, value) in &params.0 {
+        let name = HeaderName::try_from(contracts::param_header(name))?;
+        headers.append(name, HeaderValue::from_str(value)?);
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn route_params_replace_every_forged_copy() {
+        let mut headers = HeaderMap::new();
+        for (name, value) in [
+            ("x-micro-api-param-name", "forged"),
+            ("X-Micro-Api-Param-Name", "forged again"),
+            ("x-micro-api-param-other", "forged"),
+            ("accept", "*/*"),
+        ] {
+            headers.append(
+                HeaderName::try_from(name).unwrap(),
+                HeaderValue::from_static(value),
+            );
+        }
+        let params = Params(vec![("Name", "Jos%C3%A9".into())]);
+        set_route_params(&mut headers, &params).unwrap();
+        let values = |name| headers.get_all(name).iter().collect::<Vec<_>>();
+        assert_eq!(values("x-micro-api-param-name"), ["Jos%C3%A9"]);
+        assert!(values("x-micro-api-param-other").is_empty());
+        assert_eq!(values("accept"), ["*/*"]);
+        // A route without parameters still drops the forged ones.
+        set_route_params(&mut headers, &Params::default()).unwrap();
+        assert_eq!(headers.len(), 1);
+        assert!(set_route_params(&mut headers, &Params(vec![("a", "\x7f".into())])).is_err());
+    }
 
     #[test]
     fn a_request_must_name_its_authority() {

@@ -64,6 +64,9 @@ mod tests {
         assert_eq!(serde_json::from_value::<LoginEvent>(json).unwrap(), failed);
         // An event without `user_id` (an older publisher) is a failed one, not an error.
         let old = r#"{"event_id":"1","user_name":"a","success":false,"at_ms":0,"remote_addr":""}"#;
-        assert_eq!(serde_json::from_str::<LoginEvent>(old).unwrap().user_id, None);
+        assert_eq!(
+            serde_json::from_str::<LoginEvent>(old).unwrap().user_id,
+            None
+        );
     }
 }

@@ -210,7 +210,10 @@ mod tests {
             r#"{"sub":"1","uid":1,"name":"micro"}"#
         );
         assert_eq!(
-            (auth::VerifyAccessToken::SERVICE, user::GetUserByName::SERVICE),
+            (
+                auth::VerifyAccessToken::SERVICE,
+                user::GetUserByName::SERVICE
+            ),
             ("auth", "user")
         );
     }
