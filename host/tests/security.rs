@@ -159,6 +159,27 @@ async fn the_profile_answers_a_valid_token_only() {
     );
 }
 
+#[tokio::test]
+async fn the_headers_the_host_sets_are_never_the_clients() {
+    let host = HostBuilder::new().plugins(&["probe-http"]).config(PROBES).start();
+    // probe-http is routed as `/probe/{*rest}`, and echoes the headers it was handed.
+    let echoed: Value = client()
+        .get(host.url("/probe/echo-headers"))
+        .header("x-micro-api-param-rest", "forged")
+        .header("X-Micro-Api-Param-Rest", "forged twice")
+        .header("x-micro-api-param-name", "forged")
+        .header("x-micro-api-client-addr", "203.0.113.7")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(echoed["x-micro-api-param-rest"], "echo-headers", "{echoed}");
+    assert!(echoed.get("x-micro-api-param-name").is_none(), "{echoed}");
+    assert_eq!(echoed["x-micro-api-client-addr"], "127.0.0.1", "{echoed}");
+}
+
 /// `POST /user/login`: status, `Retry-After` in seconds, JSON body.
 async fn login_answer(host: &TestHost, form: &str) -> (u16, Option<u64>, Value) {
     let answer = common::login_answer(host, form).await;
