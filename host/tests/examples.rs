@@ -65,7 +65,10 @@ async fn the_hello_example_reads_its_name_from_the_route() {
     ] {
         assert_eq!(
             get(&host, &format!("/hello/{segment}")).await,
-            (200, json!({"message": format!("Howdy, {name}!"), "user": null})),
+            (
+                200,
+                json!({"message": format!("Howdy, {name}!"), "user": null})
+            ),
             "{segment}"
         );
     }

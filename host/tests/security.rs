@@ -161,7 +161,10 @@ async fn the_profile_answers_a_valid_token_only() {
 
 #[tokio::test]
 async fn the_headers_the_host_sets_are_never_the_clients() {
-    let host = HostBuilder::new().plugins(&["probe-http"]).config(PROBES).start();
+    let host = HostBuilder::new()
+        .plugins(&["probe-http"])
+        .config(PROBES)
+        .start();
     // probe-http is routed as `/probe/{*rest}`, and echoes the headers it was handed.
     let echoed: Value = client()
         .get(host.url("/probe/echo-headers"))
