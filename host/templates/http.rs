@@ -17,12 +17,10 @@ impl Handler for Plugin {
     fn handle(request: Request) -> Result<Response, HttpError> {
         // The route may allow other methods too: say which one this code serves (405).
         request.require_method("GET")?;
-        // Routed as `/<name>/{who}`: the last segment of the path is who to greet.
+        // Routed as `/<name>/{who}`: the host hands over the segment it matched, and
+        // `param` percent-decodes it (`/<name>/Jos%C3%A9` greets José).
         let who = request
-            .path()
-            .rsplit('/')
-            .next()
-            .filter(|segment| !segment.is_empty())
+            .param("who")
             .ok_or_else(|| HttpError::bad_request("say who to greet: /<name>/{who}"))?;
         // A key missing from `[plugin.<name>.config]` is `None`; a host failure is an
         // error, which `?` turns into its HTTP answer (see `micro_api_sdk::error`).

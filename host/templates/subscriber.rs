@@ -10,8 +10,9 @@
 //! `micro-api build` deploys it; then each `POST /user/login` logs a `login seen` line.
 
 use micro_api_sdk::broker::Subscriber;
+// The messages of the seed's topics are typed in the SDK's `contracts`.
+use micro_api_sdk::contracts::events::LoginEvent;
 use micro_api_sdk::{Error, error, log, service};
-use serde::Deserialize;
 
 struct Plugin;
 
@@ -19,7 +20,7 @@ impl Subscriber for Plugin {
     fn on_message(topic: String, payload: Vec<u8>) -> Result<(), Error> {
         match topic.as_str() {
             // `service::decode` reads the JSON payload (bad JSON is `invalid`).
-            "user.login" => on_login(service::decode(&payload)?),
+            LoginEvent::TOPIC => on_login(service::decode(&payload)?),
             // Only the topics of `subscribe` arrive: another one is a config change this
             // code does not know yet, so say so (the host counts it as failed) and go on.
             other => Err(error::invalid(format!("no handler for topic `{other}`"))),
@@ -29,22 +30,11 @@ impl Subscriber for Plugin {
 
 micro_api_sdk::export_subscriber!(Plugin);
 
-/// The fields of `user-api`'s `user.login` event this plugin reads; serde skips the others.
-#[derive(Deserialize)]
-struct LoginEvent {
-    user_name: String,
-    success: bool,
-}
-
 fn on_login(event: LoginEvent) -> Result<(), Error> {
     // The host writes it with the plugin's name and the message's trace.
-    log::log(
-        log::Level::Info,
+    log::info_with(
         "login seen",
-        &[
-            ("user".into(), event.user_name),
-            ("success".into(), event.success.to_string()),
-        ],
+        &[("user", &event.user_name), ("success", &event.success)],
     );
     Ok(())
 }

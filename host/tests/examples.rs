@@ -50,6 +50,40 @@ async fn the_hello_example_greets_from_config_and_asks_the_user_service() {
     assert_eq!((status, &body["error"]["code"]), (404, &json!("not_found")));
 }
 
+#[tokio::test]
+async fn the_hello_example_reads_its_name_from_the_route() {
+    let host = HostBuilder::seed()
+        .plugins(&["example-hello"])
+        .config(HELLO)
+        .start();
+    // The host hands over the segment as it is in the path; `param` decodes it once.
+    for (segment, name) in [
+        ("Jos%C3%A9", "José"),
+        ("a%2Fb", "a/b"),
+        ("a+b%20c", "a+b c"),
+        ("%2525", "%25"),
+    ] {
+        assert_eq!(
+            get(&host, &format!("/hello/{segment}")).await,
+            (
+                200,
+                json!({"message": format!("Howdy, {name}!"), "user": null})
+            ),
+            "{segment}"
+        );
+    }
+    // A client's own copy of the parameter header never wins over the path.
+    let response = client()
+        .get(host.url("/hello/micro"))
+        .header("x-micro-api-param-name", "nobody")
+        .send()
+        .await
+        .unwrap();
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["message"], "Howdy, micro!", "{body}");
+    assert_eq!(body["user"]["id"], 10001, "{body}");
+}
+
 /// Calls `example-greeting.Greet` through probe-http's rpc passthrough.
 async fn greet(host: &TestHost, name: &str) -> (u16, Value) {
     let response = client()

@@ -222,7 +222,7 @@ fn route_patterns() {
                 auth: RouteAuth::Required,
             }]);
             prop_assert!(
-                matches!(router.route(&http::Method::GET, &path), Routed::Route(r) if r.auth == RouteAuth::Required)
+                matches!(router.route(&http::Method::GET, &path), Routed::Route(r, _) if r.auth == RouteAuth::Required)
             );
             Ok(())
         },

@@ -65,6 +65,15 @@ async fn admin_front(host: &TestHost) -> Value {
     common::admin_json(host, "/admin/front").await
 }
 
+/// The headers probe-http was handed for a `GET /probe/echo-headers` sent with `headers`.
+async fn echoed_headers(host: &TestHost, headers: &[(&str, &str)]) -> Value {
+    let mut request = client().get(host.url("/probe/echo-headers"));
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    request.send().await.unwrap().json().await.unwrap()
+}
+
 #[tokio::test]
 async fn the_profile_answers_a_valid_token_only() {
     let host = HostBuilder::seed()
@@ -140,15 +149,7 @@ async fn the_profile_answers_a_valid_token_only() {
     assert_eq!(profile(&host, &[basic]).await.0, 401);
 
     // An open route gets no claims, forged or not.
-    let echoed: Value = client()
-        .get(host.url("/probe/echo-headers"))
-        .header(forged.0, forged.1)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let echoed = echoed_headers(&host, &[(forged.0, &forged.1)]).await;
     assert!(echoed.get("x-micro-api-claims").is_none(), "{echoed}");
     assert!(echoed.get("accept").is_some(), "the echo works: {echoed}");
 
@@ -157,6 +158,28 @@ async fn the_profile_answers_a_valid_token_only() {
         front["front"]["unauthorized"].as_u64().unwrap() > refused.len() as u64,
         "{front}"
     );
+}
+
+#[tokio::test]
+async fn the_headers_the_host_sets_are_never_the_clients() {
+    let host = HostBuilder::new()
+        .plugins(&["probe-http"])
+        .config(PROBES)
+        .start();
+    // probe-http is routed as `/probe/{*rest}`.
+    let echoed = echoed_headers(
+        &host,
+        &[
+            ("x-micro-api-param-rest", "forged"),
+            ("X-Micro-Api-Param-Rest", "forged twice"),
+            ("x-micro-api-param-name", "forged"),
+            ("x-micro-api-client-addr", "203.0.113.7"),
+        ],
+    )
+    .await;
+    assert_eq!(echoed["x-micro-api-param-rest"], "echo-headers", "{echoed}");
+    assert!(echoed.get("x-micro-api-param-name").is_none(), "{echoed}");
+    assert_eq!(echoed["x-micro-api-client-addr"], "127.0.0.1", "{echoed}");
 }
 
 /// `POST /user/login`: status, `Retry-After` in seconds, JSON body.

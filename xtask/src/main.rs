@@ -63,7 +63,8 @@ fn main() -> Result<()> {
             build_greeters(&root)?;
             let components = wasm_dir(&root);
             cargo(
-                // The SDK natively: its unit tests, and its doc examples compiled.
+                // The SDK and the contracts natively: their unit tests, and their doc
+                // examples compiled.
                 &[
                     "test",
                     "--package",
@@ -72,6 +73,8 @@ fn main() -> Result<()> {
                     "xtask",
                     "--package",
                     "micro-api-sdk",
+                    "--package",
+                    "micro-api-contracts",
                 ],
                 &rest,
                 &[("MICRO_API_TEST_COMPONENTS", components.as_os_str())],
@@ -197,6 +200,8 @@ fn lint(root: &Path) -> Result<()> {
             "micro-api",
             "--package",
             "xtask",
+            "--package",
+            "micro-api-contracts",
             "--all-targets",
         ],
         &["--", "-D", "warnings"].map(String::from),

@@ -14,7 +14,7 @@ use crate::crypto::Keys;
 
 /// The request header holding the verified claims of a protected route's caller (the SDK's
 /// `Request::claims` reads it).
-pub const CLAIMS_HEADER: &str = "x-micro-api-claims";
+pub use micro_api_contracts::headers::CLAIMS_HEADER;
 
 /// Why a protected route refused a request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -45,22 +45,18 @@ impl Unauthorized {
     }
 }
 
-/// The token of the request's one `Authorization: Bearer <token>` header (the scheme is
-/// case-insensitive). Two `Authorization` headers are refused: which one a plugin reads
-/// must never differ from the one the host checked.
+/// The token of the request's one `Authorization: Bearer <token>` header, read by the rule
+/// the SDK reads it by ([`micro_api_contracts::headers::bearer_token`]). Two
+/// `Authorization` headers are refused: which one a plugin reads must never differ from
+/// the one the host checked.
 pub fn bearer_token(headers: &HeaderMap) -> Result<&str, Unauthorized> {
     let mut values = headers.get_all(header::AUTHORIZATION).iter();
     let value = values.next().ok_or(Unauthorized::Missing)?;
     if values.next().is_some() {
         return Err(Unauthorized::Invalid);
     }
-    let value = value.to_str().map_err(|_| Unauthorized::Invalid)?.trim();
-    let (scheme, token) = value.split_once(' ').ok_or(Unauthorized::Invalid)?;
-    let token = token.trim();
-    if !scheme.eq_ignore_ascii_case("bearer") || token.is_empty() {
-        return Err(Unauthorized::Invalid);
-    }
-    Ok(token)
+    let value = value.to_str().map_err(|_| Unauthorized::Invalid)?;
+    micro_api_contracts::headers::bearer_token(value).ok_or(Unauthorized::Invalid)
 }
 
 /// Removes every client-supplied copy of [`CLAIMS_HEADER`], then, when `required`, checks

@@ -22,6 +22,7 @@ use std::hash::Hash;
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
+use micro_api_contracts::form;
 use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
 
@@ -172,18 +173,19 @@ impl LoginLimiter {
         path == self.path
     }
 
-    /// The user name of a login form: the first `user_field`, as the SDK's `Form::get`
-    /// reads it (the two must agree, or a doubled field would count one name and check
-    /// another). `None` for a body that is no urlencoded form.
+    /// The user name of a login form: `user_field` as the plugin reads it, through the same
+    /// [`micro_api_contracts::form`] calls as the SDK's `Request::form` and
+    /// `Form::required` (the two must agree, or a doubled field would count one name and
+    /// check another). `None` for a body that is no urlencoded form, or without the field.
     pub fn user_name(&self, content_type: Option<&str>, body: &[u8]) -> Option<String> {
-        let essence = content_type?.split(';').next()?.trim();
-        if !essence.eq_ignore_ascii_case("application/x-www-form-urlencoded") {
+        if !content_type.is_some_and(form::is_form) {
             return None;
         }
-        url::form_urlencoded::parse(body)
-            .find(|(name, _)| name == self.user_field.as_str())
-            .map(|(_, value)| value.into_owned())
-            .filter(|value| !value.is_empty())
+        let name = form::Form::parse(body)
+            .required(&self.user_field)
+            .ok()?
+            .to_owned();
+        Some(name)
     }
 
     /// Lets a login attempt through, or says how long to wait.

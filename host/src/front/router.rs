@@ -1,7 +1,10 @@
 //! Routes from `[[route]]`: a path pattern, the methods it accepts, and the plugin behind it.
 //! Patterns are literal segments, `{name}` for one segment, and `{*rest}` for the rest.
+//! Matching a path also yields what it gave each parameter ([`Params`]), which the front
+//! hands the plugin (see `micro_api_contracts::headers`).
 
 use http::Method;
+use micro_api_contracts::headers::is_param_name;
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -58,12 +61,20 @@ pub fn problems(routes: &[RouteConfig]) -> Vec<String> {
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Segment {
     Literal(String),
-    Param,
-    Rest,
+    /// `{name}`: one non-empty segment.
+    Param(String),
+    /// `{*name}`: the rest of the path, maybe empty.
+    Rest(String),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PathPattern(Vec<Segment>);
+
+/// What a matched path gave a route's parameters: `(name, raw value)` in the pattern's
+/// order. A value is the segment as it is in the path, still percent-encoded; a `{*rest}`
+/// value is the rest of the path without its leading `/`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Params<'a>(pub Vec<(&'a str, String)>);
 
 impl PathPattern {
     pub fn parse(path: &str) -> Result<Self, String> {
@@ -83,11 +94,11 @@ impl PathPattern {
                         if i + 1 != parts.len() || rest_name.is_empty() {
                             return Err("{*name} must name the last segment".into());
                         }
-                        Segment::Rest
+                        Segment::Rest(param_name(rest_name)?)
                     } else if name.is_empty() || name.contains(['{', '}']) {
                         return Err(format!("bad parameter {part:?}"));
                     } else {
-                        Segment::Param
+                        Segment::Param(param_name(name)?)
                     }
                 } else if part.contains(['{', '}']) {
                     return Err(format!(
@@ -102,26 +113,51 @@ impl PathPattern {
     }
 
     pub fn matches(&self, path: &str) -> bool {
-        let mut parts = path.strip_prefix('/').unwrap_or(path).split('/');
-        let path_is_root = path == "/" || path.is_empty();
+        self.captures(path).is_some()
+    }
+
+    /// What `path` gives the parameters, if it matches.
+    pub fn captures(&self, path: &str) -> Option<Params<'_>> {
+        if self.0.is_empty() {
+            return (path == "/" || path.is_empty()).then(Params::default);
+        }
+        let mut params = Params::default();
+        // What is left of the path after the segments matched so far; `None` once the last
+        // segment is taken.
+        let mut left = Some(path.strip_prefix('/').unwrap_or(path));
         for segment in &self.0 {
+            if let Segment::Rest(name) = segment {
+                params
+                    .0
+                    .push((name.as_str(), left.unwrap_or_default().to_owned()));
+                return Some(params);
+            }
+            let current = left?;
+            let (part, after) = match current.split_once('/') {
+                Some((part, after)) => (part, Some(after)),
+                None => (current, None),
+            };
+            left = after;
             match segment {
-                Segment::Rest => return true,
-                Segment::Literal(literal) => {
-                    if parts.next() != Some(literal.as_str()) {
-                        return false;
-                    }
+                Segment::Literal(literal) if part == literal => {}
+                Segment::Param(name) if !part.is_empty() => {
+                    params.0.push((name.as_str(), part.to_owned()));
                 }
-                Segment::Param => match parts.next() {
-                    Some(p) if !p.is_empty() => {}
-                    _ => return false,
-                },
+                _ => return None,
             }
         }
-        if self.0.is_empty() {
-            return path_is_root;
-        }
-        parts.next().is_none()
+        left.is_none().then_some(params)
+    }
+}
+
+/// A parameter's name, if it can name the header it travels in.
+fn param_name(name: &str) -> Result<String, String> {
+    if is_param_name(name) {
+        Ok(name.to_owned())
+    } else {
+        Err(format!(
+            "bad parameter name {name:?}: use ASCII letters, digits, `_` and `-`"
+        ))
     }
 }
 
@@ -145,7 +181,8 @@ impl Route {
 /// What the router decided for a request.
 #[derive(Debug)]
 pub enum Routed<'a> {
-    Route(&'a Route),
+    /// The route, and what the path gave its parameters.
+    Route(&'a Route, Params<'a>),
     /// The path is routed, not for this method: these are the allowed ones.
     MethodNotAllowed(Vec<Method>),
     NotFound,
@@ -185,9 +222,13 @@ impl Router {
 
     pub fn route(&self, method: &Method, path: &str) -> Routed<'_> {
         let mut allowed = Vec::new();
-        for route in self.routes.iter().filter(|r| r.pattern.matches(path)) {
+        for (route, params) in self
+            .routes
+            .iter()
+            .filter_map(|r| Some((r, r.pattern.captures(path)?)))
+        {
             if route.methods.is_empty() || route.methods.contains(method) {
-                return Routed::Route(route);
+                return Routed::Route(route, params);
             }
             allowed.extend(route.methods.iter().cloned());
         }
@@ -225,7 +266,7 @@ mod tests {
     /// What `route` decided, as comparable text: `plugin (auth)`, `405 [methods]` or `404`.
     fn decided(r: &Router, method: Method, path: &str) -> String {
         match r.route(&method, path) {
-            Routed::Route(route) => format!("{} ({:?})", route.plugin, route.auth),
+            Routed::Route(route, _) => format!("{} ({:?})", route.plugin, route.auth),
             Routed::MethodNotAllowed(allowed) => format!("405 {allowed:?}"),
             Routed::NotFound => "404".into(),
         }
@@ -255,6 +296,43 @@ mod tests {
         assert!(PathPattern::parse("user").is_err());
         assert!(PathPattern::parse("/a/{*rest}/b").is_err());
         assert!(PathPattern::parse("/a/x{id}").is_err());
+        assert!(PathPattern::parse("/a/{user id}").is_err());
+        assert!(PathPattern::parse("/a/{*é}").is_err());
         assert!(PathPattern::parse("/").is_ok());
+    }
+
+    #[test]
+    fn matching_yields_the_raw_parameters() {
+        let captured = |pattern: &str, path: &str| {
+            let pattern = PathPattern::parse(pattern).unwrap();
+            pattern.captures(path).map(|Params(params)| {
+                params
+                    .into_iter()
+                    .map(|(name, value)| format!("{name}={value}"))
+                    .collect::<Vec<_>>()
+            })
+        };
+        let some = |params: &[&str]| Some(params.iter().map(|p| p.to_string()).collect());
+        assert_eq!(
+            captured("/hello/{name}", "/hello/Jos%C3%A9"),
+            some(&["name=Jos%C3%A9"])
+        );
+        assert_eq!(
+            captured("/a/{x}/b/{y}", "/a/1/b/%2F"),
+            some(&["x=1", "y=%2F"])
+        );
+        assert_eq!(
+            captured("/files/{*rest}", "/files/a/b%20c/"),
+            some(&["rest=a/b%20c/"])
+        );
+        assert_eq!(captured("/files/{*rest}", "/files/"), some(&["rest="]));
+        assert_eq!(captured("/files/{*rest}", "/files"), some(&["rest="]));
+        assert_eq!(captured("/{*all}", "/"), some(&["all="]));
+        assert_eq!(captured("/", "/"), some(&[]));
+        assert_eq!(captured("/hello/{name}", "/hello/"), None);
+        assert_eq!(captured("/hello/{name}", "/hello/a/b"), None);
+        assert_eq!(captured("/hello/{name}", "/hello"), None);
+        assert_eq!(captured("/a", "/a/"), None);
+        assert_eq!(captured("/a/", "/a/"), some(&[]));
     }
 }

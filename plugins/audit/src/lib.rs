@@ -5,8 +5,8 @@
 //! written twice.
 
 use micro_api_sdk::broker::Subscriber;
+use micro_api_sdk::contracts::events::LoginEvent;
 use micro_api_sdk::{Error, error, service, sql};
-use serde::Deserialize;
 
 /// Longest user name kept: the name is what the client typed, of any length.
 const MAX_USER_NAME: usize = 64;
@@ -16,24 +16,13 @@ struct Audit;
 impl Subscriber for Audit {
     fn on_message(topic: String, payload: Vec<u8>) -> Result<(), Error> {
         match topic.as_str() {
-            "user.login" => record_login(service::decode(&payload)?),
+            LoginEvent::TOPIC => record_login(service::decode(&payload)?),
             other => Err(error::invalid(format!("audit does not handle `{other}`"))),
         }
     }
 }
 
 micro_api_sdk::export_subscriber!(Audit);
-
-/// The fields of user-api's `user.login` event that the audit trail keeps.
-#[derive(Deserialize)]
-struct LoginEvent {
-    event_id: String,
-    user_name: String,
-    user_id: Option<u64>,
-    success: bool,
-    at_ms: u64,
-    remote_addr: String,
-}
 
 fn record_login(event: LoginEvent) -> Result<(), Error> {
     let user_name: String = event.user_name.chars().take(MAX_USER_NAME).collect();

@@ -1,7 +1,8 @@
 //! The `auth` service: signs and verifies access tokens with the host's key.
 
-use micro_api_sdk::services::Call as _;
-use micro_api_sdk::services::auth::{AccessToken, Claims, MakeAccessToken, VerifyAccessToken};
+use micro_api_sdk::services::auth::{
+    AccessToken, Claims, MakeAccessToken, TokenClaims, VerifyAccessToken,
+};
 use micro_api_sdk::{Error, crypto, error, service};
 use serde::Deserialize;
 
@@ -23,22 +24,24 @@ impl service::Guest for Auth {
 micro_api_sdk::export_service!(Auth);
 
 fn make_access_token(request: MakeAccessToken) -> Result<AccessToken, Error> {
-    let claims = serde_json::json!({
-        "sub": request.user_id.to_string(),
-        "uid": request.user_id,
-        "name": request.user_name,
-    });
+    let claims = TokenClaims {
+        sub: request.user_id.to_string(),
+        uid: request.user_id,
+        name: request.user_name,
+    };
+    let claims = serde_json::to_string(&claims)
+        .map_err(|e| error::unavailable(format!("cannot encode the claims: {e}")))?;
     Ok(AccessToken {
-        token: crypto::sign_token(&claims.to_string(), TOKEN_TTL)?,
+        token: crypto::sign_token(&claims, TOKEN_TTL)?,
         expires_in: TOKEN_TTL,
     })
 }
 
 /// The claims [`make_access_token`] puts in a token, plus the `exp` the host adds.
 #[derive(Deserialize)]
-struct TokenClaims {
-    uid: u64,
-    name: String,
+struct Signed {
+    #[serde(flatten)]
+    claims: TokenClaims,
     exp: u64,
 }
 
@@ -51,10 +54,10 @@ fn verify_access_token(request: VerifyAccessToken) -> Result<Claims, Error> {
         other => other,
     })?;
     // A token this host signed for something else (without our claims) is no access token.
-    let claims: TokenClaims = serde_json::from_str(&claims).map_err(|_| invalid_token())?;
+    let signed: Signed = serde_json::from_str(&claims).map_err(|_| invalid_token())?;
     Ok(Claims {
-        user_id: claims.uid,
-        user_name: claims.name,
-        exp: claims.exp,
+        user_id: signed.claims.uid,
+        user_name: signed.claims.name,
+        exp: signed.exp,
     })
 }

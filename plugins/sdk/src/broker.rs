@@ -5,15 +5,25 @@
 //! Delivery is at most once, and publishing never waits for a subscriber: treat an event
 //! as a notification, not as the only record of something.
 //!
-//! ```ignore
+//! ```no_run
+//! use micro_api_sdk::contracts::events::LoginEvent;
+//! use micro_api_sdk::{Error, broker, service};
+//!
 //! // publisher, granted `publish = ["user.login"]`
-//! micro_api_sdk::broker::publish("user.login", &LoginEvent { .. })?;
+//! # fn publish(event: LoginEvent) -> Result<(), Error> {
+//! broker::publish(LoginEvent::TOPIC, &event)?;
+//! # Ok(()) }
 //!
 //! // subscriber, granted `subscribe = ["user.login"]`
 //! struct Audit;
-//! impl micro_api_sdk::broker::Subscriber for Audit {
-//!     fn on_message(topic: String, payload: Vec<u8>) -> Result<(), Error> { .. }
+//!
+//! impl broker::Subscriber for Audit {
+//!     fn on_message(topic: String, payload: Vec<u8>) -> Result<(), Error> {
+//!         let event: LoginEvent = service::decode(&payload)?;
+//!         Ok(())
+//!     }
 //! }
+//!
 //! micro_api_sdk::export_subscriber!(Audit);
 //! ```
 

@@ -22,6 +22,8 @@
 
 pub use crate::host::types::{AppError, Error};
 
+use crate::contracts::form::MissingField;
+
 /// An application error: the callee understood the request and refused it. It reaches
 /// the caller unchanged and never trips a breaker.
 ///
@@ -178,6 +180,22 @@ impl From<Error> for HttpError {
             Error::Forbidden(_) | Error::Invalid(_) => Self::new(500, "internal", "internal error"),
         };
         mapped.with_cause(cause)
+    }
+}
+
+/// A missing or empty form field is 400 `bad_request` naming the field, so
+/// `form.required("userName")?` answers it.
+///
+/// ```
+/// use micro_api_sdk::{contracts::form::Form, http::HttpError};
+///
+/// let missing = Form::parse(b"pwd=1").required("userName").unwrap_err();
+/// let answer = HttpError::from(missing);
+/// assert_eq!((answer.status, answer.message.as_str()), (400, "the field `userName` is required"));
+/// ```
+impl From<MissingField> for HttpError {
+    fn from(missing: MissingField) -> Self {
+        Self::bad_request(missing.to_string())
     }
 }
 

@@ -4,12 +4,13 @@
 //! Every login attempt, successful or not, is published as a `user.login` event (never the
 //! password) for the audit trail; publishing never delays or fails the login.
 
+use micro_api_sdk::contracts::events::LoginEvent;
 use micro_api_sdk::http::{Handler, HttpError, Request, Response};
 use micro_api_sdk::services::Call as _;
-use micro_api_sdk::services::auth::{AccessToken, MakeAccessToken, VerifyAccessToken};
+use micro_api_sdk::services::auth::{AccessToken, MakeAccessToken, TokenClaims, VerifyAccessToken};
 use micro_api_sdk::services::user::{CheckPassword, GetUserByName, User};
-use micro_api_sdk::{Error, trace};
-use serde::{Deserialize, Serialize};
+use micro_api_sdk::{Error, broker, log, trace};
+use serde::Serialize;
 
 struct UserApi;
 
@@ -55,21 +56,6 @@ fn login(request: &Request) -> Result<Response, HttpError> {
     Ok(Response::json(200, &Login { token, user }))
 }
 
-/// The `user.login` event: who tried, when, from where, and whether the password matched.
-#[derive(Serialize)]
-struct LoginEvent<'a> {
-    /// Unique per attempt, so a consumer can tell a repeat from a new attempt.
-    event_id: String,
-    user_name: &'a str,
-    /// Set when the password matched.
-    user_id: Option<u64>,
-    success: bool,
-    /// Unix time in milliseconds.
-    at_ms: u64,
-    /// The client's address, as the host saw it.
-    remote_addr: &'a str,
-}
-
 /// Publishes the attempt's event. Only the host's queue being full can fail it; the login
 /// goes on either way, so the failure is only logged.
 fn publish_login(request: &Request, user_name: &str, checked: &Result<User, Error>) {
@@ -79,20 +65,17 @@ fn publish_login(request: &Request, user_name: &str, checked: &Result<User, Erro
             "{:016x}",
             micro_api_sdk::wasip2::random::random::get_random_u64()
         ),
-        user_name,
+        user_name: user_name.to_owned(),
         user_id: checked.as_ref().ok().map(|u| u.id),
         success: checked.is_ok(),
         at_ms: now.seconds * 1000 + u64::from(now.nanoseconds / 1_000_000),
         remote_addr: request
-            .header("x-micro-api-client-addr")
+            .client_addr()
+            .map(|ip| ip.to_string())
             .unwrap_or_default(),
     };
-    if let Err(e) = micro_api_sdk::broker::publish("user.login", &event) {
-        micro_api_sdk::log::log(
-            micro_api_sdk::log::Level::Warn,
-            "login event not published",
-            &[("error".into(), format!("{e:?}"))],
-        );
+    if let Err(e) = broker::publish(LoginEvent::TOPIC, &event) {
+        log::warn_with("login event not published", &[("error", &format!("{e:?}"))]);
     }
 }
 
@@ -105,7 +88,7 @@ fn profile(request: &Request) -> Result<Response, HttpError> {
     let name = match request.claims::<TokenClaims>() {
         Some(claims) => claims.name,
         None => {
-            let token = bearer_token(request).ok_or_else(unauthorized)?;
+            let token = request.bearer_token().ok_or_else(unauthorized)?;
             VerifyAccessToken {
                 token: token.to_owned(),
             }
@@ -118,19 +101,6 @@ fn profile(request: &Request) -> Result<Response, HttpError> {
         .call()
         .map_err(refused_as_unauthorized)?;
     Ok(Response::json(200, &user))
-}
-
-/// What the profile needs of the claims `auth` puts in an access token.
-#[derive(Deserialize)]
-struct TokenClaims {
-    name: String,
-}
-
-/// The token of an `Authorization: Bearer <token>` header (the scheme is case-insensitive).
-fn bearer_token(request: &Request) -> Option<&str> {
-    let (scheme, token) = request.header("authorization")?.trim().split_once(' ')?;
-    let token = token.trim();
-    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
 }
 
 /// 401 with the challenge RFC 6750 asks for.

@@ -1,6 +1,5 @@
 //! The `user` service: looks users up and checks their passwords.
 
-use micro_api_sdk::services::Call as _;
 use micro_api_sdk::services::user::{CheckPassword, GetUserByName, User};
 use micro_api_sdk::{Error, crypto, error, service, sql};
 

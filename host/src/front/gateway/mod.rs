@@ -2,6 +2,7 @@
 //! route's steps ([`steps`]) to its plugin, in a span named after the route, counted by
 //! route and status.
 
+mod headers;
 mod steps;
 
 use std::sync::Arc;
@@ -84,7 +85,7 @@ impl Gateway {
         let router = self.routes.load_full();
         let routed = router.route(request.method(), request.uri().path());
         let route = match &routed {
-            Routed::Route(route) => Some(route.path.as_str()),
+            Routed::Route(route, _) => Some(route.path.as_str()),
             _ => None,
         };
         let span = tracing::info_span!(

@@ -13,8 +13,9 @@ use tokio::time::Instant;
 use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
 
 use super::Gateway;
+use super::headers::{set_route_params, with_client_addr};
 use crate::front::login_limit::{self, Attempt, Subject, Throttled};
-use crate::front::router::{Route, RouteAuth, Routed};
+use crate::front::router::{Params, Route, RouteAuth, Routed};
 use crate::front::{ClientAddr, auth, error};
 use crate::runtime::Plugin;
 use crate::runtime::invoke::{self, HttpInvokeError};
@@ -23,9 +24,6 @@ use crate::telemetry::TraceContext;
 /// A step's answer when the request goes no further (boxed: refusals are the rare path,
 /// and a `Result` as large as a response would be copied on every step).
 type Refused = Box<Response<HyperOutgoingBody>>;
-
-/// The header in which a plugin finds its client's address (the TCP peer's IP).
-pub const CLIENT_ADDR_HEADER: &str = "x-micro-api-client-addr";
 
 impl Gateway {
     /// Runs `request`, which the router has `routed`, through every step.
@@ -36,10 +34,17 @@ impl Gateway {
         trace: TraceContext,
     ) -> Result<Response<HyperOutgoingBody>, Refused> {
         require_authority(&request)?;
-        let route = found(routed)?;
+        let (route, params) = found(routed)?;
         // Before anything else, so a protected route tells nothing (not even whether its
         // plugin is loaded) to a caller without a valid token.
         self.authorize(route, &mut request)?;
+        set_route_params(request.headers_mut(), &params).map_err(|_| {
+            Box::new(error::error(
+                StatusCode::BAD_REQUEST,
+                "bad_request",
+                "the path cannot be handed to the plugin",
+            ))
+        })?;
         let plugin = self.plugin_of(route)?;
         let deadline = Instant::now() + self.request_timeout;
         let request = self.read_body(request, deadline).await?;
@@ -230,10 +235,10 @@ fn has_authority<B>(request: &Request<B>) -> bool {
     }
 }
 
-/// The route, or 404 / 405 (with `Allow`).
-fn found(routed: Routed<'_>) -> Result<&Route, Refused> {
+/// The route and what the path gave its parameters, or 404 / 405 (with `Allow`).
+fn found(routed: Routed<'_>) -> Result<(&Route, Params<'_>), Refused> {
     match routed {
-        Routed::Route(route) => Ok(route),
+        Routed::Route(route, params) => Ok((route, params)),
         Routed::NotFound => Err(Box::new(error::not_found())),
         Routed::MethodNotAllowed(allowed) => {
             let mut response = error::error(
@@ -252,18 +257,6 @@ fn found(routed: Routed<'_>) -> Result<&Route, Refused> {
             Err(Box::new(response))
         }
     }
-}
-
-/// Replaces any client-supplied [`CLIENT_ADDR_HEADER`] with the peer's address, so a plugin
-/// can trust it (for an audit trail, say).
-fn with_client_addr(mut request: Request<Bytes>) -> Request<Bytes> {
-    let peer = request.extensions().get::<ClientAddr>().map(|c| c.0.ip());
-    let headers = request.headers_mut();
-    headers.remove(CLIENT_ADDR_HEADER);
-    if let Some(value) = peer.and_then(|ip| HeaderValue::from_str(&ip.to_string()).ok()) {
-        headers.insert(CLIENT_ADDR_HEADER, value);
-    }
-    request
 }
 
 /// 504 `timeout`: the request's own deadline passed.

@@ -62,10 +62,9 @@ fn greet(request: GreetRequest) -> Result<Greeted, Error> {
         Err(
             e @ (Error::Timeout | Error::CircuitOpen | Error::Rejected | Error::Unavailable(_)),
         ) => {
-            log::log(
-                log::Level::Warn,
+            log::warn_with(
                 "user service unavailable, greeting without it",
-                &[("error".into(), e.to_string())],
+                &[("error", &e)],
             );
             Ok(stranger(true))
         }

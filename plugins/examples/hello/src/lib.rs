@@ -3,8 +3,9 @@
 //! service knows the name:
 //!
 //! ```text
-//! GET /hello/micro  -> 200 {"message":"Howdy, micro!","user":{"id":10001,"name":"micro"}}
-//! GET /hello/nobody -> 200 {"message":"Howdy, nobody!","user":null}
+//! GET /hello/micro        -> 200 {"message":"Howdy, micro!","user":{"id":10001,"name":"micro"}}
+//! GET /hello/nobody       -> 200 {"message":"Howdy, nobody!","user":null}
+//! GET /hello/Jos%C3%A9    -> 200 {"message":"Howdy, José!","user":null}
 //! ```
 //!
 //! Its config (as `host/tests/examples.rs` loads it):
@@ -31,19 +32,14 @@ struct Hello;
 impl Handler for Hello {
     fn handle(request: Request) -> Result<Response, HttpError> {
         request.require_method("GET")?;
+        // The host matched `/hello/{name}` and hands over the segment, percent-decoded here.
         let name = request
-            .path()
-            .strip_prefix("/hello/")
-            .filter(|name| !name.is_empty() && !name.contains('/'))
+            .param("name")
             .ok_or_else(|| HttpError::not_found("use /hello/{name}"))?;
         let greeting = config::get("greeting")?.unwrap_or_else(|| "Hello".to_owned());
         // The user service refuses an unknown name with `app(not_found)`: not a failure here.
         // Anything else (timeout, open breaker) becomes its HTTP answer through `?`.
-        let user = match (GetUserByName {
-            name: name.to_owned(),
-        })
-        .call()
-        {
+        let user = match (GetUserByName { name: name.clone() }).call() {
             Ok(user) => Some(user),
             Err(Error::App(refusal)) if refusal.code == "not_found" => None,
             Err(other) => return Err(other.into()),

@@ -15,15 +15,15 @@
 //! missed warning, never a slower or failed login.
 
 use micro_api_sdk::broker::Subscriber;
+use micro_api_sdk::contracts::events::LoginEvent;
 use micro_api_sdk::{Error, error, log, service};
-use serde::Deserialize;
 
 struct FailedLogins;
 
 impl Subscriber for FailedLogins {
     fn on_message(topic: String, payload: Vec<u8>) -> Result<(), Error> {
         match topic.as_str() {
-            "user.login" => {
+            LoginEvent::TOPIC => {
                 let event: LoginEvent = service::decode(&payload)?;
                 if !event.success {
                     warn_failed(event);
@@ -42,28 +42,13 @@ impl Subscriber for FailedLogins {
 
 micro_api_sdk::export_subscriber!(FailedLogins);
 
-/// The fields of `user-api`'s `user.login` event used here (serde skips the others:
-/// `event_id`, `user_id`, `at_ms`).
-#[derive(Deserialize)]
-struct LoginEvent {
-    user_name: String,
-    success: bool,
-    remote_addr: String,
-}
-
 /// Longest user name written to the logs: the name is whatever the client typed.
 const MAX_USER_NAME: usize = 64;
 
 fn warn_failed(event: LoginEvent) {
-    log::log(
-        log::Level::Warn,
+    let user: String = event.user_name.chars().take(MAX_USER_NAME).collect();
+    log::warn_with(
         "failed login",
-        &[
-            (
-                "user".into(),
-                event.user_name.chars().take(MAX_USER_NAME).collect(),
-            ),
-            ("remote_addr".into(), event.remote_addr),
-        ],
+        &[("user", &user), ("remote_addr", &event.remote_addr)],
     );
 }

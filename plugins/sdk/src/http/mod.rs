@@ -19,16 +19,18 @@
 //! micro_api_sdk::export_http!(Hello);
 //! ```
 
+mod request;
+
 use std::io::{Read as _, Write as _};
 
 use serde::Serialize;
-use serde::de::DeserializeOwned;
 use wasip2::http::types::{
     ErrorCode, Fields, IncomingRequest, Method, OutgoingBody, OutgoingResponse, ResponseOutparam,
 };
 
 pub use crate::error::HttpError;
 use crate::log;
+pub use request::{Form, Request};
 
 /// An HTTP handler, exported with [`export_http!`](crate::export_http).
 pub trait Handler {
@@ -78,194 +80,6 @@ pub fn serve<H: Handler>(incoming: IncomingRequest, out: ResponseOutparam) {
             Response::from(error)
         });
     response.send(out);
-}
-
-/// A whole HTTP request.
-#[derive(Clone, Debug)]
-pub struct Request {
-    method: String,
-    path_with_query: String,
-    headers: Vec<(String, Vec<u8>)>,
-    body: Vec<u8>,
-}
-
-impl Request {
-    /// Reads `incoming` with its whole body; a body over `max_body` bytes is 413.
-    pub fn from_incoming(incoming: IncomingRequest, max_body: usize) -> Result<Self, HttpError> {
-        let method = match incoming.method() {
-            Method::Get => "GET".to_owned(),
-            Method::Head => "HEAD".to_owned(),
-            Method::Post => "POST".to_owned(),
-            Method::Put => "PUT".to_owned(),
-            Method::Delete => "DELETE".to_owned(),
-            Method::Connect => "CONNECT".to_owned(),
-            Method::Options => "OPTIONS".to_owned(),
-            Method::Trace => "TRACE".to_owned(),
-            Method::Patch => "PATCH".to_owned(),
-            Method::Other(other) => other,
-        };
-        let path_with_query = incoming.path_with_query().unwrap_or_else(|| "/".to_owned());
-        let headers = incoming.headers().entries();
-        let body = read_body(incoming, max_body)?;
-        Ok(Self {
-            method,
-            path_with_query,
-            headers,
-            body,
-        })
-    }
-
-    /// The method, upper case: `GET`, `POST`...
-    pub fn method(&self) -> &str {
-        &self.method
-    }
-
-    /// Fails with 405 unless the method is `allowed`.
-    pub fn require_method(&self, allowed: &str) -> Result<(), HttpError> {
-        if self.method == allowed {
-            Ok(())
-        } else {
-            Err(HttpError::method_not_allowed(allowed))
-        }
-    }
-
-    /// The path with its query, as received: `/a/b?x=1`.
-    pub fn path_with_query(&self) -> &str {
-        &self.path_with_query
-    }
-
-    /// The path without its query: `/a/b`.
-    pub fn path(&self) -> &str {
-        self.path_with_query
-            .split_once('?')
-            .map_or(&self.path_with_query, |(path, _)| path)
-    }
-
-    /// The query string without its `?`, if any.
-    pub fn query(&self) -> Option<&str> {
-        self.path_with_query.split_once('?').map(|(_, query)| query)
-    }
-
-    /// Every header, in order; names are case-insensitive.
-    pub fn headers(&self) -> &[(String, Vec<u8>)] {
-        &self.headers
-    }
-
-    /// The first value of the header `name` (case-insensitive), if it is valid UTF-8.
-    pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .and_then(|(_, value)| std::str::from_utf8(value).ok())
-    }
-
-    /// The verified claims of the caller's access token, on a route with
-    /// `auth = "required"`: the host checked the token (signature, expiry, issuer, audience)
-    /// before this plugin ran. `None` on an open route, or when they are not a `T`. The
-    /// host removes any copy of the header a client sends, so it can be trusted.
-    ///
-    /// ```no_run
-    /// # fn f(request: micro_api_sdk::http::Request) {
-    /// #[derive(serde::Deserialize)]
-    /// struct Claims { name: String }
-    /// let who: Option<String> = request.claims::<Claims>().map(|c| c.name);
-    /// # }
-    /// ```
-    pub fn claims<T: DeserializeOwned>(&self) -> Option<T> {
-        serde_json::from_str(self.header(CLAIMS_HEADER)?).ok()
-    }
-
-    /// Whether the media type of the `content-type` header is `media_type`, parameters
-    /// such as `; charset=utf-8` aside.
-    pub fn has_content_type(&self, media_type: &str) -> bool {
-        self.header("content-type").is_some_and(|value| {
-            let essence = value.split_once(';').map_or(value, |(essence, _)| essence);
-            essence.trim().eq_ignore_ascii_case(media_type)
-        })
-    }
-
-    /// The whole body.
-    pub fn body(&self) -> &[u8] {
-        &self.body
-    }
-
-    /// The whole body, taken out of the request (no copy).
-    pub fn into_body(self) -> Vec<u8> {
-        self.body
-    }
-
-    /// The body as an `application/x-www-form-urlencoded` form; another content type is 415.
-    ///
-    /// ```no_run
-    /// # use micro_api_sdk::http::{HttpError, Request};
-    /// # fn f(request: Request) -> Result<(), HttpError> {
-    /// let form = request.form()?;
-    /// let name = form.required("userName")?; // missing or empty: 400 naming the field
-    /// # Ok(()) }
-    /// ```
-    pub fn form(&self) -> Result<Form, HttpError> {
-        const FORM: &str = "application/x-www-form-urlencoded";
-        if !self.has_content_type(FORM) {
-            return Err(HttpError::unsupported_media_type(FORM));
-        }
-        Ok(Form::parse(&self.body))
-    }
-}
-
-/// The request header in which the host hands a protected route's plugin the verified
-/// claims of the caller's token, as JSON (see [`Request::claims`]).
-pub const CLAIMS_HEADER: &str = "x-micro-api-claims";
-
-/// Reads the whole body of `incoming`, failing with 413 past `max_body` bytes.
-fn read_body(incoming: IncomingRequest, max_body: usize) -> Result<Vec<u8>, HttpError> {
-    let unreadable = |what: &str| {
-        HttpError::bad_request("cannot read the request body").with_cause(what.to_owned())
-    };
-    let body = incoming
-        .consume()
-        .map_err(|()| unreadable("body already consumed"))?;
-    let stream = body
-        .stream()
-        .map_err(|()| unreadable("body stream already taken"))?;
-    let mut bytes = Vec::new();
-    // One byte more than the limit tells a body of exactly `max_body` bytes from a larger one.
-    let mut limited = stream.take(max_body as u64 + 1);
-    limited
-        .read_to_end(&mut bytes)
-        .map_err(|e| unreadable(&e.to_string()))?;
-    if bytes.len() > max_body {
-        return Err(HttpError::payload_too_large(max_body));
-    }
-    // The stream is a child of the body: it must be dropped before the body is finished.
-    drop(limited);
-    drop(wasip2::http::types::IncomingBody::finish(body));
-    Ok(bytes)
-}
-
-/// The fields of an `application/x-www-form-urlencoded` body, in order.
-#[derive(Clone, Debug, Default)]
-pub struct Form(pub Vec<(String, String)>);
-
-impl Form {
-    /// Parses a urlencoded body (`a=1&b=x+y`); invalid UTF-8 is replaced, never an error.
-    pub fn parse(body: &[u8]) -> Self {
-        Self(form_urlencoded::parse(body).into_owned().collect())
-    }
-
-    /// The first value of the field `name`, if present.
-    pub fn get(&self, name: &str) -> Option<&str> {
-        self.0
-            .iter()
-            .find(|(n, _)| n == name)
-            .map(|(_, value)| value.as_str())
-    }
-
-    /// The first value of the field `name`; missing or empty is 400 naming the field.
-    pub fn required(&self, name: &str) -> Result<&str, HttpError> {
-        self.get(name)
-            .filter(|value| !value.is_empty())
-            .ok_or_else(|| HttpError::bad_request(format!("the field `{name}` is required")))
-    }
 }
 
 /// A whole HTTP response.
@@ -368,70 +182,6 @@ impl From<HttpError> for Response {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn request(content_type: &str, body: &str) -> Request {
-        Request {
-            method: "POST".into(),
-            path_with_query: "/user/login?x=1".into(),
-            headers: vec![("Content-Type".into(), content_type.into())],
-            body: body.into(),
-        }
-    }
-
-    #[test]
-    fn reads_the_claims_the_host_hands_over() {
-        #[derive(serde::Deserialize)]
-        struct Claims {
-            name: String,
-        }
-        let mut r = request("", "");
-        assert!(r.claims::<Claims>().is_none());
-        r.headers.push((
-            "X-Micro-Api-Claims".into(),
-            br#"{"sub":"1","name":"Jos\u00e9"}"#.to_vec(),
-        ));
-        assert_eq!(r.claims::<Claims>().unwrap().name, "José");
-    }
-
-    #[test]
-    fn splits_path_and_query() {
-        let r = request("", "");
-        assert_eq!((r.path(), r.query()), ("/user/login", Some("x=1")));
-    }
-
-    #[test]
-    fn reads_forms() {
-        let form = request(
-            "application/x-www-form-urlencoded; charset=utf-8",
-            "userName=micro&pwd=a+b%21&e=",
-        )
-        .form()
-        .unwrap();
-        assert_eq!(form.required("userName").unwrap(), "micro");
-        assert_eq!(form.required("pwd").unwrap(), "a b!");
-        assert_eq!(form.required("e").unwrap_err().status, 400);
-        assert!(
-            form.required("missing")
-                .unwrap_err()
-                .message
-                .contains("`missing`")
-        );
-    }
-
-    #[test]
-    fn rejects_other_content_types() {
-        assert_eq!(
-            request("application/json", "{}").form().unwrap_err().status,
-            415
-        );
-        assert_eq!(
-            request("application/x-www-form-urlencodedx", "")
-                .form()
-                .unwrap_err()
-                .status,
-            415
-        );
-    }
 
     #[test]
     fn renders_errors() {
