@@ -23,7 +23,6 @@ pub fn component(name: &str) -> PathBuf {
     path
 }
 
-
 /// The seed's plugins with their grants and route, as `config.toml` ships them.
 pub const SEED_CONFIG: &str = r#"
 [[route]]

@@ -79,6 +79,9 @@ fn the_generators_make_what_they_claim() {
     let mut runner = TestRunner::deterministic();
     let tree = sql::sql_token().new_tree(&mut runner).unwrap();
     let _ = tree.current();
-    let value = routes::pattern_and_paths().new_tree(&mut runner).unwrap().current();
+    let value = routes::pattern_and_paths()
+        .new_tree(&mut runner)
+        .unwrap()
+        .current();
     assert!(PathPattern::parse(&value.0).is_ok(), "{value:?}");
 }

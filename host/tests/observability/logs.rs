@@ -3,7 +3,6 @@
 
 use std::time::{Duration, Instant};
 
-use crate::SEED_LOGIN;
 use crate::common::{HostBuilder, argon2id, login, sqlite_url};
 use crate::otlp::{Receiver, has_span, is_login, login_traced, new_traceparent};
 

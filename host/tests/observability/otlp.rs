@@ -136,7 +136,11 @@ pub(crate) fn new_traceparent() -> (String, String, String) {
     (format!("00-{trace_id}-{parent_id}-01"), trace_id, parent_id)
 }
 
-pub(crate) async fn login_traced(host: &TestHost, body: &str, traceparent: &str) -> (u16, serde_json::Value) {
+pub(crate) async fn login_traced(
+    host: &TestHost,
+    body: &str,
+    traceparent: &str,
+) -> (u16, serde_json::Value) {
     let response = client()
         .post(host.url("/user/login"))
         .header("content-type", "application/x-www-form-urlencoded")
