@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use super::components::{SEED_CONFIG, SEED_PLUGINS, TEST_SIGNING_KEY, component};
-use super::http::client;
+use super::http::{admin_json, client};
 
 /// A compile cache shared by every test process, so each component compiles once per run.
 fn shared_cache_dir() -> PathBuf {
@@ -263,13 +263,7 @@ impl TestHost {
 
     /// `GET /admin/plugins`, whole.
     pub async fn admin_plugins(&self) -> serde_json::Value {
-        self.admin_request(reqwest::Method::GET, "/admin/plugins")
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap()
+        admin_json(self, "/admin/plugins").await
     }
 
     pub async fn admin_post(&self, path: &str) -> (u16, serde_json::Value) {
@@ -300,14 +294,7 @@ impl TestHost {
 
     /// `GET /admin/breakers`, the entry of `command`.
     pub async fn breaker(&self, command: &str) -> serde_json::Value {
-        let all: serde_json::Value = self
-            .admin_request(reqwest::Method::GET, "/admin/breakers")
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let all = admin_json(self, "/admin/breakers").await;
         all["breakers"]
             .as_array()
             .unwrap()
