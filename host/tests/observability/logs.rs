@@ -1,0 +1,127 @@
+//! Logs: JSON lines on stdout and in the log folder, free of passwords and tokens at log
+//! level trace (and so are the spans and `/metrics`).
+
+use std::time::{Duration, Instant};
+
+use crate::common::{HostBuilder, argon2id, login, sqlite_url};
+use crate::otlp::{Receiver, has_span, is_login, login_traced, new_traceparent};
+
+/// 32 random letters and digits.
+fn random_secret() -> String {
+    use rand::distr::{Alphanumeric, SampleString};
+    Alphanumeric.sample_string(&mut rand::rng(), 32)
+}
+
+#[tokio::test]
+async fn at_log_level_trace_no_password_or_token_leaks_and_every_line_is_json() {
+    let receiver = Receiver::start().await;
+    let host = receiver
+        .host(
+            HostBuilder::seed(),
+            1.0,
+            "log_dir = \"logs\"\nlog_rotation = \"never\"",
+        )
+        .env("RUST_LOG", "trace")
+        .start();
+    let password = random_secret();
+    let db = micro_api::sql::connect(&sqlite_url(&host), 1)
+        .await
+        .unwrap();
+    db.execute(
+        "INSERT INTO `user` (`user_id`, `user_name`, `pwd`) VALUES (?, ?, ?)",
+        &[
+            micro_api::sql::Value::Integer(20001),
+            micro_api::sql::Value::Text("observer".into()),
+            micro_api::sql::Value::Text(argon2id(&password)),
+        ],
+    )
+    .await
+    .unwrap();
+    let (traceparent, trace_id, _) = new_traceparent();
+    let (status, body) = login_traced(
+        &host,
+        &format!("userName=observer&pwd={password}"),
+        &traceparent,
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let token = body["token"].as_str().unwrap().to_string();
+    // A wrong password is a secret too.
+    let wrong = random_secret();
+    let (status, _) = login(&host, &format!("userName=observer&pwd={wrong}")).await;
+    assert_eq!(status, 401);
+    let secrets = [password.as_str(), token.as_str(), wrong.as_str()];
+    let leaks = |what: &str, text: &str| {
+        for secret in secrets {
+            assert!(!text.contains(secret), "a secret in {what}: {text}");
+        }
+    };
+
+    let spans = receiver
+        .wait_for(|s| s.iter().any(is_login) && has_span(s, "crypto.sign_token"))
+        .await;
+    for span in &spans {
+        leaks("a span", &format!("{span:?}"));
+    }
+    let metrics = host
+        .admin_request(reqwest::Method::GET, "/metrics")
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    leaks("/metrics", &metrics);
+
+    let trace_lines = |lines: &[String]| {
+        lines
+            .iter()
+            .filter(|l| l.contains(&format!("\"trace_id\":\"{trace_id}\"")))
+            .count()
+    };
+    host.wait_for_log(&[&trace_id]);
+    let stdout = host.logs();
+    for line in &stdout {
+        let parsed: serde_json::Value =
+            serde_json::from_str(line).unwrap_or_else(|e| panic!("not a JSON line ({e}): {line}"));
+        for key in ["timestamp", "level", "target"] {
+            assert!(parsed.get(key).is_some(), "no {key}: {line}");
+        }
+        leaks("a log line", line);
+    }
+    assert!(
+        trace_lines(&stdout) >= 3,
+        "the request's lines carry its trace id"
+    );
+    assert!(
+        stdout
+            .iter()
+            .any(|l| l.contains("\"plugin\":\"user\"") && l.contains(&trace_id)),
+        "a line of the user plugin, with the trace id"
+    );
+
+    // The same lines land in the log folder.
+    let started = Instant::now();
+    let files = loop {
+        let mut files = Vec::new();
+        for entry in std::fs::read_dir(host.dir.path().join("logs")).unwrap() {
+            files.push(std::fs::read_to_string(entry.unwrap().path()).unwrap());
+        }
+        let lines: Vec<String> = files
+            .iter()
+            .flat_map(|f| f.lines().map(String::from))
+            .collect();
+        if trace_lines(&lines) >= 3 || started.elapsed() > Duration::from_secs(5) {
+            break lines;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(
+        trace_lines(&files) >= 3,
+        "the log files hold the request's lines"
+    );
+    for line in &files {
+        serde_json::from_str::<serde_json::Value>(line).unwrap();
+        leaks("a log file", line);
+    }
+}
