@@ -19,8 +19,13 @@ pub use http::{HttpInvokeError, handle_http};
 pub use service::call_service;
 pub use subscriber::{DeliveryError, deliver_message};
 
+use std::time::Instant;
+
+use wasmtime::Store;
+
 use super::metrics::Event;
-use super::{Plugin, is_deadline_trap};
+use super::{Plugin, PluginState, Runtime, is_deadline_trap};
+use crate::capability::CallContext;
 
 /// How a guest call ended, from the host's side.
 enum Ended {
@@ -48,5 +53,34 @@ fn ended(plugin: &Plugin, error: Option<wasmtime::Error>) -> Ended {
             tracing::error!(plugin = %plugin.name, version = %plugin.version, error = %format!("{e:?}"), "plugin trapped");
             Ended::Trap
         }
+    }
+}
+
+/// Runs `call` on a fresh instance of `plugin`, within `context`'s deadline and the
+/// plugin's own, in the instance's span: the guest's answer, or how it ended (counted and
+/// logged). The instance is counted as one invocation.
+async fn on_fresh_instance<T>(
+    runtime: &Runtime,
+    plugin: &Plugin,
+    context: CallContext,
+    call: impl AsyncFnOnce(&mut Store<PluginState>) -> wasmtime::Result<T>,
+) -> Result<T, Ended> {
+    plugin.counters.count(Event::Invoked);
+    let deadline = context.deadline.min(Instant::now() + plugin.deadline());
+    let mut store = runtime.new_store(
+        plugin,
+        CallContext {
+            deadline,
+            ..context
+        },
+    );
+    let current_span = store.data().capabilities.telemetry.current_span();
+    let outcome = current_span
+        .wrap(tokio::time::timeout_at(deadline.into(), call(&mut store)))
+        .await;
+    match outcome {
+        Ok(Ok(answer)) => Ok(answer),
+        Ok(Err(trap)) => Err(ended(plugin, Some(trap))),
+        Err(_elapsed) => Err(ended(plugin, None)),
     }
 }

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use super::{Ended, ended};
+use super::{Ended, on_fresh_instance};
 use crate::capability::CallContext;
 use crate::rpc::Error;
 use crate::runtime::metrics::Event;
@@ -24,7 +24,8 @@ pub enum DeliveryError {
     Trap,
 }
 
-/// Calls `on-message(topic, payload)` of a subscriber plugin, within its deadline.
+/// Calls `on-message(topic, payload)` of a subscriber plugin, within its deadline; a
+/// message starts a trace of its own.
 pub async fn deliver_message(
     runtime: &Runtime,
     plugin: &Arc<Plugin>,
@@ -34,38 +35,26 @@ pub async fn deliver_message(
     let Entry::Subscriber(pre) = &plugin.entry else {
         return Err(DeliveryError::NotSubscriber(plugin.name.to_string()));
     };
-    plugin.counters.count(Event::Invoked);
-    let deadline = Instant::now() + plugin.deadline();
-    let call = CallContext {
-        deadline,
+    let context = CallContext {
+        deadline: Instant::now() + plugin.deadline(),
         depth: 0,
         trace: TraceContext::new_root(),
     };
-    let mut store = runtime.new_store(plugin, call);
-    let current_span = store.data().capabilities.telemetry.current_span();
-    let outcome = current_span
-        .wrap(tokio::time::timeout_at(deadline.into(), async {
-            let subscriber = pre.instantiate_async(&mut store).await?;
-            subscriber
-                .micro_api_host_message_handler()
-                .call_on_message(&mut store, topic, payload)
-                .await
-        }))
-        .await;
-    match outcome {
-        Ok(Ok(Ok(()))) => Ok(()),
-        Ok(Ok(Err(refusal))) => {
+    let handled = on_fresh_instance(runtime, plugin, context, async |store| {
+        let subscriber = pre.instantiate_async(&mut *store).await?;
+        subscriber
+            .micro_api_host_message_handler()
+            .call_on_message(store, topic, payload)
+            .await
+    })
+    .await;
+    match handled {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(refusal)) => {
             plugin.counters.count(Event::Failed);
             Err(DeliveryError::Refused(refusal))
         }
-        Ok(Err(trap)) => Err(failure(plugin, Some(trap))),
-        Err(_elapsed) => Err(failure(plugin, None)),
-    }
-}
-
-fn failure(plugin: &Plugin, error: Option<wasmtime::Error>) -> DeliveryError {
-    match ended(plugin, error) {
-        Ended::Timeout => DeliveryError::Timeout,
-        Ended::Trap => DeliveryError::Trap,
+        Err(Ended::Timeout) => Err(DeliveryError::Timeout),
+        Err(Ended::Trap) => Err(DeliveryError::Trap),
     }
 }
