@@ -492,6 +492,10 @@ pub struct LimitsConfig {
     pub memory_mb: u64,
     /// Wall-clock budget of one invocation (an HTTP request, or an rpc call's own share).
     pub deadline_ms: u64,
+    /// Rows one `sql.query` may return; one more and the query fails `invalid`.
+    pub sql_max_rows: usize,
+    /// Bytes of values one `sql.query` may return (text and blobs by length, numbers 8).
+    pub sql_max_bytes: usize,
 }
 
 #[derive(Debug, Clone, Copy, Default, Deserialize, Serialize)]
@@ -499,6 +503,8 @@ pub struct LimitsConfig {
 pub struct LimitsOverrides {
     pub memory_mb: Option<u64>,
     pub deadline_ms: Option<u64>,
+    pub sql_max_rows: Option<usize>,
+    pub sql_max_bytes: Option<usize>,
 }
 
 impl Default for ServerConfig {
@@ -543,6 +549,8 @@ impl Default for LimitsConfig {
         Self {
             memory_mb: 64,
             deadline_ms: 5000,
+            sql_max_rows: 10_000,
+            sql_max_bytes: 16 * 1024 * 1024,
         }
     }
 }
@@ -814,6 +822,11 @@ impl Config {
                     "[plugin.{name}] limits.deadline_ms must be at least 1"
                 ));
             }
+            if limits.sql_max_rows == 0 || limits.sql_max_bytes == 0 {
+                problems.push(format!(
+                    "[plugin.{name}] limits.sql_max_rows and limits.sql_max_bytes must be at least 1"
+                ));
+            }
             for topic in p.publish.iter().chain(&p.subscribe) {
                 if !valid_topic(topic) {
                     problems.push(format!(
@@ -938,6 +951,8 @@ impl Config {
         LimitsConfig {
             memory_mb: p.limits.memory_mb.unwrap_or(d.memory_mb),
             deadline_ms: p.limits.deadline_ms.unwrap_or(d.deadline_ms),
+            sql_max_rows: p.limits.sql_max_rows.unwrap_or(d.sql_max_rows),
+            sql_max_bytes: p.limits.sql_max_bytes.unwrap_or(d.sql_max_bytes),
         }
     }
 }

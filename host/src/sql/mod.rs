@@ -12,6 +12,7 @@ pub mod rewrite;
 use std::sync::Arc;
 
 use crate::app::App;
+use crate::config::LimitsConfig;
 use crate::plugins::Plugin;
 
 pub use backend::connect;
@@ -44,6 +45,35 @@ pub enum SqlError {
     NoTransaction,
     #[error("a transaction is already open")]
     TransactionOpen,
+    /// The result passed a cap of [`ResultCaps`] while it streamed in.
+    #[error(
+        "the result has more than {limit} {what}: select less (LIMIT, fewer columns) or raise limits.sql_max_{what} of the plugin"
+    )]
+    TooLarge { what: &'static str, limit: usize },
+}
+
+/// The most one query may hand a plugin (`sql_max_rows`, `sql_max_bytes` of its limits):
+/// checked row by row as the result streams in, so a huge result never sits in the host.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ResultCaps {
+    pub max_rows: usize,
+    /// Bytes of values: text and blobs by length, numbers 8.
+    pub max_bytes: usize,
+}
+
+impl From<&LimitsConfig> for ResultCaps {
+    fn from(limits: &LimitsConfig) -> Self {
+        Self {
+            max_rows: limits.sql_max_rows,
+            max_bytes: limits.sql_max_bytes,
+        }
+    }
+}
+
+impl Default for ResultCaps {
+    fn default() -> Self {
+        (&LimitsConfig::default()).into()
+    }
 }
 
 impl From<sqlx::Error> for SqlError {
@@ -66,7 +96,17 @@ impl From<sqlx::Error> for SqlError {
 pub trait Database: Send + Sync {
     /// The OpenTelemetry `db.system.name`: `sqlite`, `mysql` or `postgresql`.
     fn system(&self) -> &'static str;
-    async fn query(&self, statement: &str, params: &[Value]) -> Result<Rows, SqlError>;
+    /// A query within the default [`ResultCaps`].
+    async fn query(&self, statement: &str, params: &[Value]) -> Result<Rows, SqlError> {
+        self.query_within(statement, params, ResultCaps::default())
+            .await
+    }
+    async fn query_within(
+        &self,
+        statement: &str,
+        params: &[Value],
+        caps: ResultCaps,
+    ) -> Result<Rows, SqlError>;
     async fn execute(&self, statement: &str, params: &[Value]) -> Result<u64, SqlError>;
     async fn begin(&self) -> Result<Box<dyn Transaction>, SqlError>;
     /// Whether the database answers (readiness).
@@ -76,7 +116,12 @@ pub trait Database: Send + Sync {
 /// An open transaction; dropping it rolls back.
 #[async_trait::async_trait]
 pub trait Transaction: Send {
-    async fn query(&mut self, statement: &str, params: &[Value]) -> Result<Rows, SqlError>;
+    async fn query_within(
+        &mut self,
+        statement: &str,
+        params: &[Value],
+        caps: ResultCaps,
+    ) -> Result<Rows, SqlError>;
     async fn execute(&mut self, statement: &str, params: &[Value]) -> Result<u64, SqlError>;
     async fn commit(self: Box<Self>) -> Result<(), SqlError>;
     async fn rollback(self: Box<Self>) -> Result<(), SqlError>;
@@ -87,6 +132,7 @@ pub trait Transaction: Send {
 pub struct SqlState {
     database: Option<Arc<dyn Database>>,
     plugin: String,
+    caps: ResultCaps,
     transaction: Option<Box<dyn Transaction>>,
 }
 
@@ -95,6 +141,7 @@ impl SqlState {
         Self {
             database: plugin.grants.sql.then(|| app.database.clone()),
             plugin: plugin.name.clone(),
+            caps: (&plugin.limits).into(),
             transaction: None,
         }
     }
