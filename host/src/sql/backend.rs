@@ -38,6 +38,10 @@ where
         <Self::Connection as sqlx::Connection>::Options::from_str(url)
             .map_err(|e| SqlError::Unavailable(format!("bad database url: {e}")))
     }
+    /// What every pooled connection gets once opened (SQLite: the authorizer).
+    fn after_connect(options: sqlx::pool::PoolOptions<Self>) -> sqlx::pool::PoolOptions<Self> {
+        options
+    }
     fn decode(row: &Self::Row, index: usize) -> Result<Value, sqlx::Error>;
     /// `QueryResult` has no shared trait in sqlx.
     fn rows_affected(result: &Self::QueryResult) -> u64;
@@ -58,7 +62,7 @@ where
 {
     async fn connect(url: &str, max_connections: u32) -> Result<Box<dyn Database>, SqlError> {
         let options = DB::options(url)?.disable_statement_logging();
-        let pool = sqlx::pool::PoolOptions::<DB>::new()
+        let pool = DB::after_connect(sqlx::pool::PoolOptions::<DB>::new())
             .max_connections(max_connections)
             .acquire_timeout(std::time::Duration::from_secs(5))
             .connect_with(options)
@@ -312,6 +316,10 @@ impl Dialect for sqlx::Sqlite {
             .create_if_missing(true)
             .journal_mode(sqlx::sqlite::SqliteJournalMode::Wal)
             .busy_timeout(std::time::Duration::from_secs(5)))
+    }
+
+    fn after_connect(options: sqlx::pool::PoolOptions<Self>) -> sqlx::pool::PoolOptions<Self> {
+        options.after_connect(|connection, _| Box::pin(super::authorizer::install(connection)))
     }
 
     fn decode(row: &sqlx::sqlite::SqliteRow, index: usize) -> Result<Value, sqlx::Error> {

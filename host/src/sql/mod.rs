@@ -5,6 +5,7 @@
 //! PostgreSQL backend rewrites both ([`rewrite`]). Each backend is a [`Database`]; the pools
 //! and the migrations (one folder per database under `host/migrations/`) live in the host.
 
+mod authorizer;
 mod backend;
 mod host;
 pub mod rewrite;
