@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 
-use super::Broker;
+use super::{Broker, BrokerError};
 use crate::app::App;
 use crate::bindings::Error;
 use crate::bindings::micro_api::host::broker::Host;
@@ -37,6 +37,9 @@ impl Host for &mut BrokerState {
         }
         self.broker
             .publish(&topic, Bytes::from(payload))
-            .map_err(|e| Error::Unavailable(e.to_string()))
+            .map_err(|e| match e {
+                BrokerError::TooLarge { .. } => Error::Invalid(e.to_string()),
+                other => Error::Unavailable(other.to_string()),
+            })
     }
 }

@@ -26,6 +26,14 @@ use crate::config::{BrokerBackend, BrokerConfig};
 pub enum BrokerError {
     #[error("the broker's outgoing queue is full: the message was dropped")]
     QueueFull,
+    #[error(
+        "the message is {size} bytes, over the {limit} of topic {topic:?} ([broker] max_message_bytes, or [broker.topic.{topic:?}])"
+    )]
+    TooLarge {
+        topic: String,
+        size: usize,
+        limit: usize,
+    },
     #[error("cannot reach NATS at {url}: {message}")]
     Connect { url: String, message: String },
 }
@@ -135,6 +143,8 @@ fn hand_over(deliveries: &mpsc::Sender<Delivery>, stats: &BrokerStats, delivery:
 /// The broker: the outgoing queue in front of a backend.
 pub struct Broker {
     backend_name: &'static str,
+    /// The section as started (`[broker]` applies at restart), for its message size caps.
+    config: BrokerConfig,
     outgoing: mpsc::Sender<(String, Bytes)>,
     backend: Arc<dyn Backend>,
     pub stats: Arc<BrokerStats>,
@@ -180,6 +190,7 @@ impl Broker {
         });
         let broker = Arc::new(Self {
             backend_name,
+            config: config.clone(),
             outgoing,
             backend,
             stats,
@@ -187,8 +198,17 @@ impl Broker {
         Ok((broker, received))
     }
 
-    /// Queues `payload` on `topic`; never waits.
+    /// Queues `payload` on `topic`; never waits. A payload over the topic's size cap is
+    /// refused before it is queued.
     pub fn publish(&self, topic: &str, payload: Bytes) -> Result<(), BrokerError> {
+        let limit = self.config.max_message_bytes_of(topic);
+        if payload.len() > limit {
+            return Err(BrokerError::TooLarge {
+                topic: topic.to_string(),
+                size: payload.len(),
+                limit,
+            });
+        }
         match self.outgoing.try_send((topic.to_string(), payload)) {
             Ok(()) => {
                 BrokerStats::count(&self.stats.published);

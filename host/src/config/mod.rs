@@ -109,6 +109,27 @@ pub struct BrokerConfig {
     pub queue_capacity: usize,
     /// Subscriber invocations running at once.
     pub max_in_flight: usize,
+    /// Largest payload `publish` accepts, in bytes; larger: `invalid` (a queue of
+    /// `queue_capacity` messages holds at most that many times this).
+    pub max_message_bytes: usize,
+    /// `[broker.topic."<topic>"]`: a topic's own `max_message_bytes`.
+    pub topic: BTreeMap<String, TopicLimits>,
+}
+
+/// The limits of one topic.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct TopicLimits {
+    pub max_message_bytes: usize,
+}
+
+impl BrokerConfig {
+    /// The largest payload accepted on `topic`.
+    pub fn max_message_bytes_of(&self, topic: &str) -> usize {
+        self.topic
+            .get(topic)
+            .map_or(self.max_message_bytes, |t| t.max_message_bytes)
+    }
 }
 
 impl Default for BrokerConfig {
@@ -119,6 +140,8 @@ impl Default for BrokerConfig {
             prefix: "micro-api".into(),
             queue_capacity: 1024,
             max_in_flight: 16,
+            max_message_bytes: 64 * 1024,
+            topic: BTreeMap::new(),
         }
     }
 }
@@ -844,6 +867,21 @@ impl Config {
         let b = &self.broker;
         if b.queue_capacity == 0 || b.max_in_flight == 0 {
             problems.push("[broker] queue_capacity and max_in_flight must be at least 1".into());
+        }
+        if b.max_message_bytes == 0 {
+            problems.push("[broker] max_message_bytes must be at least 1".into());
+        }
+        for (topic, limits) in &b.topic {
+            if !valid_topic(topic) {
+                problems.push(format!(
+                    "[broker.topic.{topic:?}] is not a topic: dot-separated words of letters, digits, - and _"
+                ));
+            }
+            if limits.max_message_bytes == 0 {
+                problems.push(format!(
+                    "[broker.topic.{topic:?}] max_message_bytes must be at least 1"
+                ));
+            }
         }
         if b.backend == BrokerBackend::Nats && !valid_topic(&b.prefix) {
             problems.push(format!(
