@@ -495,7 +495,7 @@ pub struct PluginConfig {
     /// Environment variables it sees (none otherwise).
     pub env: BTreeMap<String, String>,
     /// Outbound HTTP destinations it may call, as `scheme://host:port` (`*` for any port);
-    /// loopback and link-local addresses only when a pattern names them.
+    /// loopback, private and other non-public addresses only when a pattern names them.
     pub http: Vec<String>,
     /// Its limits; unset ones come from `[plugins.limits]`.
     pub limits: LimitsOverrides,
