@@ -99,7 +99,7 @@ impl Layered {
             let value = if is_secret_key(&key) && !value.is_null() {
                 serde_json::Value::String(REDACTED.into())
             } else {
-                value.clone()
+                without_credentials(value)
             };
             out.push(Effective {
                 layer: self.origins.layer_of(&key),
@@ -109,6 +109,69 @@ impl Layered {
         });
         out
     }
+}
+
+/// `value` with the credentials of every URL in it (a string, or the strings of a list)
+/// replaced by [`REDACTED`]: a broker URL, an etcd endpoint, the OTLP endpoint or a plugin's
+/// environment value may carry `user:password@` or `?token=...`.
+fn without_credentials(value: &serde_json::Value) -> serde_json::Value {
+    match value {
+        serde_json::Value::String(text) => serde_json::Value::String(redact_url(text)),
+        serde_json::Value::Array(items) => items.iter().map(without_credentials).collect(),
+        other => other.clone(),
+    }
+}
+
+/// Query parameters whose value is a credential, by a part of their name.
+const CREDENTIAL_PARAMETERS: &[&str] = &[
+    "token",
+    "password",
+    "passwd",
+    "pwd",
+    "secret",
+    "key",
+    "auth",
+    "credential",
+    "signature",
+    "sig",
+];
+
+/// `text` with the user information of a `scheme://user:password@host` URL and the values of
+/// credential-looking query parameters replaced by [`REDACTED`]; text that is no URL as it is.
+/// By hand rather than through `url::Url`, which would also rewrite the rest of the text.
+/// Also for error messages that name a URL from the config.
+pub fn redact_url(text: &str) -> String {
+    let Some((scheme, rest)) = text.split_once("://") else {
+        return text.to_string();
+    };
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let (authority, tail) = rest.split_at(authority_end);
+    let authority = match authority.rsplit_once('@') {
+        Some((_, host)) => format!("{REDACTED}@{host}"),
+        None => authority.to_string(),
+    };
+    let (before_fragment, fragment) = tail.split_at(tail.find('#').unwrap_or(tail.len()));
+    let tail = match before_fragment.split_once('?') {
+        Some((path, query)) => {
+            let pairs: Vec<String> = query
+                .split('&')
+                .map(|pair| match pair.split_once('=') {
+                    Some((name, _)) if is_credential_parameter(name) => {
+                        format!("{name}={REDACTED}")
+                    }
+                    _ => pair.to_string(),
+                })
+                .collect();
+            format!("{path}?{}", pairs.join("&"))
+        }
+        None => before_fragment.to_string(),
+    };
+    format!("{scheme}://{authority}{tail}{fragment}")
+}
+
+fn is_credential_parameter(name: &str) -> bool {
+    let name = name.to_ascii_lowercase();
+    CREDENTIAL_PARAMETERS.iter().any(|part| name.contains(part))
 }
 
 fn flatten_json(
@@ -173,5 +236,43 @@ mod tests {
         let shown = serde_json::to_string(&effective).unwrap();
         assert!(!shown.contains("hunter2"), "{shown}");
         assert!(shown.contains(REDACTED));
+    }
+
+    #[test]
+    fn credentials_inside_urls_are_redacted() {
+        for (url, shown) in [
+            (
+                "nats://alice:pa55@127.0.0.1:4222",
+                "nats://<secret>@127.0.0.1:4222",
+            ),
+            ("nats://t0ken@nats:4222", "nats://<secret>@nats:4222"),
+            (
+                "http://u:p@collector:4318/v1?token=abc&x=1&API_KEY=k#f",
+                "http://<secret>@collector:4318/v1?token=<secret>&x=1&API_KEY=<secret>#f",
+            ),
+            (
+                "https://h/p?access_token=a",
+                "https://h/p?access_token=<secret>",
+            ),
+            ("http://127.0.0.1:2379", "http://127.0.0.1:2379"),
+            ("https://h/a@b?q=1", "https://h/a@b?q=1"),
+            ("plain text", "plain text"),
+        ] {
+            assert_eq!(redact_url(url), shown, "{url}");
+        }
+        let env = [(
+            "MICRO_API__CONFIG_STORE__ENDPOINTS".to_string(),
+            r#"["http://root:etcd-pass@127.0.0.1:2379"]"#.to_string(),
+        )];
+        let layered = Config::load_layered(None, &env, &BTreeMap::new()).unwrap();
+        let effective = layered.effective();
+        let endpoints = effective
+            .iter()
+            .find(|e| e.key == "config_store/endpoints")
+            .unwrap();
+        assert_eq!(
+            endpoints.value,
+            serde_json::json!(["http://<secret>@127.0.0.1:2379"])
+        );
     }
 }
