@@ -70,6 +70,58 @@ impl PluginSection {
     }
 }
 
+/// Query parameters whose value is a credential, by a part of their name.
+const CREDENTIAL_PARAMETERS: &[&str] = &[
+    "token",
+    "password",
+    "passwd",
+    "pwd",
+    "secret",
+    "key",
+    "auth",
+    "credential",
+    "signature",
+    "sig",
+];
+
+/// `text` with the user information of a `scheme://user:password@host` URL and the values of
+/// credential-looking query parameters replaced by [`REDACTED`]; text that is no URL as it is.
+/// By hand rather than through `url::Url`, which would also rewrite the rest of the text.
+/// Also for error messages that name a URL from the config.
+pub fn redact_url(text: &str) -> String {
+    let Some((scheme, rest)) = text.split_once("://") else {
+        return text.to_string();
+    };
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let (authority, tail) = rest.split_at(authority_end);
+    let authority = match authority.rsplit_once('@') {
+        Some((_, host)) => format!("{REDACTED}@{host}"),
+        None => authority.to_string(),
+    };
+    let (before_fragment, fragment) = tail.split_at(tail.find('#').unwrap_or(tail.len()));
+    let tail = match before_fragment.split_once('?') {
+        Some((path, query)) => {
+            let pairs: Vec<String> = query
+                .split('&')
+                .map(|pair| match pair.split_once('=') {
+                    Some((name, _)) if is_credential_parameter(name) => {
+                        format!("{name}={REDACTED}")
+                    }
+                    _ => pair.to_string(),
+                })
+                .collect();
+            format!("{path}?{}", pairs.join("&"))
+        }
+        None => before_fragment.to_string(),
+    };
+    format!("{scheme}://{authority}{tail}{fragment}")
+}
+
+fn is_credential_parameter(name: &str) -> bool {
+    let name = name.to_ascii_lowercase();
+    CREDENTIAL_PARAMETERS.iter().any(|part| name.contains(part))
+}
+
 /// One plugin's own values, `[plugin.<name>.config]` and `[plugin.<name>.secrets]`: read
 /// by the capabilities that hand them to the plugin.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]

@@ -3,7 +3,7 @@
 
 use bytes::Bytes;
 
-use super::BrokerState;
+use super::{BrokerError, BrokerState};
 use crate::bindings::Error;
 use crate::bindings::micro_api::host::broker::Host;
 
@@ -18,6 +18,9 @@ impl Host for &mut BrokerState {
         }
         self.broker
             .publish(&topic, Bytes::from(payload))
-            .map_err(|e| Error::Unavailable(e.to_string()))
+            .map_err(|e| match e {
+                BrokerError::TooLarge { .. } => Error::Invalid(e.to_string()),
+                other => Error::Unavailable(other.to_string()),
+            })
     }
 }

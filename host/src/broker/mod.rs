@@ -33,6 +33,14 @@ use crate::capability::{Capability, InitError, Invocation, PluginSpec, Shared, S
 pub enum BrokerError {
     #[error("the broker's outgoing queue is full: the message was dropped")]
     QueueFull,
+    #[error(
+        "the message is {size} bytes, over the {limit} of topic {topic:?} ([broker] max_message_bytes, or [broker.topic.{topic:?}])"
+    )]
+    TooLarge {
+        topic: String,
+        size: usize,
+        limit: usize,
+    },
     #[error("cannot reach NATS at {url}: {message}")]
     Connect { url: String, message: String },
 }
@@ -93,6 +101,8 @@ fn hand_over(deliveries: &mpsc::Sender<Delivery>, stats: &BrokerStats, delivery:
 
 struct Hub {
     backend_name: &'static str,
+    /// The section as started (`[broker]` applies at restart), for its message size caps.
+    config: BrokerConfig,
     outgoing: mpsc::Sender<(String, Bytes)>,
     backend: Arc<dyn Backend>,
     stats: BrokerStats,
@@ -115,8 +125,17 @@ pub struct BrokerStatus {
 }
 
 impl Broker {
-    /// Queues `payload` on `topic`; never waits.
+    /// Queues `payload` on `topic`; never waits. A payload over the topic's size cap is
+    /// refused before it is queued.
     pub fn publish(&self, topic: &str, payload: Bytes) -> Result<(), BrokerError> {
+        let limit = self.0.config.max_message_bytes_of(topic);
+        if payload.len() > limit {
+            return Err(BrokerError::TooLarge {
+                topic: topic.to_string(),
+                size: payload.len(),
+                limit,
+            });
+        }
         match self.0.outgoing.try_send((topic.to_string(), payload)) {
             Ok(()) => {
                 self.0.stats.count(Fate::Published);
@@ -232,6 +251,7 @@ impl Capability for Broker {
         });
         Ok(Self(Arc::new(Hub {
             backend_name,
+            config: config.clone(),
             outgoing,
             backend,
             stats,

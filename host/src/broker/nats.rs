@@ -49,7 +49,7 @@ impl Nats {
             .connect(config.url.as_str())
             .await
             .map_err(|e| super::BrokerError::Connect {
-                url: config.url.clone(),
+                url: crate::settings::redact_url(&config.url),
                 message: e.to_string(),
             })?;
         Ok(Self {

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 
 use super::Config;
-use crate::settings::REDACTED;
+use crate::settings::{REDACTED, redact_url};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -100,7 +100,7 @@ impl Layered {
             let value = if is_secret_key(&key) && !value.is_null() {
                 serde_json::Value::String(REDACTED.into())
             } else {
-                value.clone()
+                without_credentials(value)
             };
             out.push(Effective {
                 layer: self.origins.layer_of(&key),
@@ -109,6 +109,17 @@ impl Layered {
             });
         });
         out
+    }
+}
+
+/// `value` with the credentials of every URL in it (a string, or the strings of a list)
+/// replaced by [`REDACTED`]: a broker URL, an etcd endpoint, the OTLP endpoint or a plugin's
+/// environment value may carry `user:password@` or `?token=...`.
+fn without_credentials(value: &serde_json::Value) -> serde_json::Value {
+    match value {
+        serde_json::Value::String(text) => serde_json::Value::String(redact_url(text)),
+        serde_json::Value::Array(items) => items.iter().map(without_credentials).collect(),
+        other => other.clone(),
     }
 }
 
@@ -176,5 +187,43 @@ mod tests {
         let shown = serde_json::to_string(&effective).unwrap();
         assert!(!shown.contains("hunter2"), "{shown}");
         assert!(shown.contains(REDACTED));
+    }
+
+    #[test]
+    fn credentials_inside_urls_are_redacted() {
+        for (url, shown) in [
+            (
+                "nats://alice:pa55@127.0.0.1:4222",
+                "nats://<secret>@127.0.0.1:4222",
+            ),
+            ("nats://t0ken@nats:4222", "nats://<secret>@nats:4222"),
+            (
+                "http://u:p@collector:4318/v1?token=abc&x=1&API_KEY=k#f",
+                "http://<secret>@collector:4318/v1?token=<secret>&x=1&API_KEY=<secret>#f",
+            ),
+            (
+                "https://h/p?access_token=a",
+                "https://h/p?access_token=<secret>",
+            ),
+            ("http://127.0.0.1:2379", "http://127.0.0.1:2379"),
+            ("https://h/a@b?q=1", "https://h/a@b?q=1"),
+            ("plain text", "plain text"),
+        ] {
+            assert_eq!(redact_url(url), shown, "{url}");
+        }
+        let env = [(
+            "MICRO_API__CONFIG_STORE__ENDPOINTS".to_string(),
+            r#"["http://root:etcd-pass@127.0.0.1:2379"]"#.to_string(),
+        )];
+        let layered = Config::load_layered(None, &env, &BTreeMap::new()).unwrap();
+        let effective = layered.effective();
+        let endpoints = effective
+            .iter()
+            .find(|e| e.key == "config_store/endpoints")
+            .unwrap();
+        assert_eq!(
+            endpoints.value,
+            serde_json::json!(["http://<secret>@127.0.0.1:2379"])
+        );
     }
 }

@@ -55,7 +55,10 @@ impl Config {
             if let Some(key) = name.strip_prefix(ENV_PREFIX) {
                 let path: Vec<String> = key.split("__").map(str::to_ascii_lowercase).collect();
                 let name = format!("environment variable {name}");
-                apply_override(&mut env_doc, &name, &path, value, false)?;
+                // A secret is a string as it is, as in the etcd layer: an all-digit one read
+                // as a TOML integer would fail the type check, and the error would quote it.
+                let verbatim = layers::is_secret_key(&path.join("/"));
+                apply_override(&mut env_doc, &name, &path, value, verbatim)?;
             }
         }
         let mut store_doc = toml::Table::new();

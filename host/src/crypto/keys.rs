@@ -27,6 +27,17 @@ const ARGON2_M_COST_KIB: u32 = 19 * 1024;
 const ARGON2_T_COST: u32 = 2;
 const ARGON2_P_COST: u32 = 1;
 
+/// The most a stored hash may ask of one verification (issue 17): a row with
+/// `m=4294967295` would allocate 4 TiB and abort the host, `t=4294967295` would spin a core
+/// for ever. The caps admit the host's own parameters and the stronger published ones:
+/// OWASP's alternatives (m=47104 t=1 ... m=7168 t=5) and RFC 9106's second recommendation
+/// (m=64 MiB, t=3, p=4), whose work, memory times passes, is the largest accepted: ~5x the
+/// host's own per login, and at most `2 x cores` verifications hold their memory at once.
+const ARGON2_MAX_M_COST_KIB: u32 = 64 * 1024;
+const ARGON2_MAX_T_COST: u32 = 10;
+const ARGON2_MAX_P_COST: u32 = 8;
+const ARGON2_MAX_WORK: u64 = 64 * 1024 * 3;
+
 /// The only algorithm tokens are signed and accepted with (`none` and confusion refused).
 const TOKEN_ALGORITHM: jsonwebtoken::Algorithm = jsonwebtoken::Algorithm::HS256;
 
@@ -237,6 +248,16 @@ fn verify_argon2(password: &str, hash: &str, memory: &mut Vec<Block>) -> Result<
         .map_err(malformed)?
         .unwrap_or_default();
     let params = Params::try_from(&parsed).map_err(malformed)?;
+    if !affordable(&params) {
+        // A failed check, as a wrong password: the plugin answers 401, the host keeps running.
+        tracing::warn!(
+            m_cost = params.m_cost(),
+            t_cost = params.t_cost(),
+            p_cost = params.p_cost(),
+            "a stored password hash asks more than the argon2 caps: the check fails"
+        );
+        return Ok(false);
+    }
     let blocks = params.block_count();
     let argon2 = Argon2::new(algorithm, version, params);
     let mut computed = vec![0u8; expected.len()];
@@ -259,6 +280,14 @@ fn verify_argon2(password: &str, hash: &str, memory: &mut Vec<Block>) -> Result<
         .map_err(malformed)?;
     // `Output`'s equality is constant-time.
     Ok(Output::new(&computed).is_ok_and(|computed| computed == *expected))
+}
+
+/// Whether verifying with `params` stays within the caps above.
+fn affordable(params: &Params) -> bool {
+    params.m_cost() <= ARGON2_MAX_M_COST_KIB
+        && params.t_cost() <= ARGON2_MAX_T_COST
+        && params.p_cost() <= ARGON2_MAX_P_COST
+        && u64::from(params.m_cost()) * u64::from(params.t_cost()) <= ARGON2_MAX_WORK
 }
 
 #[cfg(test)]
@@ -318,6 +347,44 @@ mod tests {
             c.verify_password("x".into(), no_salt.into()).await,
             Err(CryptoError::MalformedHash)
         ));
+    }
+
+    #[test]
+    fn argon2_caps_admit_published_parameters_and_refuse_more() {
+        let params = |m, t, p| Params::new(m, t, p, None).unwrap();
+        // The host's own, OWASP's alternatives, RFC 9106's second recommendation.
+        for (m, t, p) in [
+            (19456, 2, 1),
+            (47104, 1, 1),
+            (12288, 3, 1),
+            (9216, 4, 1),
+            (7168, 5, 1),
+            (65536, 3, 4),
+            (64, 10, 8),
+        ] {
+            assert!(affordable(&params(m, t, p)), "m={m} t={t} p={p}");
+        }
+        for (m, t, p) in [
+            (u32::MAX, 2, 1),
+            (65537, 1, 1),
+            (19456, u32::MAX, 1),
+            (64, 11, 1),
+            (65536, 4, 1),
+            (1024, 2, 16),
+        ] {
+            assert!(!affordable(&params(m, t, p)), "m={m} t={t} p={p}");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_hash_asking_too_much_is_a_failed_check() {
+        let dir = tempfile::tempdir().unwrap();
+        let c = crypto(dir.path());
+        let seed = c.hash_password("123".into()).await.unwrap();
+        for (from, to) in [("m=19456", "m=4294967295"), ("t=2", "t=4294967295")] {
+            let huge = seed.replacen(from, to, 1);
+            assert!(!c.verify_password("123".into(), huge).await.unwrap());
+        }
     }
 
     #[test]

@@ -73,7 +73,7 @@ impl wasmtime_wasi_http::WasiHttpHooks for OutgoingHttp {
                     })?;
                 if addresses.into_iter().any(|a| is_local(a.ip())) && !grant.is_literal() {
                     return Err(denied(
-                        "a loopback or link-local address needs a literal grant",
+                        "a loopback, private or other non-public address needs a literal grant",
                     ));
                 }
                 if let Ok(value) = http::HeaderValue::from_str(&traceparent) {

@@ -4,8 +4,9 @@
 //!
 //! A grant is a `scheme://host:port` pattern (`*` for any port, `*.example.com` for
 //! subdomains). The destination is checked against the patterns and then against the
-//! addresses it resolves to: a loopback or link-local address (the host itself, cloud
-//! metadata endpoints) is reached only when a pattern names that host literally. Each
+//! addresses it resolves to: a non-public address (loopback, private, link-local, cloud
+//! metadata endpoints, and their IPv6 spellings) is reached only when a pattern names that
+//! host literally. Each
 //! destination has its own circuit breaker (`http:<scheme>://<host>:<port>`), a call never
 //! outlives the invocation's deadline, and it carries the invocation's W3C `traceparent`.
 

@@ -9,7 +9,9 @@ use sqlx::{
     ValueRef,
 };
 
-use super::{Database, Rows, SqlError, Transaction, Value, rewrite};
+use futures::TryStreamExt;
+
+use super::{Database, ResultCaps, Rows, SqlError, Transaction, Value, rewrite};
 
 /// Connects to `url`, creating a SQLite file if needed, and runs the migrations.
 pub async fn connect(url: &str, max_connections: u32) -> Result<Box<dyn Database>, SqlError> {
@@ -36,6 +38,10 @@ where
         <Self::Connection as sqlx::Connection>::Options::from_str(url)
             .map_err(|e| SqlError::Unavailable(format!("bad database url: {e}")))
     }
+    /// What every pooled connection gets once opened (SQLite: the authorizer).
+    fn after_connect(options: sqlx::pool::PoolOptions<Self>) -> sqlx::pool::PoolOptions<Self> {
+        options
+    }
     fn decode(row: &Self::Row, index: usize) -> Result<Value, sqlx::Error>;
     /// `QueryResult` has no shared trait in sqlx.
     fn rows_affected(result: &Self::QueryResult) -> u64;
@@ -56,7 +62,7 @@ where
 {
     async fn connect(url: &str, max_connections: u32) -> Result<Box<dyn Database>, SqlError> {
         let options = DB::options(url)?.disable_statement_logging();
-        let pool = sqlx::pool::PoolOptions::<DB>::new()
+        let pool = DB::after_connect(sqlx::pool::PoolOptions::<DB>::new())
             .max_connections(max_connections)
             .acquire_timeout(std::time::Duration::from_secs(5))
             .connect_with(options)
@@ -82,22 +88,24 @@ where
     Ok(args)
 }
 
-fn to_rows<DB: Dialect>(rows: Vec<DB::Row>) -> Result<Rows, SqlError>
+/// One row's values.
+fn row_values<DB: Dialect>(row: &DB::Row) -> Result<Vec<Value>, SqlError>
 where
     usize: sqlx::ColumnIndex<DB::Row>,
 {
-    let columns = rows.first().map_or_else(Vec::new, |row| {
-        row.columns().iter().map(|c| c.name().to_string()).collect()
-    });
-    let rows = rows
-        .iter()
-        .map(|row| {
-            (0..row.len())
-                .map(|i| decode_nullable::<DB>(row, i))
-                .collect::<Result<Vec<_>, _>>()
-        })
-        .collect::<Result<Vec<_>, _>>()?;
-    Ok(Rows { columns, rows })
+    Ok((0..row.len())
+        .map(|i| decode_nullable::<DB>(row, i))
+        .collect::<Result<Vec<_>, _>>()?)
+}
+
+/// What a value counts against `max_bytes`.
+fn value_bytes(value: &Value) -> usize {
+    match value {
+        Value::Null => 0,
+        Value::Integer(_) | Value::Real(_) => 8,
+        Value::Text(text) => text.len(),
+        Value::Blob(blob) => blob.len(),
+    }
 }
 
 fn decode_nullable<DB: Dialect>(row: &DB::Row, index: usize) -> Result<Value, sqlx::Error>
@@ -110,10 +118,13 @@ where
     DB::decode(row, index)
 }
 
+/// Streams the result in, row by row, and stops at the first row past `caps` (dropping the
+/// stream ends the statement).
 async fn query_on<'c, DB, E>(
     executor: E,
     statement: &str,
     params: &[Value],
+    caps: ResultCaps,
 ) -> Result<Rows, SqlError>
 where
     DB: Dialect,
@@ -122,10 +133,33 @@ where
     usize: sqlx::ColumnIndex<DB::Row>,
 {
     let sql = DB::rewrite(statement);
-    let rows = sqlx::query_with(AssertSqlSafe(sql), arguments::<DB>(params)?)
-        .fetch_all(executor)
-        .await?;
-    to_rows::<DB>(rows)
+    let mut stream = sqlx::query_with(AssertSqlSafe(sql), arguments::<DB>(params)?).fetch(executor);
+    let mut rows = Rows {
+        columns: Vec::new(),
+        rows: Vec::new(),
+    };
+    let mut bytes = 0usize;
+    while let Some(row) = stream.try_next().await? {
+        if rows.rows.len() == caps.max_rows {
+            return Err(SqlError::TooLarge {
+                what: "rows",
+                limit: caps.max_rows,
+            });
+        }
+        if rows.rows.is_empty() {
+            rows.columns = row.columns().iter().map(|c| c.name().to_string()).collect();
+        }
+        let values = row_values::<DB>(&row)?;
+        bytes = bytes.saturating_add(values.iter().map(value_bytes).sum());
+        if bytes > caps.max_bytes {
+            return Err(SqlError::TooLarge {
+                what: "bytes",
+                limit: caps.max_bytes,
+            });
+        }
+        rows.rows.push(values);
+    }
+    Ok(rows)
 }
 
 async fn execute_on<'c, DB, E>(
@@ -159,8 +193,13 @@ where
         DB::SYSTEM
     }
 
-    async fn query(&self, statement: &str, params: &[Value]) -> Result<Rows, SqlError> {
-        query_on(&self.pool, statement, params).await
+    async fn query_within(
+        &self,
+        statement: &str,
+        params: &[Value],
+        caps: ResultCaps,
+    ) -> Result<Rows, SqlError> {
+        query_on(&self.pool, statement, params, caps).await
     }
 
     async fn execute(&self, statement: &str, params: &[Value]) -> Result<u64, SqlError> {
@@ -187,8 +226,13 @@ where
     DB::Arguments: IntoArguments<DB>,
     usize: sqlx::ColumnIndex<DB::Row>,
 {
-    async fn query(&mut self, statement: &str, params: &[Value]) -> Result<Rows, SqlError> {
-        query_on(&mut *self.0, statement, params).await
+    async fn query_within(
+        &mut self,
+        statement: &str,
+        params: &[Value],
+        caps: ResultCaps,
+    ) -> Result<Rows, SqlError> {
+        query_on(&mut *self.0, statement, params, caps).await
     }
 
     async fn execute(&mut self, statement: &str, params: &[Value]) -> Result<u64, SqlError> {
@@ -275,6 +319,10 @@ impl Dialect for sqlx::Sqlite {
             .create_if_missing(true)
             .journal_mode(sqlx::sqlite::SqliteJournalMode::Wal)
             .busy_timeout(std::time::Duration::from_secs(5)))
+    }
+
+    fn after_connect(options: sqlx::pool::PoolOptions<Self>) -> sqlx::pool::PoolOptions<Self> {
+        options.after_connect(|connection, _| Box::pin(super::authorizer::install(connection)))
     }
 
     fn decode(row: &sqlx::sqlite::SqliteRow, index: usize) -> Result<Value, sqlx::Error> {

@@ -82,10 +82,11 @@ impl Host for &mut SqlState {
         let database = self.database()?.clone();
         let span = statement_span(self, &statement);
         let durations = self.durations.clone();
+        let caps = self.caps;
         let rows = timed(&durations, span, "query", async {
             match self.transaction.as_mut() {
-                Some(tx) => tx.query(&statement, &params).await,
-                None => database.query(&statement, &params).await,
+                Some(tx) => tx.query_within(&statement, &params, caps).await,
+                None => database.query_within(&statement, &params, caps).await,
             }
         })
         .await?;

@@ -6,6 +6,7 @@
 //! and the migrations (one folder per database under `host/migrations/`) live in the host.
 //! Values and rows are the WIT types themselves: no second definition to keep in step.
 
+mod authorizer;
 mod backend;
 mod config;
 mod host;
@@ -35,6 +36,27 @@ pub enum SqlError {
     NoTransaction,
     #[error("a transaction is already open")]
     TransactionOpen,
+    /// The result passed a cap of [`ResultCaps`] while it streamed in.
+    #[error(
+        "the result has more than {limit} {what}: select less (LIMIT, fewer columns) or raise sql_max_{what} of the plugin"
+    )]
+    TooLarge { what: &'static str, limit: usize },
+}
+
+/// The most one query may hand a plugin (`[database] max_rows`, `max_bytes`, or the
+/// plugin's own `sql_max_rows`, `sql_max_bytes`): checked row by row as the result streams
+/// in, so a huge result never sits in the host.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct ResultCaps {
+    pub max_rows: usize,
+    /// Bytes of values: text and blobs by length, numbers 8.
+    pub max_bytes: usize,
+}
+
+impl Default for ResultCaps {
+    fn default() -> Self {
+        DatabaseConfig::default().caps()
+    }
 }
 
 impl From<sqlx::Error> for SqlError {
@@ -57,7 +79,17 @@ impl From<sqlx::Error> for SqlError {
 pub trait Database: Send + Sync {
     /// The OpenTelemetry `db.system.name`: `sqlite`, `mysql` or `postgresql`.
     fn system(&self) -> &'static str;
-    async fn query(&self, statement: &str, params: &[Value]) -> Result<Rows, SqlError>;
+    /// A query within the default [`ResultCaps`].
+    async fn query(&self, statement: &str, params: &[Value]) -> Result<Rows, SqlError> {
+        self.query_within(statement, params, ResultCaps::default())
+            .await
+    }
+    async fn query_within(
+        &self,
+        statement: &str,
+        params: &[Value],
+        caps: ResultCaps,
+    ) -> Result<Rows, SqlError>;
     async fn execute(&self, statement: &str, params: &[Value]) -> Result<u64, SqlError>;
     async fn begin(&self) -> Result<Box<dyn Transaction>, SqlError>;
     /// Whether the database answers (readiness).
@@ -67,7 +99,12 @@ pub trait Database: Send + Sync {
 /// An open transaction; dropping it rolls back.
 #[async_trait::async_trait]
 pub trait Transaction: Send {
-    async fn query(&mut self, statement: &str, params: &[Value]) -> Result<Rows, SqlError>;
+    async fn query_within(
+        &mut self,
+        statement: &str,
+        params: &[Value],
+        caps: ResultCaps,
+    ) -> Result<Rows, SqlError>;
     async fn execute(&mut self, statement: &str, params: &[Value]) -> Result<u64, SqlError>;
     async fn commit(self: Box<Self>) -> Result<(), SqlError>;
     async fn rollback(self: Box<Self>) -> Result<(), SqlError>;
@@ -92,11 +129,23 @@ impl Sql {
     }
 }
 
-/// Whether one plugin may use the database.
-#[derive(Debug, Clone, Copy, Default, serde::Serialize, serde::Deserialize)]
-#[serde(default, deny_unknown_fields)]
+/// Whether one plugin may use the database, and how much one query may return to it.
+#[derive(Debug, Clone, Copy, serde::Serialize)]
 pub struct SqlGrant {
     sql: bool,
+    #[serde(skip)]
+    caps: ResultCaps,
+}
+
+/// The grant as `[plugin.<name>]` writes it.
+#[derive(Default, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
+struct Written {
+    sql: bool,
+    /// Rows one `sql.query` may return; unset: `[database] max_rows`.
+    sql_max_rows: Option<usize>,
+    /// Bytes of values one `sql.query` may return; unset: `[database] max_bytes`.
+    sql_max_bytes: Option<usize>,
 }
 
 /// Per-instance state of the `sql` import: the database when granted, and the request's
@@ -104,13 +153,14 @@ pub struct SqlGrant {
 pub struct SqlState {
     database: Option<Arc<dyn Database>>,
     plugin: Arc<str>,
+    caps: ResultCaps,
     transaction: Option<Box<dyn Transaction>>,
     durations: Histograms<SqlLabel>,
 }
 
 impl Capability for Sql {
     const NAME: &'static str = "sql";
-    const GRANT_KEYS: &'static [&'static str] = &["sql"];
+    const GRANT_KEYS: &'static [&'static str] = &["sql", "sql_max_rows", "sql_max_bytes"];
     type Config = DatabaseConfig;
     type Grant = SqlGrant;
     type State = SqlState;
@@ -143,17 +193,35 @@ impl Capability for Sql {
         )
     }
 
-    fn configure(_: &DatabaseConfig, plugin: &PluginSpec<'_>) -> Result<SqlGrant, Vec<String>> {
-        let grant: SqlGrant = plugin.grant(Self::GRANT_KEYS)?;
+    fn configure(
+        config: &DatabaseConfig,
+        plugin: &PluginSpec<'_>,
+    ) -> Result<SqlGrant, Vec<String>> {
+        let written: Written = plugin.grant(Self::GRANT_KEYS)?;
         let fix = "add `sql = true` to grant the database";
-        plugin.require("micro-api:host/sql", grant.sql, fix)?;
-        Ok(grant)
+        plugin.require("micro-api:host/sql", written.sql, fix)?;
+        let defaults = config.caps();
+        let caps = ResultCaps {
+            max_rows: written.sql_max_rows.unwrap_or(defaults.max_rows),
+            max_bytes: written.sql_max_bytes.unwrap_or(defaults.max_bytes),
+        };
+        if caps.max_rows == 0 || caps.max_bytes == 0 {
+            return Err(vec![format!(
+                "[plugin.{}] sql_max_rows and sql_max_bytes must be at least 1",
+                plugin.name
+            )]);
+        }
+        Ok(SqlGrant {
+            sql: written.sql,
+            caps,
+        })
     }
 
     fn prepare(&self, grant: &SqlGrant, invocation: &Invocation<'_>) -> SqlState {
         SqlState {
             database: grant.sql.then(|| self.database.clone()),
             plugin: invocation.plugin.clone(),
+            caps: grant.caps,
             transaction: None,
             durations: self.durations.clone(),
         }

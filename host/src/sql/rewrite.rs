@@ -1,7 +1,8 @@
 //! Rewrites portable plugin SQL for PostgreSQL: `?` placeholders become `$1, $2, ...` and
-//! backtick-quoted identifiers become double-quoted ones. String literals (escape strings
-//! `E'...'` with their backslashes too), quoted identifiers and comments (nested, as
-//! PostgreSQL nests them) are copied untouched.
+//! backtick-quoted identifiers become double-quoted ones (a `"` inside doubled, so it stays
+//! inside). String literals (escape strings `E'...'` with their backslashes too, dollar-quoted
+//! `$$...$$` and `$tag$...$tag$`), quoted identifiers and comments (nested, as PostgreSQL
+//! nests them) are copied untouched.
 //!
 //! Written by hand: sqlx has no placeholder translation, and a full SQL parser
 //! (`sqlparser`) would reject dialect features the database itself accepts.
@@ -24,12 +25,18 @@ pub fn for_postgres(sql: &str) -> String {
             '`' => {
                 out.push('"');
                 for c in chars.by_ref() {
-                    if c == '`' {
-                        break;
+                    match c {
+                        '`' => break,
+                        // Doubled, or it would close the identifier and let SQL out of it.
+                        '"' => out.push_str("\"\""),
+                        _ => out.push(c),
                     }
-                    out.push(c);
                 }
                 out.push('"');
+            }
+            '$' if !word_before => {
+                copy_dollar_quoted(&mut chars, &mut out);
+                in_word = false;
             }
             'E' | 'e' if !word_before && chars.peek() == Some(&'\'') => {
                 // An escape string: a backslash escapes the next character, quote included.
@@ -97,6 +104,37 @@ pub fn for_postgres(sql: &str) -> String {
     out
 }
 
+/// After a `$` that starts no identifier: copies a dollar-quoted string (`$$...$$`,
+/// `$tag$...$tag$`) whole, up to its closing delimiter; anything else (`$1`) is copied as
+/// the lone `$` it starts with. A tag is an identifier without `$` (never a leading digit).
+fn copy_dollar_quoted(chars: &mut std::iter::Peekable<std::str::Chars<'_>>, out: &mut String) {
+    out.push('$');
+    let mut ahead = chars.clone();
+    let mut tag = String::new();
+    let opens = loop {
+        match ahead.next() {
+            Some('$') => break true,
+            Some(c) if c.is_alphabetic() || c == '_' || (c.is_ascii_digit() && !tag.is_empty()) => {
+                tag.push(c)
+            }
+            _ => break false,
+        }
+    };
+    if !opens {
+        return;
+    }
+    let delimiter = format!("${tag}$");
+    out.push_str(&delimiter[1..]);
+    *chars = ahead;
+    let body = out.len();
+    for c in chars.by_ref() {
+        out.push(c);
+        if out[body..].ends_with(&delimiter) {
+            break;
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::for_postgres;
@@ -118,6 +156,27 @@ mod tests {
         assert_eq!(
             for_postgres("SELECT ? /*/ ? */, ? /* a /* ? */ ? */ , ?"),
             "SELECT $1 /*/ ? */, $2 /* a /* ? */ ? */ , $3"
+        );
+    }
+
+    #[test]
+    fn a_quote_inside_a_backtick_identifier_stays_inside() {
+        assert_eq!(
+            for_postgres("SELECT `a\"b` FROM t WHERE `x\" = 1; DROP TABLE t; --` = ?"),
+            r#"SELECT "a""b" FROM t WHERE "x"" = 1; DROP TABLE t; --" = $1"#
+        );
+    }
+
+    #[test]
+    fn dollar_quoted_strings_are_untouched() {
+        assert_eq!(
+            for_postgres("SELECT $$it's ?$$, $q$ a $$ ? $q$, $_1$?$_1$, ? FROM t"),
+            "SELECT $$it's ?$$, $q$ a $$ ? $q$, $_1$?$_1$, $1 FROM t"
+        );
+        // `$1` is no quote, `a$b` is an identifier, and an unclosed quote runs to the end.
+        assert_eq!(
+            for_postgres("SELECT $1, a$b$, ? , $x$ ? "),
+            "SELECT $1, a$b$, $1 , $x$ ? "
         );
     }
 

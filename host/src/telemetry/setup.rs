@@ -178,7 +178,7 @@ fn tracer_provider(
         .with_timeout(Duration::from_secs(5))
         .build()
         .map_err(|source| TelemetryError::Exporter {
-            endpoint: endpoint.clone(),
+            endpoint: crate::settings::redact_url(&endpoint),
             source,
         })?;
     let resource = Resource::builder()

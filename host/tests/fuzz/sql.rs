@@ -17,6 +17,8 @@ pub(crate) enum SqlToken {
     Quoted(String),
     LineComment(String),
     BlockComment(String),
+    /// `$tag$body$tag$` (an empty tag is `$$...$$`).
+    DollarQuoted(String, String),
 }
 
 pub(crate) fn sql_token() -> impl Strategy<Value = SqlToken> {
@@ -29,6 +31,9 @@ pub(crate) fn sql_token() -> impl Strategy<Value = SqlToken> {
         "([^\"]|\"\"){0,8}".prop_map(SqlToken::Quoted),
         "[^\n]{0,10}".prop_map(SqlToken::LineComment),
         "([^*/]|/[^*/]|\\*[^*/]){0,6}".prop_map(SqlToken::BlockComment),
+        // The body may hold `?`, quotes and other dollars, never its own delimiter.
+        ("|[a-z_][a-z0-9_]{0,3}", "([^$]|\\$[^$a-z_]){0,8}")
+            .prop_map(|(tag, body)| SqlToken::DollarQuoted(tag, body)),
     ]
 }
 
@@ -51,12 +56,18 @@ fn sql_rewriter() {
                     ("?".to_string(), format!("${n}"))
                 }
                 SqlToken::Word(w) => (w.clone(), w.clone()),
-                SqlToken::Backticked(i) => (format!("`{i}`"), format!("\"{i}\"")),
+                SqlToken::Backticked(i) => {
+                    (format!("`{i}`"), format!("\"{}\"", i.replace('"', "\"\"")))
+                }
                 SqlToken::Literal(l) => (format!("'{l}'"), format!("'{l}'")),
                 SqlToken::EscapeLiteral(l) => (format!("E'{l}'"), format!("E'{l}'")),
                 SqlToken::Quoted(q) => (format!("\"{q}\""), format!("\"{q}\"")),
                 SqlToken::LineComment(c) => (format!("--{c}\n"), format!("--{c}\n")),
                 SqlToken::BlockComment(c) => (format!("/*{c}*/"), format!("/*{c}*/")),
+                SqlToken::DollarQuoted(tag, body) => {
+                    let quoted = format!("${tag}${body}${tag}$");
+                    (quoted.clone(), quoted)
+                }
             };
             sql.push_str(&input);
             sql.push(' ');

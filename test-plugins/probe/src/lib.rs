@@ -1,5 +1,6 @@
 //! A test-only service that misbehaves on demand, for the host's integration tests:
-//! slow, failing, trapping, spinning or memory-hungry calls, nested rpc and config reads.
+//! slow, failing, trapping, spinning or memory-hungry calls, nested rpc and config reads, and
+//! any SQL statement a hostile plugin might try (`sql`).
 
 use std::hint::black_box;
 use std::time::Duration;
@@ -47,6 +48,9 @@ impl service::Guest for Probe {
                 let n: i64 = rows.first().map_or(Ok(0), |row| row.get("n"))?;
                 Ok(json!({ "count": n }))
             }),
+            // A host error comes back as 200 `{"error": kind, "message"}`, so a test reads
+            // which error the host answered (the HTTP front would make it a 500).
+            "sql" => service::json(&payload, |statement: Statement| Ok(outcome(run(statement)))),
             other => Err(service::unknown_method(other)),
         }
     }
@@ -152,4 +156,63 @@ fn slow_insert(SlowInsert { ms, key }: SlowInsert) -> Result<Value, Error> {
         &[key.as_str().into()],
     )?;
     Ok(json!({ "inserted": key }))
+}
+
+#[derive(Deserialize)]
+struct Statement {
+    sql: String,
+    #[serde(default)]
+    params: Vec<Value>,
+    /// `execute` (the affected row count) instead of `query` (the rows).
+    #[serde(default)]
+    execute: bool,
+}
+
+/// Runs `sql` as it is: `{"columns", "rows"}` of a query (a blob as its length), or the
+/// count of an execute.
+fn run(statement: Statement) -> Result<Value, Error> {
+    let params: Vec<sql::Value> = statement
+        .params
+        .iter()
+        .map(|p| match p {
+            Value::Null => sql::Value::Null,
+            Value::Number(n) if n.is_i64() => n.as_i64().unwrap_or_default().into(),
+            Value::Number(n) => n.as_f64().unwrap_or_default().into(),
+            Value::String(s) => s.as_str().into(),
+            other => other.to_string().into(),
+        })
+        .collect();
+    if statement.execute {
+        return Ok(json!(sql::execute(&statement.sql, &params)?));
+    }
+    let rows = sql::query(&statement.sql, &params)?;
+    let values: Vec<Vec<Value>> = rows
+        .rows
+        .iter()
+        .map(|row| {
+            row.iter()
+                .map(|v| match v {
+                    sql::Value::Null => Value::Null,
+                    sql::Value::Integer(i) => json!(i),
+                    sql::Value::Real(f) => json!(f),
+                    sql::Value::Text(t) => json!(t),
+                    sql::Value::Blob(b) => json!(b.len()),
+                })
+                .collect()
+        })
+        .collect();
+    Ok(json!({ "columns": rows.columns, "rows": values }))
+}
+
+/// `{"ok": value}`, or the host's error as `{"error": kind, "message"}`.
+fn outcome(result: Result<Value, Error>) -> Value {
+    let (kind, message) = match result {
+        Ok(value) => return json!({ "ok": value }),
+        Err(Error::Invalid(m)) => ("invalid", m),
+        Err(Error::Forbidden(m)) => ("forbidden", m),
+        Err(Error::Unavailable(m)) => ("unavailable", m),
+        Err(Error::App(e)) => ("app", e.message),
+        Err(other) => ("other", format!("{other:?}")),
+    };
+    json!({ "error": kind, "message": message })
 }
