@@ -31,6 +31,7 @@ pub mod outbound;
 pub mod plugin_config;
 pub mod plugin_telemetry;
 pub mod plugins;
+pub mod private_file;
 pub mod registry;
 pub mod rpc;
 pub mod runtime;

@@ -7,6 +7,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 
 use super::State;
+use crate::telemetry::metrics::register;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct CommandLabel {
@@ -30,16 +31,10 @@ pub struct BreakerMetrics {
 impl BreakerMetrics {
     pub fn register(registry: &mut Registry) -> Self {
         let metrics = Self::default();
-        registry.register(
-            "breaker_state",
-            "Circuit breaker state per command: 0 closed, 1 open, 2 half-open",
-            metrics.state.clone(),
-        );
-        registry.register(
-            "breaker_transitions",
-            "Circuit breaker state changes, by command and state entered",
-            metrics.transitions.clone(),
-        );
+        register! { registry,
+            "breaker_state", "Circuit breaker state per command: 0 closed, 1 open, 2 half-open", metrics.state;
+            "breaker_transitions", "Circuit breaker state changes, by command and state entered", metrics.transitions;
+        }
         metrics
     }
 

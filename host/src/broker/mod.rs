@@ -261,10 +261,8 @@ impl Capability for Broker {
     }
 
     fn link<T: StateOf<BrokerState>>(linker: &mut Linker<T>) -> wasmtime::Result<()> {
-        crate::bindings::micro_api::host::broker::add_to_linker::<T, HasSelf<BrokerState>>(
-            linker,
-            <T as StateOf<BrokerState>>::state,
-        )
+        use crate::bindings::micro_api::host::broker;
+        broker::add_to_linker::<T, HasSelf<BrokerState>>(linker, T::state)
     }
 
     fn configure(_: &BrokerConfig, plugin: &PluginSpec<'_>) -> Result<BrokerGrant, Vec<String>> {

@@ -191,23 +191,7 @@ fn load_or_create_key(path: &Path) -> Result<Vec<u8>, CryptoError> {
         std::fs::create_dir_all(dir).map_err(err)?;
     }
     let key = hex::encode(rand::random::<[u8; 32]>());
-    let tmp = path.with_extension(format!(
-        "tmp{}-{:08x}",
-        std::process::id(),
-        rand::random::<u32>()
-    ));
-    {
-        use std::io::Write;
-        use std::os::unix::fs::OpenOptionsExt;
-        let mut file = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(&tmp)
-            .map_err(err)?;
-        file.write_all(key.as_bytes()).map_err(err)?;
-        file.sync_all().map_err(err)?;
-    }
+    let tmp = crate::private_file::write_beside(path, key.as_bytes()).map_err(err)?;
     let linked = std::fs::hard_link(&tmp, path);
     let _ = std::fs::remove_file(&tmp);
     match linked {

@@ -55,10 +55,8 @@ impl Capability for Crypto {
     }
 
     fn link<T: StateOf<CryptoState>>(linker: &mut Linker<T>) -> wasmtime::Result<()> {
-        crate::bindings::micro_api::host::crypto::add_to_linker::<T, HasSelf<CryptoState>>(
-            linker,
-            <T as StateOf<CryptoState>>::state,
-        )
+        use crate::bindings::micro_api::host::crypto;
+        crypto::add_to_linker::<T, HasSelf<CryptoState>>(linker, T::state)
     }
 
     fn configure(_: &AuthConfig, plugin: &PluginSpec<'_>) -> Result<CryptoGrant, Vec<String>> {

@@ -11,7 +11,7 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 
-use crate::telemetry::metrics::{Histograms, Refusals, histograms};
+use crate::telemetry::metrics::{Histograms, Refusals, histograms, register};
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct RequestLabels {
@@ -101,31 +101,13 @@ impl FrontMetrics {
             requests: Family::default(),
             durations: histograms(),
         };
-        registry.register(
-            "front_connections_open",
-            "Connections open now",
-            m.connections_open.clone(),
-        );
-        registry.register(
-            "front_connections_accepted",
-            "Connections accepted",
-            m.connections_accepted.clone(),
-        );
-        registry.register(
-            "front_idle_closed",
-            "Connections closed after idle_timeout_ms without a request",
-            m.idle_closed.clone(),
-        );
-        registry.register(
-            "http_requests",
-            "HTTP requests answered, by route and status",
-            m.requests.clone(),
-        );
-        registry.register(
-            "http_request_duration_seconds",
-            "Time to the response head, by route",
-            m.durations.clone(),
-        );
+        register! { registry,
+            "front_connections_open", "Connections open now", m.connections_open;
+            "front_connections_accepted", "Connections accepted", m.connections_accepted;
+            "front_idle_closed", "Connections closed after idle_timeout_ms without a request", m.idle_closed;
+            "http_requests", "HTTP requests answered, by route and status", m.requests;
+            "http_request_duration_seconds", "Time to the response head, by route", m.durations;
+        }
         m
     }
 

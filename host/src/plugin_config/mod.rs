@@ -51,10 +51,8 @@ impl Capability for PluginConfig {
     }
 
     fn link<T: StateOf<ConfigState>>(linker: &mut Linker<T>) -> wasmtime::Result<()> {
-        crate::bindings::micro_api::host::config::add_to_linker::<T, HasSelf<ConfigState>>(
-            linker,
-            <T as StateOf<ConfigState>>::state,
-        )
+        use crate::bindings::micro_api::host::config;
+        config::add_to_linker::<T, HasSelf<ConfigState>>(linker, T::state)
     }
 
     fn configure(_: &NoSection, plugin: &PluginSpec<'_>) -> Result<ValuesGrant, Vec<String>> {

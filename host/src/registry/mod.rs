@@ -88,10 +88,8 @@ impl Capability for Registry {
     }
 
     fn link<T: StateOf<RegistryState>>(linker: &mut Linker<T>) -> wasmtime::Result<()> {
-        crate::bindings::micro_api::host::registry::add_to_linker::<T, HasSelf<RegistryState>>(
-            linker,
-            <T as StateOf<RegistryState>>::state,
-        )
+        use crate::bindings::micro_api::host::registry;
+        registry::add_to_linker::<T, HasSelf<RegistryState>>(linker, T::state)
     }
 
     fn configure(_: &RegistryConfig, _: &PluginSpec<'_>) -> Result<(), Vec<String>> {

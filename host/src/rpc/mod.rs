@@ -107,10 +107,8 @@ impl Capability for Rpc {
     }
 
     fn link<T: StateOf<RpcState>>(linker: &mut Linker<T>) -> wasmtime::Result<()> {
-        crate::bindings::micro_api::host::rpc::add_to_linker::<T, HasSelf<RpcState>>(
-            linker,
-            <T as StateOf<RpcState>>::state,
-        )
+        use crate::bindings::micro_api::host::rpc;
+        rpc::add_to_linker::<T, HasSelf<RpcState>>(linker, T::state)
     }
 
     fn configure(_: &NoSection, plugin: &PluginSpec<'_>) -> Result<RpcGrant, Vec<String>> {

@@ -78,22 +78,7 @@ impl CompileCache {
 
     fn store(&self, path: &Path, compiled: &[u8]) -> std::io::Result<()> {
         create_private_dir(&self.dir)?;
-        let tmp = path.with_extension(format!(
-            "tmp{}-{:08x}",
-            std::process::id(),
-            rand::random::<u32>()
-        ));
-        {
-            use std::io::Write;
-            use std::os::unix::fs::OpenOptionsExt;
-            // 0600 whatever the umask: a group-writable entry would be refused next time.
-            let mut file = std::fs::OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .mode(0o600)
-                .open(&tmp)?;
-            file.write_all(compiled)?;
-        }
+        let tmp = crate::private_file::write_beside(path, compiled)?;
         std::fs::rename(&tmp, path)
     }
 }

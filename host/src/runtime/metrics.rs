@@ -6,7 +6,7 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 
-use crate::telemetry::metrics::PluginLabel;
+use crate::telemetry::metrics::{PluginLabel, register};
 
 #[derive(Clone, Default)]
 pub struct InvocationMetrics {
@@ -42,31 +42,13 @@ pub struct PluginCounts {
 impl InvocationMetrics {
     pub fn register(registry: &mut Registry) -> Self {
         let m = Self::default();
-        registry.register(
-            "plugin_invocations",
-            "Component invocations (HTTP requests and rpc calls)",
-            m.invocations.clone(),
-        );
-        registry.register(
-            "plugin_errors",
-            "Invocations that failed (traps, deadlines, no response)",
-            m.errors.clone(),
-        );
-        registry.register(
-            "plugin_traps",
-            "Invocations that trapped (a panic, an out-of-bounds access)",
-            m.traps.clone(),
-        );
-        registry.register(
-            "plugin_deadline_kills",
-            "Invocations stopped at their deadline",
-            m.deadline_kills.clone(),
-        );
-        registry.register(
-            "instances_in_use",
-            "Component instances alive now",
-            m.alive.clone(),
-        );
+        register! { registry,
+            "plugin_invocations", "Component invocations (HTTP requests and rpc calls)", m.invocations;
+            "plugin_errors", "Invocations that failed (traps, deadlines, no response)", m.errors;
+            "plugin_traps", "Invocations that trapped (a panic, an out-of-bounds access)", m.traps;
+            "plugin_deadline_kills", "Invocations stopped at their deadline", m.deadline_kills;
+            "instances_in_use", "Component instances alive now", m.alive;
+        }
         m
     }
 

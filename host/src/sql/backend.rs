@@ -248,15 +248,30 @@ where
     }
 }
 
-/// Binds one value with the Rust type each database maps it to.
-macro_rules! bind_value {
-    ($args:expr, $value:expr) => {
-        match $value {
-            Value::Null => $args.add(None::<String>),
-            Value::Integer(v) => $args.add(*v),
-            Value::Real(v) => $args.add(*v),
-            Value::Text(v) => $args.add(v.clone()),
-            Value::Blob(v) => $args.add(v.clone()),
+/// The items every dialect spells the same way but cannot share as trait defaults: sqlx
+/// has no common trait for a query result's row count, `Arguments::add` needs the
+/// concrete database for its `Encode` bounds, and `migrate!` wants a literal path.
+macro_rules! dialect_basics {
+    ($system:literal, $migrations:literal, $result:ty, $arguments:ty) => {
+        const SYSTEM: &'static str = $system;
+
+        fn migrator() -> sqlx::migrate::Migrator {
+            sqlx::migrate!($migrations)
+        }
+
+        fn rows_affected(result: &$result) -> u64 {
+            result.rows_affected()
+        }
+
+        /// Binds one value with the Rust type each database maps it to.
+        fn bind(args: &mut $arguments, value: &Value) -> Result<(), sqlx::error::BoxDynError> {
+            match value {
+                Value::Null => args.add(None::<String>),
+                Value::Integer(v) => args.add(*v),
+                Value::Real(v) => args.add(*v),
+                Value::Text(v) => args.add(v.clone()),
+                Value::Blob(v) => args.add(v.clone()),
+            }
         }
     };
 }
@@ -297,15 +312,12 @@ fn unsupported(row_type: &str, index: usize) -> sqlx::Error {
 }
 
 impl Dialect for sqlx::Sqlite {
-    const SYSTEM: &'static str = "sqlite";
-
-    fn rows_affected(result: &sqlx::sqlite::SqliteQueryResult) -> u64 {
-        result.rows_affected()
-    }
-
-    fn migrator() -> sqlx::migrate::Migrator {
-        sqlx::migrate!("./migrations/sqlite")
-    }
+    dialect_basics!(
+        "sqlite",
+        "./migrations/sqlite",
+        sqlx::sqlite::SqliteQueryResult,
+        sqlx::sqlite::SqliteArguments
+    );
 
     fn options(url: &str) -> Result<sqlx::sqlite::SqliteConnectOptions, SqlError> {
         let options = sqlx::sqlite::SqliteConnectOptions::from_str(url)
@@ -336,25 +348,15 @@ impl Dialect for sqlx::Sqlite {
             _ => Value::Text(row.try_get_unchecked(index)?),
         })
     }
-
-    fn bind(
-        args: &mut sqlx::sqlite::SqliteArguments,
-        value: &Value,
-    ) -> Result<(), sqlx::error::BoxDynError> {
-        bind_value!(args, value)
-    }
 }
 
 impl Dialect for sqlx::MySql {
-    const SYSTEM: &'static str = "mysql";
-
-    fn rows_affected(result: &sqlx::mysql::MySqlQueryResult) -> u64 {
-        result.rows_affected()
-    }
-
-    fn migrator() -> sqlx::migrate::Migrator {
-        sqlx::migrate!("./migrations/mysql")
-    }
+    dialect_basics!(
+        "mysql",
+        "./migrations/mysql",
+        sqlx::mysql::MySqlQueryResult,
+        sqlx::mysql::MySqlArguments
+    );
 
     fn decode(row: &sqlx::mysql::MySqlRow, index: usize) -> Result<Value, sqlx::Error> {
         let column = row.column(index).type_info().name().to_string();
@@ -388,25 +390,15 @@ impl Dialect for sqlx::MySql {
             other => return Err(unsupported(other, index)),
         })
     }
-
-    fn bind(
-        args: &mut sqlx::mysql::MySqlArguments,
-        value: &Value,
-    ) -> Result<(), sqlx::error::BoxDynError> {
-        bind_value!(args, value)
-    }
 }
 
 impl Dialect for sqlx::Postgres {
-    const SYSTEM: &'static str = "postgresql";
-
-    fn rows_affected(result: &sqlx::postgres::PgQueryResult) -> u64 {
-        result.rows_affected()
-    }
-
-    fn migrator() -> sqlx::migrate::Migrator {
-        sqlx::migrate!("./migrations/postgres")
-    }
+    dialect_basics!(
+        "postgresql",
+        "./migrations/postgres",
+        sqlx::postgres::PgQueryResult,
+        sqlx::postgres::PgArguments
+    );
 
     fn rewrite(statement: &str) -> String {
         rewrite::for_postgres(statement)
@@ -428,12 +420,5 @@ impl Dialect for sqlx::Postgres {
             "DATE" => decode_time::<Self>(row, index, Time::Date)?,
             other => return Err(unsupported(other, index)),
         })
-    }
-
-    fn bind(
-        args: &mut sqlx::postgres::PgArguments,
-        value: &Value,
-    ) -> Result<(), sqlx::error::BoxDynError> {
-        bind_value!(args, value)
     }
 }

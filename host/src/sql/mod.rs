@@ -187,10 +187,8 @@ impl Capability for Sql {
     }
 
     fn link<T: StateOf<SqlState>>(linker: &mut Linker<T>) -> wasmtime::Result<()> {
-        crate::bindings::micro_api::host::sql::add_to_linker::<T, HasSelf<SqlState>>(
-            linker,
-            <T as StateOf<SqlState>>::state,
-        )
+        use crate::bindings::micro_api::host::sql;
+        sql::add_to_linker::<T, HasSelf<SqlState>>(linker, T::state)
     }
 
     fn configure(

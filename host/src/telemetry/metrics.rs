@@ -31,6 +31,15 @@ pub fn histograms<L: Clone + std::hash::Hash + Eq>() -> Histograms<L> {
     Family::new_with_constructor(latency)
 }
 
+/// Registers series one line apiece, `name, help, handle;` (each handle cloned): a part
+/// with several series would otherwise repeat the same five-line call for each.
+macro_rules! register {
+    ($registry:expr, $($name:literal, $help:literal, $metric:expr;)+) => {
+        $($registry.register($name, $help, $metric.clone());)+
+    };
+}
+pub(crate) use register;
+
 /// Everything, in the Prometheus text format.
 pub fn render(registry: &Registry) -> String {
     let mut text = String::new();

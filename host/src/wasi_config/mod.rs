@@ -82,10 +82,8 @@ impl Capability for WasiConfig {
     }
 
     fn link<T: StateOf<WasiConfigState>>(linker: &mut Linker<T>) -> wasmtime::Result<()> {
-        bindings::wasi::config::store::add_to_linker::<T, HasSelf<WasiConfigState>>(
-            linker,
-            <T as StateOf<WasiConfigState>>::state,
-        )
+        use bindings::wasi::config::store;
+        store::add_to_linker::<T, HasSelf<WasiConfigState>>(linker, T::state)
     }
 
     fn configure(
