@@ -2,7 +2,9 @@
 //! in plain hyper + tokio, doing the work the components do behind micro-api, so the ratio
 //! of the two is the price of the wasm path alone:
 //!
-//! - `GET /hello`: 200 `hello` (the `hello` test component);
+//! - `GET /hello`, `GET /hello-reused`: 200 `hello` (the `hello` test component, served
+//!   by micro-api with a fresh instance per request and with serial reuse);
+//! - `GET /hello-p3`: 200 `Hello, WASI!` (the `wasip3` crate's hello, WASI 0.3);
 //! - `GET /user/profile`: checks the bearer token and reads its user (`user-api`, which asks
 //!   `auth.VerifyAccessToken` and `user.GetUserByName`);
 //! - `POST /user/login`: checks the password and signs a token (`user-api`, which asks
@@ -114,7 +116,8 @@ impl Native {
         let outcome = match body.collect().await.map(|b| b.to_bytes()) {
             Err(_) => Err(Refusal::BadRequest("unreadable body".into())),
             Ok(body) => match (&parts.method, parts.uri.path()) {
-                (&Method::GET, "/hello") => Ok(text("hello")),
+                (&Method::GET, "/hello" | "/hello-reused") => Ok(text("hello")),
+                (&Method::GET, "/hello-p3") => Ok(text("Hello, WASI!")),
                 (&Method::GET, "/user/profile") => self.profile(&parts.headers).await,
                 (&Method::POST, "/user/login") => self.login(&parts.headers, &body).await,
                 _ => Err(Refusal::NotFound),

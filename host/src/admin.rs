@@ -213,6 +213,14 @@ fn plugins(host: &Host) -> serde_json::Value {
                 "invocations": counts.invocations,
                 "errors": counts.errors,
                 "traps": counts.traps,
+                "deadline_kills": counts.deadline_kills,
+                "http_export": p.http_export(),
+                "instances": {
+                    "reuse": configured.reuse,
+                    "alive": p.counters.instances().alive,
+                    "idle": p.counters.instances().idle,
+                    "reuses": p.counters.instances().reuses,
+                },
                 "previous_version": table.previous(&p.name).map(|prev| prev.version.clone()),
                 "last_rollback": table.last_rollback(&p.name),
             })

@@ -297,7 +297,7 @@ fn check_gives_the_hosts_verdicts() {
     assert!(out.contains("plugin: command\nworld: unknown\n"), "{out}");
     assert!(
         out.ends_with(
-            "verdict: refused: exports none of micro-api:host/handler (service world), wasi:http/incoming-handler (http world), micro-api:host/message-handler (subscriber world)\n"
+            "verdict: refused: exports none of micro-api:host/handler (service world), wasi:http/incoming-handler@0.2 or wasi:http/handler@0.3 (http world), micro-api:host/message-handler (subscriber world)\n"
         ),
         "{out}"
     );

@@ -4,8 +4,8 @@
 //! - `plugins`: build the plugins in `plugins/` for wasm32-wasip2 and deploy them to
 //!   `plugins/dist/` (the host picks them up from there);
 //! - `run [ARGS]`: `plugins`, then `micro-api serve ARGS` with the repo's `config.toml`;
-//! - `test [ARGS]`: build the plugins, the test plugins and the examples, then run every
-//!   test (the host's, xtask's, and the SDK's natively, its doc examples included);
+//! - `test [ARGS]`: build the plugins, the test plugins, the examples and the foreign
+//!   components (`foreign.rs`), then run every test (the host's, xtask's, and the SDK's natively, its doc examples included);
 //! - `modules [--verbose]`: the import graph of host/src's top-level modules; fails on a
 //!   loop between two of them (see `modules/`);
 //! - `lint`: `modules`, rustfmt, and clippy `-D warnings` for the host and for the plugins;
@@ -13,6 +13,7 @@
 //!   criterion micro-benchmarks (see `bench/` here and the repo's `bench/RESULTS.md`).
 
 mod bench;
+mod foreign;
 mod modules;
 
 use std::path::{Path, PathBuf};
@@ -61,6 +62,7 @@ fn main() -> Result<()> {
         "test" => {
             build_wasm(PLUGINS.iter().chain(TEST_PLUGINS).chain(EXAMPLES))?;
             build_greeters(&root)?;
+            foreign::build(&root)?;
             let components = wasm_dir(&root);
             cargo(
                 // The SDK and the contracts natively: their unit tests, and their doc

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use crate::capability::World;
 use crate::config::Config;
-use crate::runtime::{LoadError, Loader, RuntimeError, Shape, plugin_name};
+use crate::runtime::{HttpExport, LoadError, Loader, RuntimeError, Shape, plugin_name};
 use crate::settings::PluginSection;
 
 #[derive(Debug, thiserror::Error)]
@@ -49,6 +49,13 @@ impl fmt::Display for Report {
                 Some(World::Http) => writeln!(f, "world: http")?,
                 Some(World::Subscriber) => writeln!(f, "world: subscriber")?,
                 None => writeln!(f, "world: unknown")?,
+            }
+            if let Some(export) = shape.http {
+                let how = match export {
+                    HttpExport::P2 => "WASI 0.2: a fresh instance per request unless reuse is on",
+                    HttpExport::P3 => "WASI 0.3: instances reused unless reuse = false",
+                };
+                writeln!(f, "exports: {} ({how})", export.interface())?;
             }
             writeln!(f, "imports:")?;
             for import in shape.imports.iter() {

@@ -166,11 +166,13 @@ impl Lifecycle {
         let mut problems = Vec::new();
         for plugin in self.table.all() {
             let load = settings.for_plugin(&plugin.name, &empty);
-            match self
-                .runtime
-                .loader()
-                .configure(&plugin.name, plugin.world, &plugin.imports, load)
-            {
+            match self.runtime.loader().configure(
+                &plugin.name,
+                plugin.world,
+                plugin.http_export,
+                &plugin.imports,
+                load,
+            ) {
                 Ok(c) => configured.push((plugin, c)),
                 Err(e) => problems.push(format!("plugin {}: {e}", plugin.name)),
             }
@@ -215,7 +217,7 @@ impl Lifecycle {
         name: &str,
         path: &std::path::Path,
         bytes: Vec<u8>,
-    ) -> Result<Plugin, LoadError> {
+    ) -> Result<Arc<Plugin>, LoadError> {
         let runtime = self.runtime.clone();
         let settings = self.settings();
         let (name, path) = (name.to_string(), path.to_path_buf());

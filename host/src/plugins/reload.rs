@@ -16,7 +16,6 @@
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use serde::Serialize;
@@ -130,7 +129,6 @@ impl Lifecycle {
             let started = std::time::Instant::now();
             match self.load(name, path, bytes).await {
                 Ok(plugin) => {
-                    let plugin = Arc::new(plugin);
                     let replaced = self.table.install(plugin.clone());
                     let elapsed_ms = started.elapsed().as_millis() as u64;
                     let probation = settings.plugins.probation_requests;

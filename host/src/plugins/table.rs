@@ -88,6 +88,7 @@ impl PluginTable {
         self.publish(|map| replaced = map.insert(name.clone(), plugin));
         history.refused.remove(&name);
         if let Some(old) = &replaced {
+            old.retire();
             history.previous.insert(name, old.clone());
         }
         replaced
@@ -100,6 +101,9 @@ impl PluginTable {
         self.publish(|map| removed = map.remove(name));
         history.previous.remove(name);
         history.refused.remove(name);
+        if let Some(old) = &removed {
+            old.retire();
+        }
         removed
     }
 
@@ -115,6 +119,8 @@ impl PluginTable {
             .ok_or_else(|| RollbackError::NoPrevious(name.into()))?;
         // The restored version is trusted: it already served.
         previous.probation.end();
+        previous.reinstate();
+        current.retire();
         self.publish(|map| {
             map.insert(name.to_string(), previous.clone());
         });

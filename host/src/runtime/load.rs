@@ -3,12 +3,13 @@
 //! `micro-api check` runs the same steps, so its verdict is the host's.
 //!
 //! A plugin's world is read from its exports: `micro-api:host/handler` makes a service,
-//! `wasi:http/incoming-handler` an HTTP handler, `micro-api:host/message-handler` a
-//! subscriber. Validation is deny-by-default: every capability checks the plugin's imports
+//! `wasi:http/incoming-handler@0.2` or `wasi:http/handler@0.3` an HTTP handler,
+//! `micro-api:host/message-handler` a subscriber. Validation is deny-by-default: every capability checks the plugin's imports
 //! against its grants, and every problem is reported with its fix.
 
 use std::collections::BTreeMap;
 use std::path::Path;
+use std::sync::Arc;
 
 use serde::Deserialize;
 use wasmtime::component::Component;
@@ -17,13 +18,16 @@ use wasmtime::component::types::ComponentItem;
 use super::capabilities::{Capabilities, CapabilityConfigs};
 use super::limits::{LimitsConfig, LimitsOverrides};
 use super::plugin::{Configured, Entry, Plugin, version_of};
-use super::{Loader, Runtime};
+use super::reuse::{ReuseShape, ReuseWritten, Reused};
+use super::{Loader, PluginState, Runtime};
+use wasmtime_wasi_http::handler::ProxyPre;
+
 use crate::bindings::{ServicePre, SubscriberPre};
 use crate::capability::{Imports, PluginSpec, World};
 use crate::settings::PluginSection;
 
 /// The `[plugin.<name>]` keys the runtime itself reads (the WASI base and the limits).
-pub const RUNTIME_KEYS: &[&str] = &["limits", "env"];
+pub const RUNTIME_KEYS: &[&str] = &["limits", "env", "reuse"];
 
 #[derive(Debug, thiserror::Error)]
 pub enum LoadError {
@@ -32,7 +36,7 @@ pub enum LoadError {
     #[error("not a valid component: {0}")]
     Compile(String),
     #[error(
-        "exports none of micro-api:host/handler (service world), wasi:http/incoming-handler (http world), micro-api:host/message-handler (subscriber world)"
+        "exports none of micro-api:host/handler (service world), wasi:http/incoming-handler@0.2 or wasi:http/handler@0.3 (http world), micro-api:host/message-handler (subscriber world)"
     )]
     UnknownWorld,
     /// What its grants do not allow, each problem with its fix.
@@ -62,7 +66,27 @@ pub struct LoadSettings<'a> {
 pub struct Shape {
     /// `None`: it exports no known world's entry point.
     pub world: Option<World>,
+    /// The `wasi:http` handler it exports, for the http world.
+    pub http: Option<HttpExport>,
     pub imports: Imports,
+}
+
+/// Which `wasi:http` handler an HTTP plugin exports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HttpExport {
+    /// `wasi:http/incoming-handler@0.2`: one synchronous call per request.
+    P2,
+    /// `wasi:http/handler@0.3`: an `async func`, so requests may overlap on one instance.
+    P3,
+}
+
+impl HttpExport {
+    pub fn interface(self) -> &'static str {
+        match self {
+            Self::P2 => "wasi:http/incoming-handler@0.2",
+            Self::P3 => "wasi:http/handler@0.3",
+        }
+    }
 }
 
 #[derive(Deserialize, Default)]
@@ -72,6 +96,8 @@ struct RuntimeGrant {
     limits: LimitsOverrides,
     /// Environment variables it sees (none otherwise).
     env: BTreeMap<String, String>,
+    /// Whether its instances serve more than one request (HTTP plugins only).
+    reuse: Option<ReuseWritten>,
 }
 
 impl Loader {
@@ -87,9 +113,16 @@ impl Loader {
             .map(|(n, _)| n.to_string())
             .collect();
         let exported = |prefix: &str| exports.iter().any(|e| e.starts_with(prefix));
+        let http = if exported("wasi:http/handler@0.3") {
+            Some(HttpExport::P3)
+        } else if exported("wasi:http/incoming-handler@0.2") {
+            Some(HttpExport::P2)
+        } else {
+            None
+        };
         let world = if exported("micro-api:host/handler@") {
             Some(World::Service)
-        } else if exported("wasi:http/incoming-handler@0.2") {
+        } else if http.is_some() {
             Some(World::Http)
         } else if exported("micro-api:host/message-handler@") {
             Some(World::Subscriber)
@@ -102,6 +135,7 @@ impl Loader {
             .map(|(n, _)| n.to_string());
         Shape {
             world,
+            http,
             imports: Imports::new(imports),
         }
     }
@@ -111,13 +145,30 @@ impl Loader {
         &self,
         name: &str,
         world: World,
+        http: Option<HttpExport>,
         imports: &Imports,
         settings: LoadSettings<'_>,
     ) -> Result<Configured, LoadError> {
-        let RuntimeGrant { limits, env } = settings
+        let RuntimeGrant { limits, env, reuse } = settings
             .section
             .read(name, RUNTIME_KEYS)
             .map_err(|e| LoadError::Refused(vec![e]))?;
+        let reuse = match http {
+            Some(export) => {
+                let reuse_shape = ReuseShape {
+                    asynchronous: export == HttpExport::P3,
+                    imports_host: imports.iter().any(|i| i.starts_with("micro-api:host/")),
+                };
+                ReuseWritten::resolve(reuse, reuse_shape, name)
+                    .map_err(|e| LoadError::Refused(vec![e]))?
+            }
+            None if reuse.is_some() => {
+                return Err(LoadError::Refused(vec![format!(
+                    "[plugin.{name}] reuse applies to HTTP plugins only: remove it"
+                )]));
+            }
+            None => None,
+        };
         let limits = limits.over(settings.defaults);
         let slot = self.pool.memory_mb;
         if limits.memory_mb > slot {
@@ -137,6 +188,7 @@ impl Loader {
         Ok(Configured {
             limits,
             env: env.into_iter().collect(),
+            reuse,
             grants,
         })
     }
@@ -152,7 +204,7 @@ impl Loader {
         settings: LoadSettings<'_>,
     ) -> Result<(World, Entry, Configured), LoadError> {
         let world = shape.world.ok_or(LoadError::UnknownWorld)?;
-        let configured = self.configure(name, world, &shape.imports, settings)?;
+        let configured = self.configure(name, world, shape.http, &shape.imports, settings)?;
         let instantiate = |e: wasmtime::Error| LoadError::Instantiate(format!("{e:#}"));
         let pre = self
             .linker
@@ -160,9 +212,14 @@ impl Loader {
             .map_err(instantiate)?;
         let entry = match world {
             World::Service => Entry::Service(ServicePre::new(pre).map_err(instantiate)?),
-            World::Http => Entry::Http(
-                wasmtime_wasi_http::p2::bindings::ProxyPre::new(pre).map_err(instantiate)?,
-            ),
+            World::Http => Entry::Http(match shape.http {
+                Some(HttpExport::P3) => ProxyPre::P3(
+                    wasmtime_wasi_http::p3::bindings::ServicePre::new(pre).map_err(instantiate)?,
+                ),
+                _ => ProxyPre::P2(
+                    wasmtime_wasi_http::p2::bindings::ProxyPre::new(pre).map_err(instantiate)?,
+                ),
+            }),
             World::Subscriber => Entry::Subscriber(SubscriberPre::new(pre).map_err(instantiate)?),
         };
         Ok((world, entry, configured))
@@ -172,12 +229,12 @@ impl Loader {
 impl Runtime {
     /// Compiles and validates `bytes`, read from `path`, as the plugin called `name`.
     pub fn load(
-        &self,
+        self: &Arc<Self>,
         name: &str,
         path: &Path,
         bytes: &[u8],
         settings: LoadSettings<'_>,
-    ) -> Result<Plugin, LoadError> {
+    ) -> Result<Arc<Plugin>, LoadError> {
         let version = version_of(bytes);
         let loader = &self.loader;
         let component = loader
@@ -185,16 +242,33 @@ impl Runtime {
             .map_err(|e| LoadError::Compile(format!("{e:#}")))?;
         let shape = loader.shape(&component);
         let (world, entry, configured) = loader.validate(name, &component, &shape, settings)?;
-        Ok(Plugin::new(
-            name,
-            version,
-            world,
-            shape.imports,
-            path,
-            entry,
-            configured,
-            self.metrics.for_plugin(name),
-        ))
+        Ok(Arc::new_cyclic(|weak| {
+            // Every HTTP plugin can reuse instances: its policy, which a config change may
+            // switch, decides per request.
+            let reused = match &entry {
+                Entry::Http(pre) => Some(Reused::new(self.clone(), weak.clone(), clone_pre(pre))),
+                _ => None,
+            };
+            Plugin::new(
+                name,
+                version,
+                world,
+                shape,
+                path,
+                entry,
+                reused,
+                configured,
+                self.metrics.for_plugin(name),
+            )
+        }))
+    }
+}
+
+/// `ProxyPre` is not `Clone`, though both of its pre-instances are.
+fn clone_pre(pre: &ProxyPre<PluginState>) -> ProxyPre<PluginState> {
+    match pre {
+        ProxyPre::P2(pre) => ProxyPre::P2(pre.clone()),
+        ProxyPre::P3(pre) => ProxyPre::P3(pre.clone()),
     }
 }
 

@@ -15,6 +15,9 @@ pub struct InvocationMetrics {
     traps: Family<PluginLabel, Counter>,
     deadline_kills: Family<PluginLabel, Counter>,
     alive: Gauge,
+    reused_alive: Family<PluginLabel, Gauge>,
+    reused_idle: Family<PluginLabel, Gauge>,
+    reuses: Family<PluginLabel, Counter>,
 }
 
 /// One kind of event of an invocation.
@@ -39,6 +42,14 @@ pub struct PluginCounts {
     pub deadline_kills: u64,
 }
 
+/// One plugin's reused instances now, for the admin API.
+#[derive(Debug, Clone, Copy, serde::Serialize)]
+pub struct InstanceCounts {
+    pub alive: i64,
+    pub idle: i64,
+    pub reuses: u64,
+}
+
 impl InvocationMetrics {
     pub fn register(registry: &mut Registry) -> Self {
         let m = Self::default();
@@ -48,6 +59,9 @@ impl InvocationMetrics {
             "plugin_traps", "Invocations that trapped (a panic, an out-of-bounds access)", m.traps;
             "plugin_deadline_kills", "Invocations stopped at their deadline", m.deadline_kills;
             "instances_in_use", "Component instances alive now", m.alive;
+            "instances_reused_alive", "Reused component instances alive now, per plugin", m.reused_alive;
+            "instances_reused_idle", "Reused component instances alive and waiting for a request, per plugin", m.reused_idle;
+            "instance_reuses", "Requests served by an instance that had served one before, per plugin", m.reuses;
         }
         m
     }
@@ -63,6 +77,9 @@ impl InvocationMetrics {
             errors: self.errors.get_or_create(&label).clone(),
             traps: self.traps.get_or_create(&label).clone(),
             deadline_kills: self.deadline_kills.get_or_create(&label).clone(),
+            reused_alive: self.reused_alive.get_or_create(&label).clone(),
+            reused_idle: self.reused_idle.get_or_create(&label).clone(),
+            reuses: self.reuses.get_or_create(&label).clone(),
         }
     }
 
@@ -79,6 +96,9 @@ pub struct PluginCounters {
     errors: Counter,
     traps: Counter,
     deadline_kills: Counter,
+    pub(super) reused_alive: Gauge,
+    pub(super) reused_idle: Gauge,
+    pub(super) reuses: Counter,
 }
 
 impl PluginCounters {
@@ -98,6 +118,14 @@ impl PluginCounters {
             errors: self.errors.get(),
             traps: self.traps.get(),
             deadline_kills: self.deadline_kills.get(),
+        }
+    }
+
+    pub fn instances(&self) -> InstanceCounts {
+        InstanceCounts {
+            alive: self.reused_alive.get(),
+            idle: self.reused_idle.get(),
+            reuses: self.reuses.get(),
         }
     }
 }

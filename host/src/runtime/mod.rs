@@ -1,11 +1,29 @@
 //! The wasmtime runtime: one `Engine` and one `Linker` for every plugin, a compile cache,
 //! the capabilities every instance is prepared from, and the per-invocation `Store`.
 //!
-//! Isolation is the product: every HTTP request and every rpc call gets a fresh `Store`
-//! and instance from a pre-instantiated component, with its own memory limit and deadline.
+//! Isolation is the default: every rpc call and message, and every request to a WASI 0.2
+//! HTTP plugin, gets a fresh `Store` and instance from a pre-instantiated component, with
+//! its own memory limit and deadline. HTTP plugins may reuse instances ([`reuse`]): WASI 0.3
+//! ones do by default, as `wasmtime serve` does.
 //! CPU-bound guests are interrupted by epochs: a background thread ticks the engine's epoch
 //! every [`EPOCH_TICK`], and each tick the guest yields to tokio (so it never holds a worker
 //! thread) or traps once its deadline has passed.
+
+/// Awaits the instantiation `$instantiate` (re-evaluated on each try), tried again up to
+/// ten times while the pool is full and idle reused instances give their slots back
+/// ([`Runtime::room_for`]). A macro: a closure borrowing the store for an `async` call is
+/// not `Send` for every lifetime, which the spawned guest futures need.
+macro_rules! with_pool_room {
+    ($runtime:expr, $instantiate:expr) => {{
+        let mut tries = 0;
+        loop {
+            match $instantiate.await {
+                Err(e) if tries < 10 && $runtime.room_for(&e, tries).await => tries += 1,
+                outcome => break outcome,
+            }
+        }
+    }};
+}
 
 mod cache;
 pub mod capabilities;
@@ -14,6 +32,7 @@ mod limits;
 mod load;
 mod metrics;
 mod plugin;
+mod reuse;
 mod state;
 
 use std::path::Path;
@@ -30,10 +49,12 @@ pub use cache::CompileCache;
 pub use capabilities::{Capabilities, CapabilityConfigs, Grants};
 pub use limits::{LimitsConfig, LimitsOverrides, MAX_MEMORY_MB, PoolConfig};
 pub use load::{
-    LoadError, LoadSettings, RUNTIME_KEYS, Shape, known_plugin_keys, runtime_key_problems,
+    HttpExport, LoadError, LoadSettings, RUNTIME_KEYS, Shape, known_plugin_keys,
+    runtime_key_problems,
 };
 pub use metrics::{Event, InvocationMetrics, PluginCounters, PluginCounts};
 pub use plugin::{Configured, Entry, Plugin, plugin_name, version_of};
+pub use reuse::ReusePolicy;
 pub use state::PluginState;
 
 use crate::capability::{CallContext, Invocation};
@@ -64,6 +85,8 @@ pub struct Runtime {
     loader: Loader,
     capabilities: Capabilities,
     metrics: InvocationMetrics,
+    /// Cancelled to make every idle reused instance give its pool slot back.
+    evictions: parking_lot::Mutex<tokio_util::sync::CancellationToken>,
 }
 
 impl Loader {
@@ -106,7 +129,24 @@ impl Runtime {
             loader,
             capabilities,
             metrics: InvocationMetrics::register(registry),
+            evictions: Default::default(),
         }
+    }
+
+    /// Whether an instantiation that failed with `error` is worth another try: the pool
+    /// was full. The first time, every idle reused instance (of any plugin) is ended to give
+    /// its slot back; each time, one epoch tick is left for them to go.
+    async fn room_for(&self, error: &wasmtime::Error, tries: u32) -> bool {
+        if !error.is::<wasmtime::PoolConcurrencyLimitError>() {
+            return false;
+        }
+        if tries == 0 {
+            let mut evictions = self.evictions.lock();
+            evictions.cancel();
+            *evictions = tokio_util::sync::CancellationToken::new();
+        }
+        tokio::time::sleep(EPOCH_TICK).await;
+        true
     }
 
     pub fn loader(&self) -> &Loader {
@@ -121,12 +161,9 @@ impl Runtime {
     /// yielding every epoch tick.
     pub fn new_store(&self, plugin: &Plugin, call: CallContext) -> Store<PluginState> {
         let configured = plugin.configured();
-        let invocation = Invocation {
-            plugin: &plugin.name,
-            version: &plugin.version,
-            call,
-        };
-        let capabilities = self.capabilities.prepare(&configured.grants, &invocation);
+        let capabilities = self
+            .capabilities
+            .prepare(&configured.grants, &invocation(plugin, call));
         let telemetry = &capabilities.telemetry;
         // The fixed WASI base: only the granted environment, no arguments, no preopened
         // directories, no sockets; stdout and stderr go to the host log under the
@@ -148,14 +185,16 @@ impl Runtime {
                 .trap_on_grow_failure(true)
                 .build(),
             capabilities,
+            deadline: Some(call.deadline),
             _alive: self.metrics.alive(),
         };
         let mut store = Store::new(&self.loader.engine, data);
         store.limiter(|state| &mut state.limits);
         store.set_epoch_deadline(1);
-        let deadline = call.deadline;
-        store.epoch_deadline_callback(move |_| {
-            if Instant::now() >= deadline {
+        // The deadline is read from the store's data, so an instance that serves one
+        // request after another interrupts each at its own.
+        store.epoch_deadline_callback(|context| {
+            if context.data().deadline.is_some_and(|d| Instant::now() >= d) {
                 Ok(wasmtime::UpdateDeadline::Interrupt)
             } else {
                 Ok(wasmtime::UpdateDeadline::Yield(1))
@@ -163,19 +202,42 @@ impl Runtime {
         });
         store
     }
+
+    /// Prepares `data`'s capability state anew for the call `call` of `plugin` (a reused
+    /// instance's next request).
+    fn prepare_capabilities(&self, plugin: &Plugin, data: &mut PluginState, call: CallContext) {
+        let configured = plugin.configured();
+        data.capabilities = self
+            .capabilities
+            .prepare(&configured.grants, &invocation(plugin, call));
+    }
 }
 
-/// The WASI 0.2 base every world gets, and `wasi:http` (outgoing requests go through the
-/// `outbound` capability's hooks).
+fn invocation(plugin: &Plugin, call: CallContext) -> Invocation<'_> {
+    Invocation {
+        plugin: &plugin.name,
+        version: &plugin.version,
+        call,
+    }
+}
+
+/// The WASI bases every world gets, 0.2 and 0.3 side by side (a component built by the
+/// Spin SDK imports both), and `wasi:http` of each (outgoing requests of both go through
+/// the `outbound` capability's hooks). Both deny by default: the `WasiCtx` of
+/// [`Runtime::new_store`] serves them.
 fn link_wasi_base(linker: &mut Linker<PluginState>) -> wasmtime::Result<()> {
     wasmtime_wasi::p2::add_to_linker_async(linker)?;
-    wasmtime_wasi_http::p2::add_only_http_to_linker_async(linker)
+    wasmtime_wasi_http::p2::add_only_http_to_linker_async(linker)?;
+    wasmtime_wasi::p3::add_to_linker(linker)?;
+    wasmtime_wasi_http::p3::add_to_linker(linker)
 }
 
 /// The engine's configuration; `pool` is `None` for on-demand allocation.
 fn engine_config(pool: Option<PoolConfig>) -> wasmtime::Config {
     let mut config = wasmtime::Config::new();
     config.wasm_component_model(true);
+    // WASI 0.3: `async func`, `stream` and `future` in the component model.
+    config.wasm_component_model_async(true);
     config.epoch_interruption(true);
     // A deep recursion traps cleanly at this stack size instead of overflowing the host's.
     config.max_wasm_stack(1 << 20);
@@ -184,10 +246,11 @@ fn engine_config(pool: Option<PoolConfig>) -> wasmtime::Config {
         let instances = size.instances;
         let mut pool = PoolingAllocationConfig::default();
         pool.total_component_instances(instances);
-        // A Rust component holds a few core instances (the program, WASI adapters).
-        pool.total_core_instances(instances * 4);
+        // A Rust component holds a few core instances (the program, WASI adapters); one
+        // built for WASI 0.3 by the Spin SDK holds more, with more tables.
+        pool.total_core_instances(instances * 8);
         pool.total_memories(instances * 2);
-        pool.total_tables(instances * 2);
+        pool.total_tables(instances * 4);
         pool.total_stacks(instances);
         pool.max_memory_size((size.memory_mb as usize) << 20);
         // Every request gets a fresh instance in a recycled slot. By default the slot's

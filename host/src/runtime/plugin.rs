@@ -11,7 +11,9 @@ use sha2::{Digest, Sha256};
 
 use super::capabilities::Grants;
 use super::limits::LimitsConfig;
+use super::load::{HttpExport, Shape};
 use super::metrics::PluginCounters;
+use super::reuse::{ReusePolicy, Reused};
 use super::state::PluginState;
 use crate::bindings::{ServicePre, SubscriberPre};
 use crate::breaker::Probation;
@@ -20,7 +22,8 @@ use crate::capability::{Imports, World};
 /// What an invocation instantiates.
 pub enum Entry {
     Service(ServicePre<PluginState>),
-    Http(wasmtime_wasi_http::p2::bindings::ProxyPre<PluginState>),
+    /// A `wasi:http` handler of WASI 0.2 or 0.3.
+    Http(wasmtime_wasi_http::handler::ProxyPre<PluginState>),
     Subscriber(SubscriberPre<PluginState>),
 }
 
@@ -29,6 +32,8 @@ pub struct Configured {
     pub limits: LimitsConfig,
     /// The environment variables its WASI base hands it (none unless granted).
     pub env: Vec<(String, String)>,
+    /// How an HTTP plugin's instances are reused (`None`: a fresh one per request).
+    pub reuse: Option<ReusePolicy>,
     pub grants: Grants,
 }
 
@@ -37,6 +42,8 @@ pub struct Plugin {
     /// The first 16 hex digits of the SHA-256 of the component.
     pub version: Arc<str>,
     pub world: World,
+    /// The `wasi:http` handler it exports, for the http world.
+    pub http_export: Option<HttpExport>,
     pub imports: Imports,
     pub source: PathBuf,
     pub loaded_at: SystemTime,
@@ -44,6 +51,8 @@ pub struct Plugin {
     /// Set when this version replaced another: its first requests are judged.
     pub probation: Probation,
     pub entry: Entry,
+    /// Its reused instances (HTTP plugins).
+    pub(super) reused: Option<Reused>,
     configured: ArcSwap<Configured>,
 }
 
@@ -53,9 +62,10 @@ impl Plugin {
         name: &str,
         version: String,
         world: World,
-        imports: Imports,
+        shape: Shape,
         source: &Path,
         entry: Entry,
+        reused: Option<Reused>,
         configured: Configured,
         counters: PluginCounters,
     ) -> Self {
@@ -63,12 +73,14 @@ impl Plugin {
             name: name.into(),
             version: version.into(),
             world,
-            imports,
+            http_export: shape.http,
+            imports: shape.imports,
             source: source.to_path_buf(),
             loaded_at: SystemTime::now(),
             counters,
             probation: Probation::default(),
             entry,
+            reused,
             configured: ArcSwap::from_pointee(configured),
         }
     }
@@ -81,6 +93,26 @@ impl Plugin {
     /// Puts new grants and limits in force for the next invocations.
     pub fn reconfigure(&self, configured: Configured) {
         self.configured.store(Arc::new(configured));
+    }
+
+    /// The interface of its `wasi:http` handler, for the admin API and `micro-api check`.
+    pub fn http_export(&self) -> Option<&'static str> {
+        self.http_export.map(HttpExport::interface)
+    }
+
+    /// This version stops serving (replaced or removed): its idle reused instances end now,
+    /// its busy ones after their requests.
+    pub fn retire(&self) {
+        if let Some(reused) = &self.reused {
+            reused.retire();
+        }
+    }
+
+    /// This version serves again (a rollback brought it back).
+    pub fn reinstate(&self) {
+        if let Some(reused) = &self.reused {
+            reused.reinstate();
+        }
     }
 
     /// The wall-clock budget of one invocation of this plugin.

@@ -20,6 +20,9 @@ pub struct PluginState {
     pub(super) table: ResourceTable,
     pub(super) limits: StoreLimits,
     pub capabilities: CapabilityStates,
+    /// When the epoch interrupts the guest: the request's deadline (`None`: an instance
+    /// serving several requests at once, which `reuse::Expiration` bounds instead).
+    pub(super) deadline: Option<std::time::Instant>,
     pub(super) _alive: InstanceAlive,
 }
 

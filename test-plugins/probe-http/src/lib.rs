@@ -1,11 +1,15 @@
 //! A test-only HTTP handler for the host's integration tests: a greeting, rpc from an
-//! HTTP plugin (also inside spans of its own), a trap, a spin, and echoes of the request.
+//! HTTP plugin (also inside spans of its own), a trap, a spin, echoes of the request, and
+//! a counter in a global (`/probe/counter`: 1 on a fresh instance, growing on a reused one).
 
 #[path = "../../misbehave.rs"]
 mod misbehave;
 
 use micro_api_sdk::http::{Handler, HttpError, Request, Response};
 use micro_api_sdk::{rpc, trace};
+
+/// What a reused instance keeps between requests: its globals.
+static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
 struct ProbeHttp;
 
@@ -15,6 +19,10 @@ impl Handler for ProbeHttp {
         let path = request.path().to_owned();
         match (request.method(), path.as_str()) {
             ("GET", "/probe/hello") => Ok(Response::text(200, "hello from probe-http")),
+            ("GET", "/probe/counter") => {
+                let count = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+                Ok(Response::text(200, &count.to_string()))
+            }
             ("POST", path) if path.starts_with(CALL) => call(&path[CALL.len()..], request.body()),
             ("POST", path) if path.starts_with(TRACED_CALL) => {
                 // The call inside two nested spans of the plugin's own.

@@ -8,7 +8,9 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail};
 
 use super::json_field;
-use super::servers::{CROSS_HOST, MICRO_API, NATIVE, Servers, WASMTIME};
+use super::servers::{
+    CROSS_HOST, MICRO_API, NATIVE, Servers, WASMTIME, WASMTIME_P3, WASMTIME_REUSED,
+};
 
 /// The login's content type.
 const FORM: (&str, &str) = ("Content-Type", "application/x-www-form-urlencoded");
@@ -78,10 +80,12 @@ impl Servers {
     /// The cases, lightest first: a login leaves its 19 MiB argon2 buffer in the server's
     /// memory, which would show in the peak RSS of any case measured after it.
     pub(super) fn cases(&self) -> Vec<Case> {
-        let wasm = if self.has(WASMTIME) {
-            vec![MICRO_API, NATIVE, WASMTIME]
-        } else {
-            vec![MICRO_API, NATIVE]
+        let with_peer = |peer| {
+            if self.has(peer) {
+                vec![MICRO_API, NATIVE, peer]
+            } else {
+                vec![MICRO_API, NATIVE]
+            }
         };
         let mut cases = vec![
             Case {
@@ -92,8 +96,33 @@ impl Servers {
                 content_type: None,
                 body: "",
                 expected: Some("hello"),
-                servers: wasm,
+                servers: with_peer(WASMTIME),
                 baseline: NATIVE,
+                instances_of: None,
+            },
+            Case {
+                name: "hello, 0.2 reused",
+                method: "GET",
+                path: "/hello-reused",
+                authorized: false,
+                content_type: None,
+                body: "",
+                expected: Some("hello"),
+                servers: with_peer(WASMTIME_REUSED),
+                baseline: NATIVE,
+                instances_of: Some("hello-reused"),
+            },
+            Case {
+                name: "hello, 0.3",
+                method: "GET",
+                path: "/hello-p3",
+                authorized: false,
+                content_type: None,
+                body: "",
+                expected: Some("Hello, WASI!"),
+                servers: with_peer(WASMTIME_P3),
+                baseline: NATIVE,
+                instances_of: Some("wasip3-hello"),
             },
             Case {
                 name: "token check",
@@ -105,6 +134,7 @@ impl Servers {
                 expected: None,
                 servers: vec![MICRO_API, NATIVE],
                 baseline: NATIVE,
+                instances_of: None,
             },
         ];
         if self.has(CROSS_HOST) {
@@ -118,6 +148,7 @@ impl Servers {
                 expected: Some("{}"),
                 servers: vec![MICRO_API, CROSS_HOST],
                 baseline: MICRO_API,
+                instances_of: None,
             });
         }
         cases.push(Case {
@@ -130,6 +161,7 @@ impl Servers {
             expected: None,
             servers: vec![MICRO_API, NATIVE],
             baseline: NATIVE,
+            instances_of: None,
         });
         cases
     }
@@ -180,6 +212,8 @@ pub(super) struct Case {
     pub(super) servers: Vec<&'static str>,
     /// The server the others' throughput is divided by.
     pub(super) baseline: &'static str,
+    /// The micro-api plugin whose reused instances alive are sampled during the load.
+    pub(super) instances_of: Option<&'static str>,
 }
 
 impl Case {

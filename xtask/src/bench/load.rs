@@ -10,7 +10,7 @@ use anyhow::{Context, Result, bail};
 
 use super::cases::Case;
 use super::report::latency;
-use super::servers::Servers;
+use super::servers::{MICRO_API, Servers};
 use super::{Options, on_path, version_of};
 
 pub(super) const CONNECTIONS: [u32; 2] = [64, 1];
@@ -101,6 +101,8 @@ pub(super) struct Sample {
     pub(super) p99_us: f64,
     pub(super) errors: u64,
     pub(super) peak_rss_kib: Option<u64>,
+    /// The most reused instances of the case's plugin alive at once during the run.
+    pub(super) peak_instances: Option<u64>,
 }
 
 /// Samples per (case, connections, server).
@@ -145,6 +147,10 @@ pub(super) fn measure(
                     let server = servers.get(name);
                     server.wait_idle();
                     let reset = server.reset_peak_rss();
+                    let sampler = case
+                        .instances_of
+                        .filter(|_| name == MICRO_API)
+                        .map(|plugin| server.sample_instances(plugin));
                     let mut sample = wrk(
                         machine,
                         &server.url(case.path),
@@ -153,6 +159,7 @@ pub(super) fn measure(
                         options.duration,
                     )?;
                     sample.peak_rss_kib = server.peak_rss_kib().filter(|_| reset);
+                    sample.peak_instances = sampler.and_then(|s| s.stop());
                     eprintln!(
                         "round {}/{} {:<11} c{connections:<2} {name:<14} {:>9.1} req/s  p50 {:>9}  p99 {:>9}{}",
                         round + 1,
@@ -226,5 +233,6 @@ fn wrk(
         p99_us: p99,
         errors: (status_errors + socket_errors) as u64,
         peak_rss_kib: None,
+        peak_instances: None,
     })
 }

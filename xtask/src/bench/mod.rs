@@ -100,7 +100,7 @@ impl Options {
 
 pub fn run(root: &Path, args: &[String]) -> Result<()> {
     let options = Options::parse(args)?;
-    build(&options)?;
+    build(root, &options)?;
     load::ensure_wrk()?;
     let started = Instant::now();
     let machine = Machine::probe();
@@ -146,7 +146,7 @@ pub fn run(root: &Path, args: &[String]) -> Result<()> {
 }
 
 /// The host, the native baseline, the components (and the criterion benches).
-fn build(options: &Options) -> Result<()> {
+fn build(root: &Path, options: &Options) -> Result<()> {
     let profile = options.profile_args();
     cargo(
         &["build", "--package", "micro-api", "--package", "bench"],
@@ -154,6 +154,7 @@ fn build(options: &Options) -> Result<()> {
         &[],
     )?;
     build_wasm(PLUGINS.iter().chain(BENCH_COMPONENTS))?;
+    crate::foreign::build(root)?;
     if options.micro {
         cargo(
             &["bench", "--package", "micro-api", "--bench", "invocation"],

@@ -7,7 +7,7 @@ use std::time::SystemTime;
 use super::Options;
 use super::cases::Case;
 use super::load::{CONNECTIONS, Machine, Results, Sample};
-use super::servers::{CROSS_HOST, MICRO_API, NATIVE, WASMTIME};
+use super::servers::{CROSS_HOST, MICRO_API, NATIVE, WASMTIME, WASMTIME_P3, WASMTIME_REUSED};
 
 fn median(mut values: Vec<f64>) -> f64 {
     values.sort_by(f64::total_cmp);
@@ -28,6 +28,7 @@ fn summarize(samples: &[Sample]) -> Sample {
         p99_us: median(samples.iter().map(|s| s.p99_us).collect()),
         errors: samples.iter().map(|s| s.errors).sum(),
         peak_rss_kib: samples.iter().filter_map(|s| s.peak_rss_kib).max(),
+        peak_instances: samples.iter().filter_map(|s| s.peak_instances).max(),
     }
 }
 
@@ -137,17 +138,55 @@ pub(super) fn print_report(
     };
     println!("\nTargets (req/s at 64 connections):");
     for (i, case) in cases.iter().enumerate() {
-        let target = if case.name == "login" { 0.9 } else { 0.5 };
+        // Issue 14: a reused hello >= 0.7x native; issue 4: the rest.
+        let target = match case.name {
+            "login" => 0.9,
+            name if name.starts_with("hello,") => 0.7,
+            _ => 0.5,
+        };
         if let Some(verdict) = ratio(i, MICRO_API, NATIVE, target) {
             println!("- {}: micro-api / native = {verdict}", case.name);
         }
     }
-    match ratio(0, MICRO_API, WASMTIME, 3.0) {
-        Some(verdict) => println!("- hello: micro-api / wasmtime serve = {verdict}"),
-        None => println!(
-            "- hello vs wasmtime serve: skipped, {}",
-            wasmtime_skipped.unwrap_or("it did not run")
-        ),
+    // Issue 14: micro-api >= 1.5x `wasmtime serve` configured the same way, on every hello.
+    for (name, peer) in [
+        ("hello", WASMTIME),
+        ("hello, 0.2 reused", WASMTIME_REUSED),
+        ("hello, 0.3", WASMTIME_P3),
+    ] {
+        let verdict = cases
+            .iter()
+            .position(|c| c.name == name)
+            .and_then(|i| ratio(i, MICRO_API, peer, 1.5));
+        match verdict {
+            Some(verdict) => println!("- {name}: micro-api / {peer} = {verdict}"),
+            None => println!(
+                "- {name} vs {peer}: skipped, {}",
+                wasmtime_skipped.unwrap_or("it did not run")
+            ),
+        }
+    }
+    if let Some(p3) = cases.iter().position(|c| c.name == "hello, 0.3")
+        && let Some(s) = summary(p3, CONNECTIONS[0], MICRO_API)
+    {
+        match s.peak_instances {
+            Some(n) => println!(
+                "- hello, 0.3 at {} connections: at most {n} instances alive (target <= 8: {})",
+                CONNECTIONS[0],
+                if n <= 8 { "met" } else { "MISSED" }
+            ),
+            None => println!("- hello, 0.3: instances alive not sampled"),
+        }
+        if let (Some(p3_rss), Some(fresh_rss)) = (
+            s.peak_rss_kib,
+            summary(0, CONNECTIONS[0], MICRO_API).and_then(|f| f.peak_rss_kib),
+        ) {
+            let ratio = p3_rss as f64 / fresh_rss as f64;
+            println!(
+                "- hello, 0.3 peak RSS / fresh-instance hello's = {ratio:.2}x (target <= 1.2x: {})",
+                if ratio <= 1.2 { "met" } else { "MISSED" }
+            );
+        }
     }
     // What the slower path adds to one request, at one connection.
     let added = |name: &str, of: &str, to: &str| {

@@ -1,5 +1,6 @@
 //! The servers a bench run measures, each a child process killed when dropped: micro-api,
-//! the native baseline, `wasmtime serve` when the right one is installed, and for the
+//! the native baseline, `wasmtime serve` when the right one is installed (one process per
+//! hello case, each with the reuse flags micro-api's config of that case has), and for the
 //! rpc-hop case an etcd with a callee and a caller node; and the run folder they serve from.
 
 use std::collections::VecDeque;
@@ -21,6 +22,22 @@ use crate::{PLUGINS, component_file, target_dir, wasm_dir};
 /// (its `echo` method is the no-op export) for the micro-benchmarks and, behind
 /// `probe-http`'s `/probe/call/probe/echo`, the callee of the rpc-hop case.
 pub(super) const BENCH_COMPONENTS: &[&str] = &["hello", "probe", "probe-http"];
+/// The hello cases beside case 1: the same `hello` with serial reuse, and the `wasip3`
+/// crate's hello (WASI 0.3, reused by default), from `test-plugins/foreign/`.
+const HELLO_CASES: &str = r#"
+[[route]]
+path = "/hello-reused"
+methods = ["GET"]
+plugin = "hello-reused"
+
+[plugin.hello-reused]
+reuse = true
+
+[[route]]
+path = "/hello-p3"
+methods = ["GET"]
+plugin = "wasip3-hello"
+"#;
 /// The routes and grants of the rpc-hop case, on every node.
 const PROBE_CONFIG: &str = r#"
 [[route]]
@@ -41,6 +58,10 @@ const SIGNING_KEY: &str = "bench-signing-key-not-a-secret-0123456789abcdef";
 pub(super) const MICRO_API: &str = "micro-api";
 pub(super) const NATIVE: &str = "native";
 pub(super) const WASMTIME: &str = "wasmtime serve";
+/// `wasmtime serve` on `hello` with its reuse flags at `wasmtime serve`'s own defaults.
+pub(super) const WASMTIME_REUSED: &str = "wasmtime serve, reuse";
+/// `wasmtime serve` on the WASI 0.3 hello (it reuses 0.3 instances by default).
+pub(super) const WASMTIME_P3: &str = "wasmtime serve, 0.3";
 /// The rpc-hop case's caller node, whose callee runs on another micro-api process.
 pub(super) const CROSS_HOST: &str = "micro-api, remote callee";
 /// The only wasmtime the `wasmtime serve` baseline is compared with: the host's own.
@@ -61,7 +82,7 @@ pub(super) fn prepare_run_dir(root: &Path) -> Result<PathBuf> {
     // (`data`, `plugins/dist`) land in the run folder.
     let shipped = std::fs::read_to_string(root.join("config.toml")).context("read config.toml")?;
     let config = format!(
-        "{shipped}\n# Added by `cargo xtask bench`: cases 1 and 4.\n[[route]]\npath = \"/hello\"\nmethods = [\"GET\"]\nplugin = \"hello\"\n{PROBE_CONFIG}"
+        "{shipped}\n# Added by `cargo xtask bench`: the hello cases and the rpc hop.\n[[route]]\npath = \"/hello\"\nmethods = [\"GET\"]\nplugin = \"hello\"\n{HELLO_CASES}{PROBE_CONFIG}"
     );
     std::fs::create_dir_all(&run_dir)?;
     std::fs::write(run_dir.join("config.toml"), config)?;
@@ -71,9 +92,18 @@ pub(super) fn prepare_run_dir(root: &Path) -> Result<PathBuf> {
         &PLUGINS
             .iter()
             .chain(BENCH_COMPONENTS)
+            .chain(["wasip3-hello"].iter())
             .copied()
             .collect::<Vec<_>>(),
     )?;
+    // The same `hello` under a second name, so it can have a reuse policy of its own.
+    std::fs::copy(
+        wasm_dir(root).join(component_file("hello")),
+        run_dir
+            .join("plugins/dist")
+            .join(component_file("hello-reused")),
+    )
+    .context("deploy hello-reused")?;
     Ok(run_dir)
 }
 
@@ -93,7 +123,7 @@ pub(super) struct Server {
     pub(super) name: &'static str,
     pub(super) addr: String,
     /// micro-api's admin listener (empty for the other servers).
-    admin: String,
+    pub(super) admin: String,
     child: Child,
     output: Arc<Mutex<VecDeque<String>>>,
 }
@@ -278,13 +308,17 @@ impl Servers {
             Some(wasmtime) => {
                 let version = version_of("wasmtime", &["--version"]).unwrap_or_default();
                 if version.contains(WASMTIME_VERSION) {
-                    let addr = free_addr()?;
-                    let mut serve = machine.command(&wasmtime, true);
-                    serve
-                        .args(["serve", "-S", "cli", "-O", "pooling-allocator=y", "--addr"])
-                        .arg(&addr)
-                        .arg(wasm_dir(root).join(component_file("hello")));
-                    list.push(Server::start(WASMTIME, serve, Ready::Connects(addr))?);
+                    for (name, component, flags) in WASMTIME_SERVERS {
+                        let addr = free_addr()?;
+                        let mut serve = machine.command(&wasmtime, true);
+                        serve
+                            .arg("serve")
+                            .args(*flags)
+                            .arg("--addr")
+                            .arg(&addr)
+                            .arg(wasm_dir(root).join(component_file(component)));
+                        list.push(Server::start(name, serve, Ready::Connects(addr))?);
+                    }
                     None
                 } else {
                     Some(format!(
@@ -323,6 +357,88 @@ impl Servers {
 
     pub(super) fn has(&self, name: &str) -> bool {
         self.list.iter().any(|s| s.name == name)
+    }
+}
+
+/// The `wasmtime serve` processes: name, component, flags. Each is configured as micro-api
+/// is for the same case, so the peer is measured at its best: the pooling allocator, and
+/// for the reused cases `wasmtime serve`'s reuse flags (128 requests an instance, 16 at
+/// once, which micro-api's defaults copy).
+const WASMTIME_SERVERS: &[(&str, &str, &[&str])] = &[
+    (
+        WASMTIME,
+        "hello",
+        &["-S", "cli", "-O", "pooling-allocator=y"],
+    ),
+    (
+        WASMTIME_REUSED,
+        "hello",
+        &[
+            "-S",
+            "cli",
+            "-O",
+            "pooling-allocator=y",
+            "--max-instance-reuse-count",
+            "128",
+        ],
+    ),
+    (
+        WASMTIME_P3,
+        "wasip3-hello",
+        &[
+            "-S",
+            "cli,p3",
+            "-W",
+            "component-model-async",
+            "-O",
+            "pooling-allocator=y",
+            "--max-instance-reuse-count",
+            "128",
+            "--max-instance-concurrent-reuse-count",
+            "16",
+        ],
+    ),
+];
+
+impl Server {
+    /// Samples micro-api's `/metrics` until stopped: the most reused instances of
+    /// `plugin` alive at once.
+    pub(super) fn sample_instances(&self, plugin: &str) -> InstanceSampler {
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (admin, series) = (
+            self.admin.clone(),
+            format!("micro_api_instances_reused_alive{{plugin=\"{plugin}\"}} "),
+        );
+        let flag = stop.clone();
+        let thread = std::thread::spawn(move || {
+            let mut peak = None;
+            while !flag.load(std::sync::atomic::Ordering::Relaxed) {
+                if let Ok((200, text)) = http(&admin, "GET", "/metrics", &[], "")
+                    && let Some(alive) = text
+                        .lines()
+                        .find_map(|l| l.strip_prefix(&series))
+                        .and_then(|n| n.trim().parse::<u64>().ok())
+                {
+                    peak = peak.max(Some(alive));
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            peak
+        });
+        InstanceSampler { stop, thread }
+    }
+}
+
+/// A running [`Server::sample_instances`].
+pub(super) struct InstanceSampler {
+    stop: Arc<std::sync::atomic::AtomicBool>,
+    thread: std::thread::JoinHandle<Option<u64>>,
+}
+
+impl InstanceSampler {
+    pub(super) fn stop(self) -> Option<u64> {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        self.thread.join().ok().flatten()
     }
 }
 

@@ -172,6 +172,11 @@ impl Gateway {
             Ok(Ok(response)) => response,
             Ok(Err(HttpInvokeError::Timeout)) => timeout(),
             Ok(Err(HttpInvokeError::NotHttp(_))) => error::not_found(),
+            Ok(Err(HttpInvokeError::Unavailable)) => error::error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "plugin_unavailable",
+                "no instance of the plugin is free; try again",
+            ),
             Ok(Err(HttpInvokeError::Trap | HttpInvokeError::NoResponse)) => error::error(
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "plugin_trap",

@@ -1,5 +1,6 @@
-//! An HTTP request handed to an HTTP plugin (`wasi:http/incoming-handler`), whose response
-//! goes out as soon as the guest sets it while the guest goes on writing its body.
+//! An HTTP request handed to an HTTP plugin: on a fresh instance (a WASI 0.2
+//! `wasi:http/incoming-handler` without reuse), whose response goes out as soon as the
+//! guest sets it while the guest goes on writing its body, or on a reused one (`reused.rs`).
 
 use std::pin::Pin;
 use std::sync::Arc;
@@ -9,6 +10,7 @@ use std::time::Instant;
 use bytes::Bytes;
 use http_body_util::Full;
 use wasmtime_wasi_http::WasiHttpView;
+use wasmtime_wasi_http::handler::ProxyPre;
 use wasmtime_wasi_http::p2::bindings::http::types::Scheme;
 use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
 
@@ -16,7 +18,7 @@ use super::{Ended, ended};
 use crate::capability::CallContext;
 use crate::runtime::metrics::Event;
 use crate::runtime::plugin::Entry;
-use crate::runtime::{Plugin, Runtime};
+use crate::runtime::{Plugin, PluginState, Runtime};
 use crate::telemetry::TraceContext;
 
 /// Why an HTTP plugin produced no response.
@@ -30,12 +32,14 @@ pub enum HttpInvokeError {
     NoResponse,
     #[error("{0} is not an HTTP plugin")]
     NotHttp(String),
+    #[error("no instance of the plugin could be made")]
+    Unavailable,
 }
 
 /// Hands `request` to an HTTP plugin and returns its response as soon as the plugin has
 /// set it; the body then streams while the instance, moved to a task of its own, writes it.
 pub async fn handle_http(
-    runtime: &Runtime,
+    runtime: &Arc<Runtime>,
     plugin: &Arc<Plugin>,
     request: http::Request<Full<Bytes>>,
     trace: TraceContext,
@@ -43,7 +47,22 @@ pub async fn handle_http(
     let Entry::Http(pre) = &plugin.entry else {
         return Err(HttpInvokeError::NotHttp(plugin.name.to_string()));
     };
-    let pre = pre.clone();
+    match (pre, &plugin.reused) {
+        (ProxyPre::P2(pre), _) if plugin.configured().reuse.is_none() => {
+            on_fresh_instance(runtime, plugin, pre.clone(), request, trace).await
+        }
+        (_, Some(reused)) => super::reused::handle(plugin, reused, request, trace).await,
+        (_, None) => Err(HttpInvokeError::NotHttp(plugin.name.to_string())),
+    }
+}
+
+async fn on_fresh_instance(
+    runtime: &Arc<Runtime>,
+    plugin: &Arc<Plugin>,
+    pre: wasmtime_wasi_http::p2::bindings::ProxyPre<PluginState>,
+    request: http::Request<Full<Bytes>>,
+    trace: TraceContext,
+) -> Result<http::Response<HyperOutgoingBody>, HttpInvokeError> {
     plugin.counters.count(Event::Invoked);
     let deadline = Instant::now() + plugin.deadline();
     let call = CallContext {
@@ -64,10 +83,11 @@ pub async fn handle_http(
         HttpInvokeError::NoResponse
     })?;
     let task_plugin = plugin.clone();
+    let task_runtime = runtime.clone();
     let current_span = store.data().capabilities.telemetry.current_span();
     let guest = RunsToEnd(Some(current_span.wrap(async move {
         let outcome = tokio::time::timeout_at(deadline.into(), async {
-            let proxy = pre.instantiate_async(&mut store).await?;
+            let proxy = with_pool_room!(task_runtime, pre.instantiate_async(&mut store))?;
             proxy
                 .wasi_http_incoming_handler()
                 .call_handle(&mut store, request, out)

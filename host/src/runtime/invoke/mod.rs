@@ -12,6 +12,7 @@
 //! (it streams the body) or as its client disconnects (`RunsToEnd`).
 
 mod http;
+mod reused;
 mod service;
 mod subscriber;
 

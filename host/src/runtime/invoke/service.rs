@@ -24,7 +24,7 @@ pub async fn call_service(
         )));
     };
     let answered = on_fresh_instance(runtime, plugin, call, async |store| {
-        let service = pre.instantiate_async(&mut *store).await?;
+        let service = with_pool_room!(runtime, pre.instantiate_async(&mut *store))?;
         service
             .micro_api_host_handler()
             .call_handle(store, method, payload)

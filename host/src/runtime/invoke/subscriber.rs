@@ -41,7 +41,7 @@ pub async fn deliver_message(
         trace: TraceContext::new_root(),
     };
     let handled = on_fresh_instance(runtime, plugin, context, async |store| {
-        let subscriber = pre.instantiate_async(&mut *store).await?;
+        let subscriber = with_pool_room!(runtime, pre.instantiate_async(&mut *store))?;
         subscriber
             .micro_api_host_message_handler()
             .call_on_message(store, topic, payload)
