@@ -96,7 +96,7 @@ crypto = true
             .unwrap_or_else(|| panic!("{name} is not loaded: {:?}", lifecycle.table().refused()))
     }
 
-    fn runtime(&self) -> &micro_api::runtime::Runtime {
+    fn runtime(&self) -> &Arc<micro_api::runtime::Runtime> {
         self.host.lifecycle().runtime()
     }
 }

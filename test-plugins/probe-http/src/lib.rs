@@ -21,7 +21,7 @@ impl Handler for ProbeHttp {
             ("GET", "/probe/hello") => Ok(Response::text(200, "hello from probe-http")),
             ("GET", "/probe/counter") => {
                 let count = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
-                Ok(Response::text(200, &count.to_string()))
+                Ok(Response::text(200, count.to_string()))
             }
             ("POST", path) if path.starts_with(CALL) => call(&path[CALL.len()..], request.body()),
             ("POST", path) if path.starts_with(TRACED_CALL) => {
