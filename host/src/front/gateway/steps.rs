@@ -14,7 +14,7 @@ use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
 
 use super::Gateway;
 use super::headers::{set_route_params, with_client_addr};
-use crate::front::login_limit::{self, Attempt, Subject, Throttled};
+use crate::front::login_limit::{self, Attempt, Subject, Throttled, Unreadable};
 use crate::front::router::{Params, Route, RouteAuth, Routed};
 use crate::front::{ClientAddr, auth, error};
 use crate::runtime::Plugin;
@@ -138,9 +138,22 @@ impl Gateway {
         let content_type = request
             .headers()
             .get(header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok());
+            .map(HeaderValue::as_bytes);
+        let user = limiter
+            .user_name(content_type, request.body())
+            .map_err(|unreadable| {
+                let (status, code) = match unreadable {
+                    Unreadable::ContentType => {
+                        (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type")
+                    }
+                    Unreadable::TooLong(_) | Unreadable::Padded => {
+                        (StatusCode::BAD_REQUEST, "bad_request")
+                    }
+                };
+                Box::new(error::error(status, code, &unreadable.to_string()))
+            })?;
         let subject = Subject {
-            user: limiter.user_name(content_type, request.body()),
+            user,
             address: request
                 .extensions()
                 .get::<ClientAddr>()
