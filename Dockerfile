@@ -1,7 +1,12 @@
 # micro-api as a container: the host binary and the seed plugins, on a small non-root image.
 #
 #   docker build -t micro-api .
-#   docker run -p 8080:8080 -p 9090:9090 micro-api
+#   docker run -p 8080:8080 -p 127.0.0.1:9090:9090 \
+#     -e MICRO_API__ADMIN__TOKEN="$(openssl rand -hex 24)" micro-api
+#
+# The admin listener binds 0.0.0.0 inside the container, so the host refuses to start
+# without an admin token (16+ characters, from the environment, never baked in): every
+# admin endpoint but the probes /admin/health/live and /admin/health/ready asks for it.
 #
 # Configuration: /etc/micro-api/config.toml (the repo's config.toml, every key documented;
 # mount another over it), overridden by MICRO_API__SECTION__KEY variables. The ENV lines

@@ -5,11 +5,19 @@
 //! `GET /metrics` is the Prometheus text of [`crate::telemetry::metrics`]; `GET /admin/` is
 //! a self-contained page drawing the JSON endpoints live.
 //!
-//! With `[admin] token` set, every endpoint but `/admin/health/live` (for orchestrators'
-//! liveness probes) and the page itself (static, it holds no data: its script asks for the
-//! token) asks for `Authorization: Bearer <token>`, compared in constant time; the token is
-//! never logged.
+//! With `[admin] token` set, every endpoint but the probes `/admin/health/live` and
+//! `/admin/health/ready` (orchestrators cannot send a token) and the page itself (static, it
+//! holds no data: its script asks for the token) asks for `Authorization: Bearer <token>`,
+//! compared in constant time; the token is never logged. A listener off loopback without a
+//! token is refused at start (config validation).
+//!
+//! Before any of that, a request a browser page may have sent on someone's behalf is
+//! refused with 403: a `Host` that is not an IP address, `localhost` or one of `[admin]
+//! allowed_hosts` (a DNS-rebound page names its own domain), and a state-changing request
+//! (not GET/HEAD) whose `Origin` is not the listener's own or whose `Sec-Fetch-Site` says
+//! another site (a cross-site form post needs no CORS preflight).
 
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::UNIX_EPOCH;
 
@@ -33,11 +41,20 @@ pub async fn handle(host: Arc<Host>, request: Request<Incoming>) -> Response<Hyp
     let path = request.uri().path().to_string();
     let method = request.method().clone();
     let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
-    let open_to_all = segments == ["admin", "health", "live"] || path == "/admin/";
-    if let Some(token) = &config.admin.token
-        && !open_to_all
-        && !authorized(request.headers(), token)
-    {
+    if let Some(reason) = foreign_page(&request, &config.admin.allowed_hosts) {
+        if let Some(total) = host.front_metrics().admin_unauthorized.hit() {
+            tracing::warn!(%path, total, reason, "403: admin request from a foreign page");
+        }
+        return error::error(StatusCode::FORBIDDEN, "forbidden", reason);
+    }
+    let open_to_all =
+        matches!(segments.as_slice(), ["admin", "health", "live" | "ready"]) || path == "/admin/";
+    let with_token = config
+        .admin
+        .token
+        .as_ref()
+        .is_none_or(|token| authorized(request.headers(), token));
+    if !open_to_all && !with_token {
         if let Some(total) = host.front_metrics().admin_unauthorized.hit() {
             let peer = request.extensions().get::<ClientAddr>().map(|c| c.0);
             tracing::warn!(%path, ?peer, total, "401: admin request without the admin token");
@@ -69,7 +86,7 @@ pub async fn handle(host: Arc<Host>, request: Request<Incoming>) -> Response<Hyp
             StatusCode::OK,
             &json!({ "front": host.front_metrics().snapshot(), "login_limit": login_limit(&config) }),
         ),
-        (&Method::GET, ["admin", "health", "ready"]) => ready(&host).await,
+        (&Method::GET, ["admin", "health", "ready"]) => ready(&host, with_token).await,
         (&Method::GET, ["admin", "plugins"]) => error::json(StatusCode::OK, &plugins(&host)),
         (&Method::GET, ["admin", "breakers"]) => {
             error::json(StatusCode::OK, &json!({ "breakers": host.breakers() }))
@@ -136,6 +153,48 @@ fn page() -> Response<HyperOutgoingBody> {
     response
 }
 
+/// Why `request` looks sent by a page of another site, if it does.
+fn foreign_page<B>(request: &Request<B>, allowed_hosts: &[String]) -> Option<&'static str> {
+    let authority = request.uri().authority().map(|a| a.as_str()).or_else(|| {
+        request
+            .headers()
+            .get(header::HOST)
+            .and_then(|h| h.to_str().ok())
+    });
+    if authority.is_some_and(|a| !host_allowed(a, allowed_hosts)) {
+        return Some("this Host is not a name of the admin listener (see [admin] allowed_hosts)");
+    }
+    if matches!(*request.method(), Method::GET | Method::HEAD) {
+        return None;
+    }
+    let headers = request.headers();
+    let origin_is_other = headers.get(header::ORIGIN).is_some_and(|origin| {
+        let own = origin
+            .to_str()
+            .ok()
+            .and_then(|o| o.split_once("://"))
+            .map(|(_, rest)| rest);
+        own.is_none() || own != authority
+    });
+    let site_is_other = headers
+        .get("sec-fetch-site")
+        .is_some_and(|site| !matches!(site.as_bytes(), b"same-origin" | b"none"));
+    (origin_is_other || site_is_other)
+        .then_some("a request from another origin may not change the admin state")
+}
+
+/// An IP address (no DNS name to rebind), `localhost`, or a name of `allowed_hosts`.
+fn host_allowed(authority: &str, allowed_hosts: &[String]) -> bool {
+    let Ok(authority) = authority.parse::<http::uri::Authority>() else {
+        return false;
+    };
+    let host = authority.host();
+    let bare = host.trim_start_matches('[').trim_end_matches(']');
+    bare.parse::<IpAddr>().is_ok()
+        || host.eq_ignore_ascii_case("localhost")
+        || allowed_hosts.iter().any(|a| a.eq_ignore_ascii_case(host))
+}
+
 /// Whether `headers` carry `Authorization: Bearer <token>`. The digests are compared, in
 /// constant time, so neither the token's bytes nor its length leak through timing.
 fn authorized(headers: &HeaderMap, token: &Secret) -> bool {
@@ -160,8 +219,8 @@ fn login_limit(config: &Config) -> serde_json::Value {
 }
 
 /// Ready when plugins are loaded, the database answers, and every service a loaded plugin
-/// may call can be found.
-async fn ready(host: &Host) -> Response<HyperOutgoingBody> {
+/// may call can be found. Without the token (a kubelet probe) only the verdict is told.
+async fn ready(host: &Host, detailed: bool) -> Response<HyperOutgoingBody> {
     let database = host.database().ping().await.is_ok();
     let loaded = host.lifecycle().table().all();
     let plugins = !loaded.is_empty();
@@ -175,6 +234,9 @@ async fn ready(host: &Host) -> Response<HyperOutgoingBody> {
     } else {
         StatusCode::SERVICE_UNAVAILABLE
     };
+    if !detailed {
+        return error::json(status, &json!({ "ready": status == StatusCode::OK }));
+    }
     error::json(
         status,
         &json!({

@@ -302,7 +302,6 @@ async fn admin_endpoints_need_the_admin_token() {
         (reqwest::Method::GET, "/admin/plugins", 200),
         (reqwest::Method::GET, "/admin/breakers", 200),
         (reqwest::Method::GET, "/admin/front", 200),
-        (reqwest::Method::GET, "/admin/health/ready", 200),
         (reqwest::Method::POST, "/admin/plugins/reload", 200),
         (
             reqwest::Method::POST,
@@ -340,6 +339,16 @@ async fn admin_endpoints_need_the_admin_token() {
             "{method} {path} with the token"
         );
     }
+    // Readiness tells a probe (which cannot send a token) its verdict, and only that.
+    let ready_url = format!("{}/admin/health/ready", host.admin);
+    let [ready, detailed] = [
+        http.get(&ready_url),
+        host.admin_request(reqwest::Method::GET, "/admin/health/ready"),
+    ]
+    .map(|request| async { request.send().await.unwrap().json::<Value>().await.unwrap() });
+    assert_eq!(ready.await, serde_json::json!({ "ready": true }));
+    let detailed = detailed.await;
+    assert_eq!(detailed["database"], true, "{detailed}");
     // Liveness stays open for orchestrators.
     let live = http
         .get(format!("{}/admin/health/live", host.admin))

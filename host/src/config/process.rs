@@ -43,8 +43,12 @@ impl Default for ServerConfig {
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct AdminConfig {
-    /// Best set through `MICRO_API__ADMIN__TOKEN`; at least 16 characters.
+    /// Best set through `MICRO_API__ADMIN__TOKEN`; at least 16 characters. Required when
+    /// `[server] admin` is not a loopback address.
     pub token: Option<Secret>,
+    /// Host names (without port) the admin listener answers besides IP addresses and
+    /// `localhost`; any other `Host` is refused (403), so a DNS-rebound page cannot read it.
+    pub allowed_hosts: Vec<String>,
 }
 
 impl ServerConfig {
@@ -68,6 +72,13 @@ impl AdminConfig {
             problems.push(
                 "[admin] token must be at least 16 characters (or unset: no admin auth)".into(),
             );
+        }
+        for host in &self.allowed_hosts {
+            if host.is_empty() || host.contains([':', '/', ' ']) {
+                problems.push(format!(
+                    "[admin] allowed_hosts: {host:?} must be a bare host name, without port or scheme"
+                ));
+            }
         }
         problems
     }

@@ -44,6 +44,12 @@ impl Config {
     /// What one section asks of another.
     fn between_sections(&self) -> Vec<String> {
         let mut problems = Vec::new();
+        if !self.server.admin.ip().is_loopback() && self.admin.token.is_none() {
+            problems.push(format!(
+                "[server] admin = {}: an admin listener off loopback needs [admin] token (MICRO_API__ADMIN__TOKEN, 16+ characters), or bind it to 127.0.0.1",
+                self.server.admin
+            ));
+        }
         if self.capabilities.registry.backend == crate::registry::RegistryBackend::Etcd {
             if self.server.rpc.is_none() {
                 problems.push(
