@@ -219,6 +219,44 @@ async fn a_failing_new_version_is_rolled_back_by_itself() {
     host.wait_for_log(&["plugin rolled back", "greeter"]);
 }
 
+/// Deploys `component_name` with a custom section appended: the same code under a new
+/// version (hash), as a rebuild with another build id would be.
+fn deploy_as_new_version(dir: &Path, component_name: &str, file: &str) -> String {
+    use sha2::Digest;
+    let mut bytes = std::fs::read(component(component_name)).unwrap();
+    // A custom section (id 0): its size, then a name of 7 bytes and no payload.
+    bytes.extend_from_slice(&[0, 8, 7]);
+    bytes.extend_from_slice(b"rebuilt");
+    let tmp = dir.join(format!(".{file}.tmp"));
+    std::fs::write(&tmp, &bytes).unwrap();
+    std::fs::rename(&tmp, dir.join(file)).unwrap();
+    hex::encode(&sha2::Sha256::digest(&bytes)[..8])
+}
+
+#[tokio::test]
+async fn a_new_version_passing_on_its_dependencys_503s_is_not_rolled_back() {
+    // Issue 16, item 10: a client that makes a dependency fail (here `probe.fail`, as an
+    // open breaker would) must not be able to roll back a fresh deploy.
+    let host = HostBuilder::new()
+        .plugins(&["probe", "probe-http"])
+        .config(common::PROBES)
+        .config("[plugins]\nprobation_requests = 5\n")
+        .start();
+    let first = version_of("probe-http");
+    wait_serving(&host, "probe-http", &first).await;
+    let fresh = deploy_as_new_version(&host.plugins_dir(), "probe-http", "probe_http.wasm");
+    wait_serving(&host, "probe-http", &fresh).await;
+    for _ in 0..5 {
+        let answer = common::probe_call(&host, "fail", serde_json::json!({})).await;
+        assert_eq!(answer.status, 503, "{}", answer.body);
+    }
+    // Its probation is over, and it passed: it serves on.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let entry = host.plugin_stats("probe-http").await;
+    assert_eq!(entry["version"], fresh, "{entry}");
+    assert!(entry["last_rollback"].is_null(), "{entry}");
+}
+
 #[tokio::test]
 async fn the_admin_api_rolls_back_to_the_previous_version() {
     let host = greeter_host("");

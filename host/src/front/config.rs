@@ -17,6 +17,27 @@ pub struct FrontConfig {
     pub request_timeout_ms: u64,
     /// Connections open at once; one more is answered 503 and closed.
     pub max_connections: usize,
+    /// Connections open at once from one client address; one more is answered 503 and
+    /// closed, so one client cannot fill `max_connections` for everyone.
+    pub max_connections_per_address: usize,
+    /// Once a connection is asked to close (idle, or the host stopping) and has no request
+    /// in progress, the time it gets to close itself before it is dropped: an HTTP/2 client
+    /// that never answers the closing PING cannot keep its slot.
+    pub close_grace_ms: u64,
+    /// HTTP/2: the host PINGs a connection this often and closes it when the answer does
+    /// not come within the same time.
+    pub http2_ping_interval_ms: u64,
+    /// HTTP/2: requests one connection may have open at once (hyper's default is 200).
+    pub max_streams_per_connection: u32,
+    /// A response write that makes no progress for this long (a client that does not
+    /// read) closes the connection.
+    pub write_timeout_ms: u64,
+    /// Bytes of request bodies one connection may have buffered at once (its streams
+    /// together); a body past it is answered 503.
+    pub max_body_bytes_per_connection: usize,
+    /// Bytes of request bodies the listener may have buffered at once, all connections
+    /// together; a body past it is answered 503.
+    pub max_body_bytes_buffered: usize,
     /// Largest request head (request line and headers), in bytes; larger: 431.
     pub max_header_bytes: usize,
     /// Most header fields in one request; more: 431.
@@ -30,6 +51,13 @@ impl Default for FrontConfig {
             idle_timeout_ms: 5_000,
             request_timeout_ms: 30_000,
             max_connections: 1024,
+            max_connections_per_address: 128,
+            close_grace_ms: 2_000,
+            http2_ping_interval_ms: 10_000,
+            max_streams_per_connection: 100,
+            write_timeout_ms: 15_000,
+            max_body_bytes_per_connection: 4 * 1024 * 1024,
+            max_body_bytes_buffered: 64 * 1024 * 1024,
             max_header_bytes: 16 * 1024,
             max_headers: 100,
         }
@@ -48,6 +76,13 @@ impl FrontConfig {
             ("idle_timeout_ms", self.idle_timeout_ms),
             ("request_timeout_ms", self.request_timeout_ms),
             ("max_connections", self.max_connections as u64),
+            ("max_connections_per_address", self.max_connections_per_address as u64),
+            ("close_grace_ms", self.close_grace_ms),
+            ("http2_ping_interval_ms", self.http2_ping_interval_ms),
+            ("max_streams_per_connection", u64::from(self.max_streams_per_connection)),
+            ("write_timeout_ms", self.write_timeout_ms),
+            ("max_body_bytes_per_connection", self.max_body_bytes_per_connection as u64),
+            ("max_body_bytes_buffered", self.max_body_bytes_buffered as u64),
             ("max_headers", self.max_headers as u64),
         ] {
             if value == 0 {
@@ -58,6 +93,17 @@ impl FrontConfig {
             problems.push(format!(
                 "[front] max_header_bytes must be at least {MIN_HEADER_BYTES}"
             ));
+        }
+        if self.max_connections_per_address > self.max_connections {
+            problems.push(
+                "[front] max_connections_per_address must be at most max_connections".into(),
+            );
+        }
+        if self.max_body_bytes_per_connection > self.max_body_bytes_buffered {
+            problems.push(
+                "[front] max_body_bytes_per_connection must be at most max_body_bytes_buffered"
+                    .into(),
+            );
         }
         if u32::try_from(self.max_connections).is_err() {
             problems.push(format!(

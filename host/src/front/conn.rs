@@ -7,7 +7,9 @@
 //!   without a word): [`Metered`] sees whether bytes arrived since the last response;
 //! - the idle timeout of HTTP/2 connections, and a shorter one than the header timer for
 //!   HTTP/1.1: [`Activity::idle`] (hyper's HTTP/2 server never closes an idle connection);
-//! - the connection cap's 503 ([`refuse`]): hyper never sees a connection over the cap.
+//! - the connection caps' 503 ([`Overflow::refuse`]): hyper never sees a connection over a
+//!   cap;
+//! - the write timeout ([`Metered`]): hyper's writes wait for the socket as long as it takes.
 
 use std::io;
 use std::net::SocketAddr;
@@ -41,6 +43,8 @@ pub(super) struct Activity {
     idle_since_ms: AtomicU64,
     /// Answer 408 as the connection closes.
     answer_timeout: AtomicBool,
+    /// A write made no progress within the write timeout.
+    write_stalled: AtomicBool,
 }
 
 impl Activity {
@@ -52,6 +56,7 @@ impl Activity {
             http2: AtomicBool::new(false),
             idle_since_ms: AtomicU64::new(0),
             answer_timeout: AtomicBool::new(false),
+            write_stalled: AtomicBool::new(false),
         })
     }
 
@@ -76,8 +81,14 @@ impl Activity {
     /// Resolves once the connection has been idle for `timeout`. A request head on its way
     /// is left to hyper's header timer, which answers it 408.
     pub(super) async fn idle(&self, timeout: Duration) {
+        self.idle_after(self.born, timeout).await;
+    }
+
+    /// Resolves once the connection has been idle for `timeout`, counted from `from` at the
+    /// earliest.
+    pub(super) async fn idle_after(&self, from: Instant, timeout: Duration) {
         loop {
-            match self.idle_since() {
+            match self.idle_since().map(|since| since.max(from)) {
                 Some(since) if since.elapsed() >= timeout => return,
                 Some(since) => tokio::time::sleep_until(since + timeout).await,
                 // Busy: it cannot go idle sooner than `timeout` after now.
@@ -127,21 +138,49 @@ impl Drop for Busy {
     }
 }
 
-/// The connection's socket as hyper reads and writes it, noting when bytes arrive; it
-/// writes the 408 when the connection closes on a request that timed out.
+/// The connection's socket as hyper reads and writes it, noting when bytes arrive and
+/// failing a write that makes no progress within `write_timeout` (a client that does not
+/// read its responses); it writes the 408 when the connection closes on a request that
+/// timed out.
 pub(super) struct Metered {
     stream: TcpStream,
     activity: Arc<Activity>,
     first_read: bool,
+    write_timeout: Duration,
+    /// Runs while a write waits for room in the socket.
+    stalled: Option<Pin<Box<tokio::time::Sleep>>>,
 }
 
 impl Metered {
-    pub(super) fn new(stream: TcpStream, activity: Arc<Activity>) -> Self {
+    pub(super) fn new(stream: TcpStream, activity: Arc<Activity>, write_timeout: Duration) -> Self {
         Self {
             stream,
             activity,
             first_read: true,
+            write_timeout,
+            stalled: None,
         }
+    }
+
+    /// `polled` (a write's result) unless the write has waited past the write timeout.
+    fn unless_stalled(
+        &mut self,
+        cx: &mut Context<'_>,
+        polled: Poll<io::Result<usize>>,
+    ) -> Poll<io::Result<usize>> {
+        if polled.is_ready() {
+            self.stalled = None;
+            return polled;
+        }
+        let timeout = self.write_timeout;
+        let stalled = self
+            .stalled
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep(timeout)));
+        if stalled.as_mut().poll(cx).is_pending() {
+            return Poll::Pending;
+        }
+        self.activity.write_stalled.store(true, Relaxed);
+        Poll::Ready(Err(io::ErrorKind::TimedOut.into()))
     }
 }
 
@@ -177,7 +216,8 @@ impl AsyncWrite for Metered {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.stream).poll_write(cx, buf)
+        let polled = Pin::new(&mut self.stream).poll_write(cx, buf);
+        self.unless_stalled(cx, polled)
     }
 
     fn poll_write_vectored(
@@ -185,7 +225,8 @@ impl AsyncWrite for Metered {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.stream).poll_write_vectored(cx, bufs)
+        let polled = Pin::new(&mut self.stream).poll_write_vectored(cx, bufs);
+        self.unless_stalled(cx, polled)
     }
 
     fn is_write_vectored(&self) -> bool {
@@ -223,6 +264,12 @@ pub(super) fn ended(
     peer: SocketAddr,
     metrics: &FrontMetrics,
 ) {
+    if activity.write_stalled.load(Relaxed) {
+        if let Some(total) = metrics.write_timeouts.hit() {
+            tracing::warn!(%peer, total, "connection closed: a response write made no progress within write_timeout_ms");
+        }
+        return;
+    }
     let Some(hyper_error) = error.downcast_ref::<hyper::Error>() else {
         tracing::debug!(%peer, error = %error, "connection ended with an error");
         return;
@@ -251,7 +298,15 @@ const REFUSALS_AT_ONCE: usize = 64;
 /// How long a refusal may take, reading included.
 const REFUSAL_TIME: Duration = Duration::from_secs(1);
 
-/// Refusals of connections over the cap.
+/// Which connection cap a refused connection is over.
+pub(super) enum Over {
+    /// `max_connections`.
+    Listener(usize),
+    /// `max_connections_per_address`.
+    Address(usize),
+}
+
+/// Refusals of connections over a cap.
 pub(super) struct Overflow(Arc<Semaphore>);
 
 impl Overflow {
@@ -266,11 +321,20 @@ impl Overflow {
         &self,
         mut stream: TcpStream,
         peer: SocketAddr,
-        cap: usize,
+        over: Over,
         metrics: &FrontMetrics,
     ) {
-        if let Some(total) = metrics.connections_refused.hit() {
-            tracing::warn!(%peer, total, max_connections = cap, "503: connection over max_connections");
+        match over {
+            Over::Listener(cap) => {
+                if let Some(total) = metrics.connections_refused.hit() {
+                    tracing::warn!(%peer, total, max_connections = cap, "503: connection over max_connections");
+                }
+            }
+            Over::Address(cap) => {
+                if let Some(total) = metrics.address_connections_refused.hit() {
+                    tracing::warn!(%peer, total, max_connections_per_address = cap, "503: connection over max_connections_per_address");
+                }
+            }
         }
         let Ok(permit) = self.0.clone().try_acquire_owned() else {
             return;

@@ -32,3 +32,12 @@ pub fn error(status: StatusCode, code: &str, message: &str) -> Response<HyperOut
 pub fn not_found() -> Response<HyperOutgoingBody> {
     error(StatusCode::NOT_FOUND, "not_found", "no route for this path")
 }
+
+/// 503 with `Retry-After: 1`: the host is out of room for the request now, not broken.
+pub fn unavailable(code: &str, message: &str) -> Response<HyperOutgoingBody> {
+    let mut response = error(StatusCode::SERVICE_UNAVAILABLE, code, message);
+    response
+        .headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+    response
+}

@@ -31,6 +31,14 @@ pub struct FrontMetrics {
     pub connections_accepted: Counter,
     /// 503: over `[front] max_connections`.
     pub connections_refused: Refusals,
+    /// 503: over `[front] max_connections_per_address`.
+    pub address_connections_refused: Refusals,
+    /// Connections dropped `close_grace_ms` after they were asked to close.
+    pub close_forced: Counter,
+    /// Connections closed for a write that made no progress within `write_timeout_ms`.
+    pub write_timeouts: Refusals,
+    /// 503: a request body past its connection's or the listener's body budget.
+    pub bodies_over_budget: Refusals,
     /// 408: the request head did not arrive within `header_read_timeout_ms`.
     pub header_timeouts: Refusals,
     /// 431: a request head over `max_header_bytes` or `max_headers`.
@@ -57,6 +65,18 @@ impl FrontMetrics {
         let connections_refused = refusals(
             "front_connections_refused",
             "Connections over [front] max_connections, answered 503",
+        );
+        let address_connections_refused = refusals(
+            "front_address_connections_refused",
+            "Connections over [front] max_connections_per_address, answered 503",
+        );
+        let write_timeouts = refusals(
+            "front_write_timeouts",
+            "Connections closed for a write without progress within write_timeout_ms",
+        );
+        let bodies_over_budget = refusals(
+            "front_bodies_over_budget",
+            "Request bodies past max_body_bytes_per_connection or max_body_bytes_buffered (503)",
         );
         let header_timeouts = refusals(
             "front_header_timeouts",
@@ -90,7 +110,11 @@ impl FrontMetrics {
             connections_open: Gauge::default(),
             connections_accepted: Counter::default(),
             idle_closed: Counter::default(),
+            close_forced: Counter::default(),
             connections_refused,
+            address_connections_refused,
+            write_timeouts,
+            bodies_over_budget,
             header_timeouts,
             headers_too_large,
             body_timeouts,
@@ -105,6 +129,7 @@ impl FrontMetrics {
             "front_connections_open", "Connections open now", m.connections_open;
             "front_connections_accepted", "Connections accepted", m.connections_accepted;
             "front_idle_closed", "Connections closed after idle_timeout_ms without a request", m.idle_closed;
+            "front_close_forced", "Connections dropped close_grace_ms after they were asked to close", m.close_forced;
             "http_requests", "HTTP requests answered, by route and status", m.requests;
             "http_request_duration_seconds", "Time to the response head, by route", m.durations;
         }
@@ -130,6 +155,10 @@ impl FrontMetrics {
             "connections_open": self.connections_open.get(),
             "connections_accepted": self.connections_accepted.get(),
             "connections_refused": self.connections_refused.get(),
+            "address_connections_refused": self.address_connections_refused.get(),
+            "close_forced": self.close_forced.get(),
+            "write_timeouts": self.write_timeouts.get(),
+            "bodies_over_budget": self.bodies_over_budget.get(),
             "header_timeouts": self.header_timeouts.get(),
             "headers_too_large": self.headers_too_large.get(),
             "idle_closed": self.idle_closed.get(),

@@ -1,11 +1,12 @@
 //! The front doors. [`serve`] accepts connections (HTTP/1.1 and HTTP/2) on one listener
-//! and holds them to the limits it is given ([`conn`]); the public listener's handler is
+//! and holds them to the limits it is given ([`conn`], [`budget`]); the public listener's handler is
 //! the [`Gateway`], which routes each request ([`router`]) to its HTTP plugin through a
 //! few steps (the route's token check [`auth`], the body limit, the login limiter
 //! [`login_limit`]) and turns every failure into the gateway's JSON error shape
 //! ([`error`]). Every refusal is counted in [`metrics`].
 
 pub mod auth;
+mod budget;
 mod config;
 mod conn;
 pub mod error;
@@ -17,6 +18,7 @@ mod serve;
 
 use std::net::SocketAddr;
 
+pub use budget::{BodyBudget, BodyBytes};
 pub use config::{FrontConfig, MIN_HEADER_BYTES};
 pub use gateway::{Gateway, GatewayConfig};
 pub use metrics::FrontMetrics;

@@ -12,10 +12,12 @@ use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use tokio::net::TcpListener;
+use tokio::time::Instant;
 use tokio::sync::Semaphore;
 use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
 
-use super::conn;
+use super::budget::{AddressSlots, BodyBudget};
+use super::conn::{self, Over};
 use super::metrics::FrontMetrics;
 use super::{ClientAddr, FrontConfig, MIN_HEADER_BYTES};
 
@@ -31,20 +33,27 @@ fn builder(limits: &FrontConfig) -> auto::Builder<TokioExecutor> {
     if limits.max_headers != 100 {
         http1.max_headers(limits.max_headers);
     }
+    let ping = Duration::from_millis(limits.http2_ping_interval_ms);
     builder
         .http2()
         .timer(TokioTimer::new())
-        .max_header_list_size(u32::try_from(limits.max_header_bytes).unwrap_or(u32::MAX));
+        .max_header_list_size(u32::try_from(limits.max_header_bytes).unwrap_or(u32::MAX))
+        .max_concurrent_streams(limits.max_streams_per_connection)
+        .keep_alive_interval(ping)
+        .keep_alive_timeout(ping);
     builder
 }
 
 /// Serves `listener` with `handler` until `shutdown` resolves, then stops accepting and
 /// waits for the connections in flight to finish their requests.
 ///
-/// Every connection is held to `limits`: at most `max_connections` at once (one more is
-/// answered 503), a request head within `header_read_timeout_ms` (408) and of at most
-/// `max_header_bytes` / `max_headers` (431), and closed after `idle_timeout_ms` without a
-/// request. What it refuses is counted in `metrics`.
+/// Every connection is held to `limits`: at most `max_connections` at once and
+/// `max_connections_per_address` from one address (one more is answered 503), a request
+/// head within `header_read_timeout_ms` (408) and of at most `max_header_bytes` /
+/// `max_headers` (431), bodies within its share of the body budgets (503), writes that
+/// progress within `write_timeout_ms`, and closed after `idle_timeout_ms` without a request
+/// (dropped `close_grace_ms` later if it does not close). What it refuses is counted in
+/// `metrics`.
 pub async fn serve<H, F>(
     listener: TcpListener,
     limits: FrontConfig,
@@ -58,7 +67,11 @@ where
 {
     let builder = builder(&limits);
     let idle_timeout = Duration::from_millis(limits.idle_timeout_ms);
+    let close_grace = Duration::from_millis(limits.close_grace_ms);
+    let write_timeout = Duration::from_millis(limits.write_timeout_ms);
     let open = Arc::new(Semaphore::new(limits.max_connections));
+    let per_address = AddressSlots::new(limits.max_connections_per_address);
+    let bodies = BodyBudget::listener(limits.max_body_bytes_buffered);
     let overflow = conn::Overflow::new();
     let (closing, closed) = tokio::sync::watch::channel(false);
     tokio::pin!(shutdown);
@@ -76,7 +89,12 @@ where
             () = &mut shutdown => break,
         };
         let Ok(permit) = open.clone().try_acquire_owned() else {
-            overflow.refuse(stream, peer, limits.max_connections, &metrics);
+            overflow.refuse(stream, peer, Over::Listener(limits.max_connections), &metrics);
+            continue;
+        };
+        let Some(address_slot) = per_address.take(peer.ip()) else {
+            let cap = limits.max_connections_per_address;
+            overflow.refuse(stream, peer, Over::Address(cap), &metrics);
             continue;
         };
         metrics.connections_accepted.inc();
@@ -84,35 +102,45 @@ where
         let activity = conn::Activity::new();
         let handler = handler.clone();
         let requests = activity.clone();
+        let budget = BodyBudget::new(limits.max_body_bytes_per_connection, bodies.clone());
         let service = hyper::service::service_fn(move |mut request: Request<Incoming>| {
             request.extensions_mut().insert(ClientAddr(peer));
+            request.extensions_mut().insert(budget.clone());
             let busy = requests.begin();
             let response = handler(request);
             async move { Ok::<_, Infallible>(busy.until_sent(response.await)) }
         });
-        let io = TokioIo::new(conn::Metered::new(stream, activity.clone()));
+        let io = TokioIo::new(conn::Metered::new(stream, activity.clone(), write_timeout));
         let connection = builder
             .serve_connection_with_upgrades(io, service)
             .into_owned();
         let mut closed = closed.clone();
         let metrics = metrics.clone();
         tokio::spawn(async move {
-            let _permit = permit;
+            let _slots = (permit, address_slot);
             metrics.connections_open.inc();
             tokio::pin!(connection);
-            let mut stopping = false;
+            // When the connection was asked to close.
+            let mut stopping: Option<Instant> = None;
             let result = loop {
                 tokio::select! {
                     result = connection.as_mut() => break result,
-                    () = activity.idle(idle_timeout), if !stopping => {
+                    () = activity.idle(idle_timeout), if stopping.is_none() => {
                         metrics.idle_closed.inc();
                         tracing::debug!(%peer, "idle connection closed");
                         connection.as_mut().graceful_shutdown();
-                        stopping = true;
+                        stopping = Some(Instant::now());
                     }
-                    _ = closed.wait_for(|closed| *closed), if !stopping => {
+                    _ = closed.wait_for(|closed| *closed), if stopping.is_none() => {
                         connection.as_mut().graceful_shutdown();
-                        stopping = true;
+                        stopping = Some(Instant::now());
+                    }
+                    // Asked to close, nothing in progress, still open: the client holds it
+                    // (an HTTP/2 client never answering the closing PING does).
+                    () = activity.idle_after(stopping.unwrap_or_else(Instant::now), close_grace), if stopping.is_some() => {
+                        metrics.close_forced.inc();
+                        tracing::debug!(%peer, "connection dropped: it did not close in close_grace_ms");
+                        break Ok(());
                     }
                 }
             };

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use http::{HeaderValue, Request, Response, StatusCode, header};
-use http_body_util::{BodyExt, Full, Limited};
+use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use tokio::time::Instant;
 use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
@@ -16,7 +16,7 @@ use super::Gateway;
 use super::headers::{set_route_params, with_client_addr};
 use crate::front::login_limit::{self, Attempt, Subject, Throttled, Unreadable};
 use crate::front::router::{Params, Route, RouteAuth, Routed};
-use crate::front::{ClientAddr, auth, error};
+use crate::front::{BodyBudget, BodyBytes, ClientAddr, auth, error};
 use crate::runtime::Plugin;
 use crate::runtime::invoke::{self, HttpInvokeError};
 use crate::telemetry::TraceContext;
@@ -47,7 +47,8 @@ impl Gateway {
         })?;
         let plugin = self.plugin_of(route)?;
         let deadline = Instant::now() + self.request_timeout;
-        let request = self.read_body(request, deadline).await?;
+        // The body's bytes count against the body budgets until the response is ready.
+        let (request, _body_bytes) = self.read_body(request, deadline).await?;
         let attempt = self.login_attempt(&request)?;
         let response = self.invoke(&plugin, request, trace, deadline).await;
         if let Some(attempt) = attempt {
@@ -77,38 +78,36 @@ impl Gateway {
     }
 
     /// Reads the whole body by `deadline`, refusing it with 413 as soon as it passes the
-    /// limit (before reading it all when `Content-Length` says so).
+    /// limit (before reading it all when `Content-Length` says so) and with 503 when its
+    /// connection or the listener has no body budget left for it. The bytes stay counted
+    /// against the budgets until the returned [`BodyBytes`] is dropped.
     async fn read_body(
         &self,
         request: Request<Incoming>,
         deadline: Instant,
-    ) -> Result<Request<Bytes>, Refused> {
+    ) -> Result<(Request<Bytes>, Option<BodyBytes>), Refused> {
         let limit = self.body_limit;
-        let too_large = || {
-            Box::new(error::error(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "payload_too_large",
-                &format!("the request body is larger than {limit} bytes"),
-            ))
-        };
         let declared = request
             .headers()
             .get(header::CONTENT_LENGTH)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.parse::<u64>().ok());
         if declared.is_some_and(|len| len > limit as u64) {
-            return Err(too_large());
+            return Err(BodyRefusal::TooLarge.response(limit));
         }
         let (parts, body) = request.into_parts();
-        let read = tokio::time::timeout_at(deadline, Limited::new(body, limit).collect()).await;
+        let budget = parts.extensions.get::<Arc<BodyBudget>>();
+        let read = tokio::time::timeout_at(deadline, collect_body(body, limit, budget)).await;
         match read {
-            Ok(Ok(collected)) => Ok(Request::from_parts(parts, collected.to_bytes())),
-            Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => Err(too_large()),
-            Ok(Err(_)) => Err(Box::new(error::error(
-                StatusCode::BAD_REQUEST,
-                "bad_request",
-                "the request body could not be read",
-            ))),
+            Ok(Ok((bytes, held))) => Ok((Request::from_parts(parts, bytes), held)),
+            Ok(Err(refusal)) => {
+                if matches!(refusal, BodyRefusal::OverBudget)
+                    && let Some(total) = self.metrics.bodies_over_budget.hit()
+                {
+                    tracing::warn!(total, "503: request body past its connection's or the listener's body budget");
+                }
+                Err(refusal.response(limit))
+            }
             Err(_elapsed) => {
                 if let Some(total) = self.metrics.body_timeouts.hit() {
                     tracing::warn!(
@@ -181,29 +180,37 @@ impl Gateway {
             invoke::handle_http(runtime, plugin, request, trace),
         )
         .await;
-        let response = match invoked {
-            Ok(Ok(response)) => response,
-            Ok(Err(HttpInvokeError::Timeout)) => timeout(),
-            Ok(Err(HttpInvokeError::NotHttp(_))) => error::not_found(),
-            Ok(Err(HttpInvokeError::Unavailable)) => error::error(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "plugin_unavailable",
-                "no instance of the plugin is free; try again",
+        // Whether the plugin itself failed, for its probation: a trap, a deadline kill, or
+        // a 500 of its own. A 502, 503 or 504 it answers passes on a dependency's state
+        // (an open breaker a client may have tripped on purpose), and a full pool is the
+        // host's: none of them may roll a fresh deploy back.
+        let (response, own_failure) = match invoked {
+            Ok(Ok(response)) => {
+                let failed = response.status() == StatusCode::INTERNAL_SERVER_ERROR;
+                (response, failed)
+            }
+            Ok(Err(HttpInvokeError::Timeout)) => (timeout(), true),
+            Ok(Err(HttpInvokeError::NotHttp(_))) => (error::not_found(), false),
+            Ok(Err(HttpInvokeError::Unavailable)) => (
+                error::unavailable("plugin_unavailable", "no instance of the plugin is free; try again"),
+                false,
             ),
-            Ok(Err(HttpInvokeError::Trap | HttpInvokeError::NoResponse)) => error::error(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "plugin_trap",
-                "the plugin failed while handling the request",
+            Ok(Err(HttpInvokeError::Trap | HttpInvokeError::NoResponse)) => (
+                error::error(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "plugin_trap",
+                    "the plugin failed while handling the request",
+                ),
+                true,
             ),
             Err(_elapsed) => {
                 if let Some(total) = self.metrics.response_timeouts.hit() {
                     tracing::warn!(total, "504: response not ready within request_timeout_ms");
                 }
-                timeout()
+                (timeout(), true)
             }
         };
-        self.lifecycle
-            .judge(plugin, response.status().is_server_error());
+        self.lifecycle.judge(plugin, own_failure);
         response
     }
 
@@ -284,6 +291,71 @@ fn timeout() -> Response<HyperOutgoingBody> {
         "timeout",
         "the request did not finish within its deadline",
     )
+}
+
+/// Why a request body was not read whole.
+enum BodyRefusal {
+    /// 413: past `[server] body_limit`.
+    TooLarge,
+    /// 503: past its connection's or the listener's body budget.
+    OverBudget,
+    /// 400: the client broke off or sent a malformed body.
+    Unreadable,
+}
+
+impl BodyRefusal {
+    fn response(self, limit: usize) -> Refused {
+        Box::new(match self {
+            Self::TooLarge => error::error(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "payload_too_large",
+                &format!("the request body is larger than {limit} bytes"),
+            ),
+            Self::OverBudget => error::unavailable(
+                "busy",
+                "too many request bodies are being received at once; try again shortly",
+            ),
+            Self::Unreadable => error::error(
+                StatusCode::BAD_REQUEST,
+                "bad_request",
+                "the request body could not be read",
+            ),
+        })
+    }
+}
+
+/// The body's bytes, at most `limit` of them, each counted against `budget` as it arrives
+/// (a request without one, from a caller other than [`crate::front::serve`], counts none).
+async fn collect_body(
+    mut body: Incoming,
+    limit: usize,
+    budget: Option<&Arc<BodyBudget>>,
+) -> Result<(Bytes, Option<BodyBytes>), BodyRefusal> {
+    let mut chunks: Vec<Bytes> = Vec::new();
+    let mut len = 0;
+    let mut held = None;
+    while let Some(frame) = body.frame().await {
+        let Ok(data) = frame.map_err(|_| BodyRefusal::Unreadable)?.into_data() else {
+            continue; // trailers
+        };
+        len += data.len();
+        if len > limit {
+            return Err(BodyRefusal::TooLarge);
+        }
+        if let Some(budget) = budget
+            && !budget.reserve(data.len(), &mut held)
+        {
+            return Err(BodyRefusal::OverBudget);
+        }
+        chunks.push(data);
+    }
+    // Most bodies arrive as one frame: no copy then.
+    let bytes = match chunks.len() {
+        0 => Bytes::new(),
+        1 => chunks.swap_remove(0),
+        _ => chunks.concat().into(),
+    };
+    Ok((bytes, held))
 }
 
 #[cfg(test)]
