@@ -1,7 +1,8 @@
-//! Attacks on the front door (issue 16, items 1 and 2), each performed over real
+//! Attacks on the front door (issue 16, items 1, 2 and 9), each performed over real
 //! connections against a real host: HTTP/2 connections that never answer the closing
 //! PING, one address filling the connection cap, a client that never reads its
-//! responses, and bodies that never end on a hundred HTTP/2 streams.
+//! responses, bodies that never end on a hundred HTTP/2 streams, and one client flooding
+//! a route until its breaker would open for everyone.
 
 mod common;
 
@@ -9,7 +10,7 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use common::{HostBuilder, TestHost, admin_json};
+use common::{HostBuilder, PROBES, TestHost, admin_json, client};
 use http_body_util::{BodyExt, StreamBody};
 use hyper::body::Frame;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -38,7 +39,10 @@ async fn status_from(host: &TestHost, from: Ipv4Addr) -> u16 {
     let mut answer = Vec::new();
     let _ = tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut answer)).await;
     let text = String::from_utf8_lossy(&answer);
-    text.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or(0)
+    text.split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0)
 }
 
 /// Reads until the host closes the connection; false if it is still open after `limit`.
@@ -90,7 +94,7 @@ async fn silent_http2_connections_from_one_address_cannot_hold_the_front_door() 
         );
     }
     assert_eq!(status_from(&host, Ipv4Addr::LOCALHOST).await, 404);
-    let front = admin_json(&host, "/admin/front").await;
+    let front = admin_json(&host, "/admin/front").await["front"].clone();
     assert_eq!(front["address_connections_refused"], 1, "{front}");
     assert!(front["close_forced"].as_u64().unwrap() >= 10, "{front}");
 }
@@ -116,7 +120,7 @@ async fn a_client_that_never_reads_its_responses_loses_its_connection() {
     .await;
     let mut front = serde_json::Value::Null;
     while started.elapsed() < Duration::from_secs(10) {
-        front = admin_json(&host, "/admin/front").await;
+        front = admin_json(&host, "/admin/front").await["front"].clone();
         if front["write_timeouts"] == 1 {
             break;
         }
@@ -131,8 +135,11 @@ async fn a_client_that_never_reads_its_responses_loses_its_connection() {
 
 #[tokio::test]
 async fn bodies_that_never_end_on_a_hundred_streams_cost_at_most_the_budget() {
-    // The default config: 4 MiB of bodies per connection.
-    let host = HostBuilder::seed().start();
+    // The default body budgets (4 MiB per connection); the cap on one address's requests
+    // in flight is opened wide, so the budget alone is what refuses here.
+    let host = HostBuilder::seed()
+        .config("[front]\nmax_requests_per_address = 1000\n")
+        .start();
     let before = host.rss_kib();
     let io = hyper_util::rt::TokioIo::new(TcpStream::connect(addr(&host.http)).await.unwrap());
     let (sender, connection) =
@@ -145,7 +152,8 @@ async fn bodies_that_never_end_on_a_hundred_streams_cost_at_most_the_budget() {
     for _ in 0..100 {
         // 900,000 of the 1,000,000 bytes announced (under the 1 MiB body limit), then
         // nothing: the stream's sender is kept and never finishes.
-        let (feed, body) = futures::channel::mpsc::channel::<Result<Frame<Bytes>, std::io::Error>>(1);
+        let (feed, body) =
+            futures::channel::mpsc::channel::<Result<Frame<Bytes>, std::io::Error>>(1);
         let mut feed_now = feed.clone();
         feed_now
             .try_send(Ok(Frame::data(Bytes::from(vec![b'x'; 900_000]))))
@@ -171,12 +179,75 @@ async fn bodies_that_never_end_on_a_hundred_streams_cost_at_most_the_budget() {
         }
     }
     let grown_mib = host.rss_kib().saturating_sub(before) / 1024;
+    println!("{refused} of 100 streams refused; the host grew {grown_mib} MiB");
     assert!(
         refused >= 95,
         "at most 4 MiB of bodies are held for one connection: {refused} of 100 refused"
     );
     assert!(grown_mib < 40, "the host grew {grown_mib} MiB");
-    let front = admin_json(&host, "/admin/front").await;
-    assert!(front["bodies_over_budget"].as_u64().unwrap() >= 95, "{front}");
+    let front = admin_json(&host, "/admin/front").await["front"].clone();
+    assert!(
+        front["bodies_over_budget"].as_u64().unwrap() >= 95,
+        "{front}"
+    );
     drop(feeds);
+}
+
+#[tokio::test]
+async fn one_client_flooding_a_route_cannot_open_its_breaker_for_another() {
+    // The shipped limits: breakers admit 100 calls at once; one address 32 requests.
+    let host = HostBuilder::new()
+        .plugins(&["probe", "probe-http"])
+        .config(PROBES)
+        .start();
+    let url = host.url("/probe/call/probe/sleep");
+    let flood = client();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let flooders: Vec<_> = (0..300)
+        .map(|_| {
+            let (flood, url, stop) = (flood.clone(), url.clone(), stop.clone());
+            tokio::spawn(async move {
+                let mut shed = 0u32;
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    let sent = flood
+                        .post(&url)
+                        .json(&serde_json::json!({ "ms": 200 }))
+                        .send();
+                    match sent.await {
+                        Ok(response) if response.status() == 429 => shed += 1,
+                        Ok(_) => {}
+                        // Over max_connections_per_address: refused, so it tries again.
+                        Err(_) => tokio::time::sleep(Duration::from_millis(20)).await,
+                    }
+                }
+                shed
+            })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    // Another client, from another address, all the while.
+    let other = reqwest::Client::builder()
+        .local_address(IpAddr::V4(Ipv4Addr::new(127, 0, 0, 2)))
+        .build()
+        .unwrap();
+    let mut statuses = Vec::new();
+    for _ in 0..10 {
+        let response = other
+            .post(&url)
+            .json(&serde_json::json!({ "ms": 200 }))
+            .send()
+            .await
+            .unwrap();
+        statuses.push(response.status().as_u16());
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let mut shed = 0;
+    for flooder in flooders {
+        shed += flooder.await.unwrap();
+    }
+    let breaker = host.breaker("probe.sleep").await;
+    println!("other client: {statuses:?}; flood shed with 429: {shed}; breaker: {breaker}");
+    assert!(statuses.iter().all(|s| *s == 200), "{statuses:?}");
+    assert_eq!(breaker["state"], "closed", "{breaker}");
+    assert!(shed > 0, "the flood was shed at the front");
 }

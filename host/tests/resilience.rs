@@ -65,8 +65,11 @@ async fn application_errors_never_trip_the_breaker() {
 
 #[tokio::test]
 async fn one_call_over_max_concurrent_is_rejected_at_once() {
+    // 101 calls from one address: the front's own cap on one address's requests in
+    // flight (32) is opened wide, so the breaker's is the one reached.
     let host = probe_host(
-        "[breaker.\"probe.sleep\"]\nmax_concurrent = 100\ntimeout_ms = 8000\nvolume_threshold = 1000\n",
+        "[breaker.\"probe.sleep\"]\nmax_concurrent = 100\ntimeout_ms = 8000\nvolume_threshold = 1000\n\
+         [front]\nmax_requests_per_address = 1000\n",
     );
     let calls = (0..101).map(|_| {
         let host = &host;

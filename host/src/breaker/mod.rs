@@ -9,13 +9,15 @@
 //! - Closed: calls go through. Every outcome lands in the bucket of its second; the window
 //!   is the last [`WINDOW_BUCKETS`] seconds. Once the window holds at least
 //!   `volume_threshold` calls and `error_percent` of them failed, the breaker opens.
-//!   Failures, timeouts, rejections and short-circuits count as errors; an application
-//!   error (the callee's own refusal) counts as a success.
+//!   Failures, timeouts and short-circuits count as errors; an application error (the
+//!   callee's own refusal) counts as a success.
 //! - Open: calls fail at once with `circuit-open` until `sleep_window_ms` has passed.
 //! - Half-open: exactly one probe goes through; everyone else is short-circuited. The
 //!   probe's success closes the breaker and clears the window; its failure reopens it.
 //!
-//! Independently, a call beyond `max_concurrent` in flight is rejected at once.
+//! Independently, a call beyond `max_concurrent` in flight is rejected at once, and not
+//! counted: the cap is the caller's (unlike Hystrix, which counts it), and counting it let
+//! one client's flood open a breaker for every other client.
 //!
 //! One primitive for every caller: rpc, outbound HTTP and a new version's probation all go
 //! through [`Breaker::call`] (or its rule, [`BreakerSettings::trips`]), so they count and
@@ -197,8 +199,8 @@ impl Breaker {
                 inner.opened_at = now;
                 self.transition(&mut inner, State::Open);
             }
-            self.record(&mut inner, false, now);
-            self.trip_if_unhealthy(&mut inner, now);
+            // Not counted: the caller's own cap is no evidence against the callee, and one
+            // client's flood would otherwise open the breaker for everyone.
             return Err(Refusal::Rejected);
         }
         inner.in_flight += 1;
@@ -384,20 +386,25 @@ mod tests {
     }
 
     #[test]
-    fn rejections_and_short_circuits_count_as_errors() {
+    fn rejections_at_the_callers_cap_are_no_errors_but_short_circuits_are() {
         let (b, at) = breaker();
         let p1 = b.try_acquire_at(at(0)).unwrap();
         let p2 = b.try_acquire_at(at(0)).unwrap();
-        for _ in 0..2 {
+        // A flood past max_concurrent says nothing about the callee.
+        for _ in 0..10 {
             assert_eq!(b.try_acquire_at(at(0)).err(), Some(Refusal::Rejected));
         }
         p1.complete_at(Outcome::Success, at(1));
         p2.complete_at(Outcome::Success, at(1));
-        // 2 rejections + 2 successes: 50% of 4, judged when the next call asks.
-        assert_eq!(b.status().window_errors, 2);
-        assert_eq!(b.try_acquire_at(at(2)).err(), Some(Refusal::CircuitOpen));
+        assert_eq!(b.status().window_errors, 0);
+        run(&b, at(2), Outcome::Success); // still closed
+        // Failures open it (3 of 6 calls); each call refused while open counts.
+        for _ in 0..3 {
+            run(&b, at(3), Outcome::Failure);
+        }
+        assert_eq!(b.try_acquire_at(at(3)).err(), Some(Refusal::CircuitOpen));
         assert_eq!(b.status().state, State::Open);
-        assert_eq!(b.status().window_errors, 3, "the short-circuit counted");
+        assert_eq!(b.status().window_errors, 4, "the short-circuit counted");
     }
 
     #[test]

@@ -44,6 +44,12 @@ impl Config {
     /// What one section asks of another.
     fn between_sections(&self) -> Vec<String> {
         let mut problems = Vec::new();
+        if self.server.body_limit > self.front.max_body_bytes_per_connection {
+            problems.push(
+                "[server] body_limit: a body that large could never be buffered; raise [front] max_body_bytes_per_connection (and max_body_bytes_buffered) or lower body_limit"
+                    .into(),
+            );
+        }
         if !self.server.admin.ip().is_loopback() && self.admin.token.is_none() {
             problems.push(format!(
                 "[server] admin = {}: an admin listener off loopback needs [admin] token (MICRO_API__ADMIN__TOKEN, 16+ characters), or bind it to 127.0.0.1",

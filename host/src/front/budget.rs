@@ -1,6 +1,6 @@
 //! What one client may hold of a front door, so that no client takes service away from
-//! another: connection slots per client address ([`AddressSlots`]), and bytes of request
-//! bodies buffered per connection and per listener ([`BodyBudget`]).
+//! another: connections and requests in flight per client address ([`AddressSlots`]), and
+//! bytes of request bodies buffered per connection and per listener ([`BodyBudget`]).
 //!
 //! By hand: hyper bounds a connection's streams and headers but not how many connections
 //! one address holds, nor the bodies its handler buffers.
@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
-/// Connection slots per client address.
+/// Slots (connections, or requests in flight) per client address.
 pub(super) struct AddressSlots {
     open: Mutex<HashMap<IpAddr, usize>>,
     per_address: usize,
@@ -25,7 +25,7 @@ impl AddressSlots {
         })
     }
 
-    /// A slot for one more connection from `address`, or `None` when it holds them all.
+    /// One more slot for `address`, or `None` when it holds them all.
     pub(super) fn take(self: &Arc<Self>, address: IpAddr) -> Option<AddressSlot> {
         let mut open = self.open.lock().unwrap_or_else(PoisonError::into_inner);
         let count = open.entry(address).or_insert(0);
@@ -40,7 +40,7 @@ impl AddressSlots {
     }
 }
 
-/// One connection's slot; given back when the connection ends.
+/// One slot; given back when dropped.
 pub(super) struct AddressSlot {
     slots: Arc<AddressSlots>,
     address: IpAddr,
@@ -48,7 +48,11 @@ pub(super) struct AddressSlot {
 
 impl Drop for AddressSlot {
     fn drop(&mut self) {
-        let mut open = self.slots.open.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut open = self
+            .slots
+            .open
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
         if let Some(count) = open.get_mut(&self.address) {
             *count -= 1;
             if *count == 0 {

@@ -18,8 +18,13 @@ pub struct FrontConfig {
     /// Connections open at once; one more is answered 503 and closed.
     pub max_connections: usize,
     /// Connections open at once from one client address; one more is answered 503 and
-    /// closed, so one client cannot fill `max_connections` for everyone.
+    /// closed, so one client cannot fill `max_connections` for everyone (the smaller of the
+    /// two applies).
     pub max_connections_per_address: usize,
+    /// Public listener: requests in flight at once from one client address; one more is
+    /// answered 429 before it reaches a plugin, so one client's flood cannot exhaust the
+    /// plugins' capacity (or trip their breakers) for everyone.
+    pub max_requests_per_address: usize,
     /// Once a connection is asked to close (idle, or the host stopping) and has no request
     /// in progress, the time it gets to close itself before it is dropped: an HTTP/2 client
     /// that never answers the closing PING cannot keep its slot.
@@ -52,6 +57,7 @@ impl Default for FrontConfig {
             request_timeout_ms: 30_000,
             max_connections: 1024,
             max_connections_per_address: 128,
+            max_requests_per_address: 32,
             close_grace_ms: 2_000,
             http2_ping_interval_ms: 10_000,
             max_streams_per_connection: 100,
@@ -76,13 +82,25 @@ impl FrontConfig {
             ("idle_timeout_ms", self.idle_timeout_ms),
             ("request_timeout_ms", self.request_timeout_ms),
             ("max_connections", self.max_connections as u64),
-            ("max_connections_per_address", self.max_connections_per_address as u64),
+            (
+                "max_connections_per_address",
+                self.max_connections_per_address as u64,
+            ),
             ("close_grace_ms", self.close_grace_ms),
             ("http2_ping_interval_ms", self.http2_ping_interval_ms),
-            ("max_streams_per_connection", u64::from(self.max_streams_per_connection)),
+            (
+                "max_streams_per_connection",
+                u64::from(self.max_streams_per_connection),
+            ),
             ("write_timeout_ms", self.write_timeout_ms),
-            ("max_body_bytes_per_connection", self.max_body_bytes_per_connection as u64),
-            ("max_body_bytes_buffered", self.max_body_bytes_buffered as u64),
+            (
+                "max_body_bytes_per_connection",
+                self.max_body_bytes_per_connection as u64,
+            ),
+            (
+                "max_body_bytes_buffered",
+                self.max_body_bytes_buffered as u64,
+            ),
             ("max_headers", self.max_headers as u64),
         ] {
             if value == 0 {
@@ -93,11 +111,6 @@ impl FrontConfig {
             problems.push(format!(
                 "[front] max_header_bytes must be at least {MIN_HEADER_BYTES}"
             ));
-        }
-        if self.max_connections_per_address > self.max_connections {
-            problems.push(
-                "[front] max_connections_per_address must be at most max_connections".into(),
-            );
         }
         if self.max_body_bytes_per_connection > self.max_body_bytes_buffered {
             problems.push(

@@ -33,6 +33,8 @@ pub struct FrontMetrics {
     pub connections_refused: Refusals,
     /// 503: over `[front] max_connections_per_address`.
     pub address_connections_refused: Refusals,
+    /// 429: requests in flight over `[front] max_requests_per_address`.
+    pub address_requests_refused: Refusals,
     /// Connections dropped `close_grace_ms` after they were asked to close.
     pub close_forced: Counter,
     /// Connections closed for a write that made no progress within `write_timeout_ms`.
@@ -69,6 +71,10 @@ impl FrontMetrics {
         let address_connections_refused = refusals(
             "front_address_connections_refused",
             "Connections over [front] max_connections_per_address, answered 503",
+        );
+        let address_requests_refused = refusals(
+            "front_address_requests_refused",
+            "Requests in flight over [front] max_requests_per_address, answered 429",
         );
         let write_timeouts = refusals(
             "front_write_timeouts",
@@ -113,6 +119,7 @@ impl FrontMetrics {
             close_forced: Counter::default(),
             connections_refused,
             address_connections_refused,
+            address_requests_refused,
             write_timeouts,
             bodies_over_budget,
             header_timeouts,
@@ -156,6 +163,7 @@ impl FrontMetrics {
             "connections_accepted": self.connections_accepted.get(),
             "connections_refused": self.connections_refused.get(),
             "address_connections_refused": self.address_connections_refused.get(),
+            "address_requests_refused": self.address_requests_refused.get(),
             "close_forced": self.close_forced.get(),
             "write_timeouts": self.write_timeouts.get(),
             "bodies_over_budget": self.bodies_over_budget.get(),

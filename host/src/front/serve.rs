@@ -12,8 +12,8 @@ use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use tokio::net::TcpListener;
-use tokio::time::Instant;
 use tokio::sync::Semaphore;
+use tokio::time::Instant;
 use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
 
 use super::budget::{AddressSlots, BodyBudget};
@@ -89,7 +89,12 @@ where
             () = &mut shutdown => break,
         };
         let Ok(permit) = open.clone().try_acquire_owned() else {
-            overflow.refuse(stream, peer, Over::Listener(limits.max_connections), &metrics);
+            overflow.refuse(
+                stream,
+                peer,
+                Over::Listener(limits.max_connections),
+                &metrics,
+            );
             continue;
         };
         let Some(address_slot) = per_address.take(peer.ip()) else {

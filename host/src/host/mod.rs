@@ -97,6 +97,7 @@ impl Host {
                 login_limit: &config.login_limit,
                 body_limit: config.server.body_limit,
                 request_timeout: Duration::from_millis(config.front.request_timeout_ms),
+                max_requests_per_address: config.front.max_requests_per_address,
             },
             lifecycle.clone(),
             keys,

@@ -14,6 +14,7 @@ use hyper::body::Incoming;
 use tracing::Instrument;
 use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
 
+use super::budget::AddressSlots;
 use super::login_limit::{LoginLimitConfig, LoginLimiter};
 use super::metrics::FrontMetrics;
 use super::router::{RouteConfig, Routed, Router};
@@ -29,6 +30,8 @@ pub struct GatewayConfig<'a> {
     pub body_limit: usize,
     /// `[front] request_timeout_ms`.
     pub request_timeout: Duration,
+    /// `[front] max_requests_per_address`.
+    pub max_requests_per_address: usize,
 }
 
 pub struct Gateway {
@@ -39,6 +42,8 @@ pub struct Gateway {
     login_limit: Option<LoginLimiter>,
     body_limit: usize,
     request_timeout: Duration,
+    /// Requests in flight per client address.
+    in_flight: Arc<AddressSlots>,
     metrics: Arc<FrontMetrics>,
 }
 
@@ -56,6 +61,7 @@ impl Gateway {
             login_limit: LoginLimiter::new(config.login_limit),
             body_limit: config.body_limit,
             request_timeout: config.request_timeout,
+            in_flight: AddressSlots::new(config.max_requests_per_address),
             metrics,
         }
     }

@@ -14,6 +14,7 @@ use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
 
 use super::Gateway;
 use super::headers::{set_route_params, with_client_addr};
+use crate::front::budget::AddressSlot;
 use crate::front::login_limit::{self, Attempt, Subject, Throttled, Unreadable};
 use crate::front::router::{Params, Route, RouteAuth, Routed};
 use crate::front::{BodyBudget, BodyBytes, ClientAddr, auth, error};
@@ -34,6 +35,8 @@ impl Gateway {
         trace: TraceContext,
     ) -> Result<Response<HyperOutgoingBody>, Refused> {
         require_authority(&request)?;
+        // Held until the response head is ready.
+        let _in_flight = self.admit(&request)?;
         let (route, params) = found(routed)?;
         // Before anything else, so a protected route tells nothing (not even whether its
         // plugin is loaded) to a caller without a valid token.
@@ -55,6 +58,32 @@ impl Gateway {
             attempt.finish(login_limit::Outcome::of(response.status()));
         }
         Ok(response)
+    }
+
+    /// A slot among its address's requests in flight, or 429: one client flooding the
+    /// gateway is slowed down before its requests take plugin instances, breaker slots and
+    /// CPU from everyone else.
+    fn admit(&self, request: &Request<Incoming>) -> Result<Option<AddressSlot>, Refused> {
+        let Some(ClientAddr(peer)) = request.extensions().get::<ClientAddr>() else {
+            return Ok(None);
+        };
+        match self.in_flight.take(peer.ip()) {
+            Some(slot) => Ok(Some(slot)),
+            None => {
+                if let Some(total) = self.metrics.address_requests_refused.hit() {
+                    tracing::warn!(%peer, total, "429: requests in flight over max_requests_per_address");
+                }
+                let mut response = error::error(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "too_many_requests",
+                    "too many requests in flight from your address; try again shortly",
+                );
+                response
+                    .headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+                Err(Box::new(response))
+            }
+        }
     }
 
     fn authorize(&self, route: &Route, request: &mut Request<Incoming>) -> Result<(), Refused> {
@@ -104,7 +133,10 @@ impl Gateway {
                 if matches!(refusal, BodyRefusal::OverBudget)
                     && let Some(total) = self.metrics.bodies_over_budget.hit()
                 {
-                    tracing::warn!(total, "503: request body past its connection's or the listener's body budget");
+                    tracing::warn!(
+                        total,
+                        "503: request body past its connection's or the listener's body budget"
+                    );
                 }
                 Err(refusal.response(limit))
             }
@@ -192,7 +224,10 @@ impl Gateway {
             Ok(Err(HttpInvokeError::Timeout)) => (timeout(), true),
             Ok(Err(HttpInvokeError::NotHttp(_))) => (error::not_found(), false),
             Ok(Err(HttpInvokeError::Unavailable)) => (
-                error::unavailable("plugin_unavailable", "no instance of the plugin is free; try again"),
+                error::unavailable(
+                    "plugin_unavailable",
+                    "no instance of the plugin is free; try again",
+                ),
                 false,
             ),
             Ok(Err(HttpInvokeError::Trap | HttpInvokeError::NoResponse)) => (
