@@ -258,6 +258,27 @@ async fn a_new_version_passing_on_its_dependencys_503s_is_not_rolled_back() {
 }
 
 #[tokio::test]
+async fn a_rolled_back_version_left_in_the_folder_is_not_loaded_again() {
+    let host = greeter_host("[plugins]\nprobation_requests = 5\n");
+    let v1 = version_of("greeter-v1");
+    wait_serving(&host, "greeter", &v1).await;
+    deploy(&host.plugins_dir(), "greeter-broken", "greeter.wasm");
+    wait_serving(&host, "greeter", &version_of("greeter-broken")).await;
+    for _ in 0..5 {
+        assert_eq!(greet(&host).await.0, 500);
+    }
+    wait_serving(&host, "greeter", &v1).await;
+    // Any later reload (another plugin's file, the admin API) reads the folder again.
+    let (status, _) = host.admin_post("/admin/plugins/reload").await;
+    assert_eq!(status, 200);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(greet(&host).await, (200, "greeter v1".into()));
+    // A different file is a new deploy.
+    deploy(&host.plugins_dir(), "greeter-v2", "greeter.wasm");
+    wait_serving(&host, "greeter", &version_of("greeter-v2")).await;
+}
+
+#[tokio::test]
 async fn the_admin_api_rolls_back_to_the_previous_version() {
     let host = greeter_host("");
     wait_serving(&host, "greeter", &version_of("greeter-v1")).await;

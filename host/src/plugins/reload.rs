@@ -126,6 +126,16 @@ impl Lifecycle {
                 report.refused.push(name.clone());
                 continue;
             }
+            // The folder still holds a version that was rolled back: it stays out until a
+            // different file is deployed, or any later reload would bring it back.
+            if self
+                .table
+                .last_rollback(name)
+                .is_some_and(|rollback| rollback.from == version)
+            {
+                report.unchanged.push(name.clone());
+                continue;
+            }
             let started = std::time::Instant::now();
             match self.load(name, path, bytes).await {
                 Ok(plugin) => {
