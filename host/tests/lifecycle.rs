@@ -197,8 +197,9 @@ async fn bad_files_are_refused_and_the_old_version_keeps_serving() {
     assert_eq!(all["plugins"].as_array().unwrap().len(), 1, "{all}");
 }
 
-#[tokio::test]
-async fn a_failing_new_version_is_rolled_back_by_itself() {
+/// A host whose greeter v1 was replaced by the broken build, which failed its probation
+/// (5 x 500) and was rolled back to v1.
+async fn rolled_back_greeter() -> TestHost {
     let host = greeter_host("[plugins]\nprobation_requests = 5\n");
     let v1 = version_of("greeter-v1");
     wait_serving(&host, "greeter", &v1).await;
@@ -208,6 +209,12 @@ async fn a_failing_new_version_is_rolled_back_by_itself() {
         assert_eq!(greet(&host).await.0, 500);
     }
     wait_serving(&host, "greeter", &v1).await;
+    host
+}
+
+#[tokio::test]
+async fn a_failing_new_version_is_rolled_back_by_itself() {
+    let host = rolled_back_greeter().await;
     assert_eq!(greet(&host).await, (200, "greeter v1".into()));
     let entry = host.plugin_stats("greeter").await;
     assert_eq!(entry["previous_version"], version_of("greeter-broken"));
@@ -259,15 +266,7 @@ async fn a_new_version_passing_on_its_dependencys_503s_is_not_rolled_back() {
 
 #[tokio::test]
 async fn a_rolled_back_version_left_in_the_folder_is_not_loaded_again() {
-    let host = greeter_host("[plugins]\nprobation_requests = 5\n");
-    let v1 = version_of("greeter-v1");
-    wait_serving(&host, "greeter", &v1).await;
-    deploy(&host.plugins_dir(), "greeter-broken", "greeter.wasm");
-    wait_serving(&host, "greeter", &version_of("greeter-broken")).await;
-    for _ in 0..5 {
-        assert_eq!(greet(&host).await.0, 500);
-    }
-    wait_serving(&host, "greeter", &v1).await;
+    let host = rolled_back_greeter().await;
     // Any later reload (another plugin's file, the admin API) reads the folder again.
     let (status, _) = host.admin_post("/admin/plugins/reload").await;
     assert_eq!(status, 200);

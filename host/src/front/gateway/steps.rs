@@ -73,15 +73,10 @@ impl Gateway {
                 if let Some(total) = self.metrics.address_requests_refused.hit() {
                     tracing::warn!(%peer, total, "429: requests in flight over max_requests_per_address");
                 }
-                let mut response = error::error(
-                    StatusCode::TOO_MANY_REQUESTS,
-                    "too_many_requests",
+                Err(too_many_requests(
                     "too many requests in flight from your address; try again shortly",
-                );
-                response
-                    .headers_mut()
-                    .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
-                Err(Box::new(response))
+                    1,
+                ))
             }
         }
     }
@@ -193,7 +188,7 @@ impl Gateway {
         limiter
             .begin(subject)
             .map(Some)
-            .map_err(|throttled| self.too_many_requests(throttled))
+            .map_err(|throttled| self.throttled(throttled))
     }
 
     /// Runs the plugin on the request by `deadline`; its failures in the gateway's error
@@ -250,20 +245,12 @@ impl Gateway {
     }
 
     /// 429 `too_many_requests` with `Retry-After`: too many failed logins.
-    fn too_many_requests(&self, throttled: Throttled) -> Refused {
+    fn throttled(&self, throttled: Throttled) -> Refused {
         let seconds = throttled.retry_after.as_secs().max(1);
         if let Some(total) = self.metrics.logins_throttled.hit() {
             tracing::warn!(retry_after = seconds, total, "429: too many failed logins");
         }
-        let mut response = error::error(
-            StatusCode::TOO_MANY_REQUESTS,
-            "too_many_requests",
-            "too many failed logins; try again later",
-        );
-        response
-            .headers_mut()
-            .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
-        Box::new(response)
+        too_many_requests("too many failed logins; try again later", seconds)
     }
 }
 
@@ -326,6 +313,15 @@ fn timeout() -> Response<HyperOutgoingBody> {
         "timeout",
         "the request did not finish within its deadline",
     )
+}
+
+/// 429 `too_many_requests` with `Retry-After: seconds`.
+fn too_many_requests(message: &str, seconds: u64) -> Refused {
+    let mut response = error::error(StatusCode::TOO_MANY_REQUESTS, "too_many_requests", message);
+    response
+        .headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+    Box::new(response)
 }
 
 /// Why a request body was not read whole.
