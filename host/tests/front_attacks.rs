@@ -1,12 +1,15 @@
 //! Attacks on the front door (issue 16, items 1, 2 and 9), each performed over real
 //! connections against a real host: HTTP/2 connections that never answer the closing
 //! PING, one address filling the connection cap, a client that never reads its
-//! responses, bodies that never end on a hundred HTTP/2 streams, and one client flooding
-//! a route until its breaker would open for everyone.
+//! responses, bodies that never end on a hundred HTTP/2 streams, one client flooding
+//! a route until its breaker would open for everyone, and a flood past what the host can
+//! carry, which the load shedder sheds from the flooding address only.
 
 mod common;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -193,6 +196,68 @@ async fn bodies_that_never_end_on_a_hundred_streams_cost_at_most_the_budget() {
     drop(feeds);
 }
 
+/// `concurrency` tasks posting `body` to `url` from 127.0.0.1 until `stop`, each counting
+/// the error codes of its refusals (`too_many_requests`, `overloaded`, ...).
+fn flood(
+    url: &str,
+    body: serde_json::Value,
+    concurrency: usize,
+    stop: &Arc<AtomicBool>,
+) -> Vec<tokio::task::JoinHandle<Vec<String>>> {
+    let flood = client();
+    (0..concurrency)
+        .map(|_| {
+            let (flood, url, body, stop) =
+                (flood.clone(), url.to_string(), body.clone(), stop.clone());
+            tokio::spawn(async move {
+                let mut refusals = Vec::new();
+                while !stop.load(Ordering::Relaxed) {
+                    match flood.post(&url).json(&body).send().await {
+                        Ok(response) if response.status().is_success() => {}
+                        Ok(response) => {
+                            let error: serde_json::Value =
+                                response.json().await.unwrap_or_default();
+                            refusals
+                                .push(error["error"]["code"].as_str().unwrap_or("?").to_string());
+                        }
+                        // Over max_connections_per_address: refused, so it tries again.
+                        Err(_) => tokio::time::sleep(Duration::from_millis(20)).await,
+                    }
+                }
+                refusals
+            })
+        })
+        .collect()
+}
+
+/// Stops a flood and counts its refusals with `code`.
+async fn stop_flood(
+    stop: &AtomicBool,
+    flood: Vec<tokio::task::JoinHandle<Vec<String>>>,
+    code: &str,
+) -> usize {
+    stop.store(true, Ordering::Relaxed);
+    let mut count = 0;
+    for task in flood {
+        count += task.await.unwrap().iter().filter(|c| *c == code).count();
+    }
+    count
+}
+
+/// Ten requests from 127.0.0.2, one at a time; their statuses.
+async fn another_clients_statuses(url: &str, body: &serde_json::Value) -> Vec<u16> {
+    let other = reqwest::Client::builder()
+        .local_address(IpAddr::V4(Ipv4Addr::new(127, 0, 0, 2)))
+        .build()
+        .unwrap();
+    let mut statuses = Vec::new();
+    for _ in 0..10 {
+        let response = other.post(url).json(body).send().await.unwrap();
+        statuses.push(response.status().as_u16());
+    }
+    statuses
+}
+
 #[tokio::test]
 async fn one_client_flooding_a_route_cannot_open_its_breaker_for_another() {
     // The shipped limits: breakers admit 100 calls at once; one address 32 requests.
@@ -201,53 +266,49 @@ async fn one_client_flooding_a_route_cannot_open_its_breaker_for_another() {
         .config(PROBES)
         .start();
     let url = host.url("/probe/call/probe/sleep");
-    let flood = client();
-    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let flooders: Vec<_> = (0..300)
-        .map(|_| {
-            let (flood, url, stop) = (flood.clone(), url.clone(), stop.clone());
-            tokio::spawn(async move {
-                let mut shed = 0u32;
-                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
-                    let sent = flood
-                        .post(&url)
-                        .json(&serde_json::json!({ "ms": 200 }))
-                        .send();
-                    match sent.await {
-                        Ok(response) if response.status() == 429 => shed += 1,
-                        Ok(_) => {}
-                        // Over max_connections_per_address: refused, so it tries again.
-                        Err(_) => tokio::time::sleep(Duration::from_millis(20)).await,
-                    }
-                }
-                shed
-            })
-        })
-        .collect();
+    let body = serde_json::json!({ "ms": 200 });
+    let stop = Arc::new(AtomicBool::new(false));
+    let flooders = flood(&url, body.clone(), 300, &stop);
     tokio::time::sleep(Duration::from_millis(500)).await;
     // Another client, from another address, all the while.
-    let other = reqwest::Client::builder()
-        .local_address(IpAddr::V4(Ipv4Addr::new(127, 0, 0, 2)))
-        .build()
-        .unwrap();
-    let mut statuses = Vec::new();
-    for _ in 0..10 {
-        let response = other
-            .post(&url)
-            .json(&serde_json::json!({ "ms": 200 }))
-            .send()
-            .await
-            .unwrap();
-        statuses.push(response.status().as_u16());
-    }
-    stop.store(true, std::sync::atomic::Ordering::Relaxed);
-    let mut shed = 0;
-    for flooder in flooders {
-        shed += flooder.await.unwrap();
-    }
+    let statuses = another_clients_statuses(&url, &body).await;
+    let shed = stop_flood(&stop, flooders, "too_many_requests").await;
     let breaker = host.breaker("probe.sleep").await;
     println!("other client: {statuses:?}; flood shed with 429: {shed}; breaker: {breaker}");
     assert!(statuses.iter().all(|s| *s == 200), "{statuses:?}");
     assert_eq!(breaker["state"], "closed", "{breaker}");
     assert!(shed > 0, "the flood was shed at the front");
+}
+
+#[tokio::test]
+async fn a_flood_past_what_the_host_has_carried_is_shed_and_another_client_is_not() {
+    // A threshold this low stands in for a saturated CPU (these requests sleep, and the
+    // test client shares the cores): shedding then depends on the requests in flight only.
+    let host = HostBuilder::new()
+        .plugins(&["probe", "probe-http"])
+        .config(&format!(
+            "{PROBES}\n[front]\nmax_requests_per_address = 1000\nshed_cpu_threshold = 0.000001\n"
+        ))
+        .start();
+    let url = host.url("/probe/call/probe/sleep");
+    let body = serde_json::json!({ "ms": 100 });
+    // What the host carries: 4 at a time, for more than a bucket (100 ms) ...
+    let stop = Arc::new(AtomicBool::new(false));
+    let steady = flood(&url, body.clone(), 4, &stop);
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    // ... then 60 more from the same address, while another client asks one at a time.
+    let surge = flood(&url, body.clone(), 60, &stop);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let statuses = another_clients_statuses(&url, &body).await;
+    let mut shed = stop_flood(&stop, steady, "overloaded").await;
+    shed += stop_flood(&stop, surge, "overloaded").await;
+    let front = admin_json(&host, "/admin/front").await["front"].clone();
+    println!("other client: {statuses:?}; flood shed with 503 overloaded: {shed}; {front}");
+    assert!(statuses.iter().all(|s| *s == 200), "{statuses:?}");
+    assert!(shed > 0, "the surge past what the host carried was shed");
+    assert_eq!(
+        front["requests_shed"].as_u64().unwrap(),
+        shed as u64,
+        "{front}"
+    );
 }

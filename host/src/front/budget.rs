@@ -28,6 +28,7 @@ impl AddressSlots {
     /// One more slot for `address`, or `None` when it holds them all.
     pub(super) fn take(self: &Arc<Self>, address: IpAddr) -> Option<AddressSlot> {
         let mut open = self.open.lock().unwrap_or_else(PoisonError::into_inner);
+        let addresses = open.len() + usize::from(!open.contains_key(&address));
         let count = open.entry(address).or_insert(0);
         if *count >= self.per_address {
             return None;
@@ -36,6 +37,8 @@ impl AddressSlots {
         Some(AddressSlot {
             slots: self.clone(),
             address,
+            held: *count,
+            addresses,
         })
     }
 }
@@ -44,6 +47,10 @@ impl AddressSlots {
 pub(super) struct AddressSlot {
     slots: Arc<AddressSlots>,
     address: IpAddr,
+    /// Slots its address held when it was taken, this one included.
+    pub(super) held: usize,
+    /// Addresses holding slots then, its own included.
+    pub(super) addresses: usize,
 }
 
 impl Drop for AddressSlot {
@@ -123,9 +130,11 @@ mod tests {
         let a: IpAddr = "127.0.0.1".parse().unwrap();
         let b: IpAddr = "127.0.0.2".parse().unwrap();
         let first = slots.take(a).unwrap();
-        let _second = slots.take(a).unwrap();
+        let second = slots.take(a).unwrap();
+        assert_eq!((second.held, second.addresses), (2, 1));
         assert!(slots.take(a).is_none());
-        assert!(slots.take(b).is_some());
+        let other = slots.take(b).unwrap();
+        assert_eq!((other.held, other.addresses), (1, 2));
         drop(first);
         assert!(slots.take(a).is_some());
     }

@@ -1,6 +1,10 @@
 //! `[front]`: the limits every front door holds its clients to, and what happens past them.
 
+use std::time::Duration;
+
 use serde::{Deserialize, Serialize};
+
+use super::shed::ShedSettings;
 
 /// `[front]`: how long and how much the public front door waits for and accepts from a
 /// client before refusing it (408, 431, 503).
@@ -43,6 +47,19 @@ pub struct FrontConfig {
     /// Bytes of request bodies the listener may have buffered at once, all connections
     /// together; a body past it is answered 503.
     pub max_body_bytes_buffered: usize,
+    /// Public listener: adaptive load shedding (see [`super::shed`]). While the host's CPU
+    /// use is over `shed_cpu_threshold`, a request past what the host has shown it can
+    /// carry, from an address holding more than its share, is answered 503 `overloaded`.
+    pub shedding: bool,
+    /// CPU use of the host process, as a fraction of the cores it may use (a moving
+    /// average), from which shedding starts.
+    pub shed_cpu_threshold: f64,
+    /// The window over which what the host can carry is measured, in ms.
+    pub shed_window_ms: u64,
+    /// Buckets the window is cut into.
+    pub shed_buckets: usize,
+    /// After a request is shed, shedding stays on this long even if the CPU use falls.
+    pub shed_cool_off_ms: u64,
     /// Largest request head (request line and headers), in bytes; larger: 431.
     pub max_header_bytes: usize,
     /// Most header fields in one request; more: 431.
@@ -64,6 +81,12 @@ impl Default for FrontConfig {
             write_timeout_ms: 15_000,
             max_body_bytes_per_connection: 4 * 1024 * 1024,
             max_body_bytes_buffered: 64 * 1024 * 1024,
+            // go-zero's defaults.
+            shedding: true,
+            shed_cpu_threshold: 0.9,
+            shed_window_ms: 5_000,
+            shed_buckets: 50,
+            shed_cool_off_ms: 1_000,
             max_header_bytes: 16 * 1024,
             max_headers: 100,
         }
@@ -102,6 +125,11 @@ impl FrontConfig {
                 self.max_body_bytes_buffered as u64,
             ),
             ("max_headers", self.max_headers as u64),
+            (
+                "max_requests_per_address",
+                self.max_requests_per_address as u64,
+            ),
+            ("shed_buckets", self.shed_buckets as u64),
         ] {
             if value == 0 {
                 problems.push(format!("[front] {key} must be at least 1"));
@@ -111,6 +139,19 @@ impl FrontConfig {
             problems.push(format!(
                 "[front] max_header_bytes must be at least {MIN_HEADER_BYTES}"
             ));
+        }
+        if !(self.shed_cpu_threshold > 0.0 && self.shed_cpu_threshold <= 1.0) {
+            problems.push(
+                "[front] shed_cpu_threshold must be above 0 and at most 1 (a fraction of the cores; \
+                 `shedding = false` turns shedding off)"
+                    .into(),
+            );
+        }
+        if self.shed_window_ms < self.shed_buckets as u64 {
+            problems.push(
+                "[front] shed_window_ms must be at least shed_buckets (a bucket of 1 ms or more)"
+                    .into(),
+            );
         }
         if self.max_body_bytes_per_connection > self.max_body_bytes_buffered {
             problems.push(
@@ -125,5 +166,16 @@ impl FrontConfig {
             ));
         }
         problems
+    }
+
+    /// The shedder's settings.
+    pub fn shedding(&self) -> ShedSettings {
+        ShedSettings {
+            enabled: self.shedding,
+            cpu_threshold: self.shed_cpu_threshold,
+            window: Duration::from_millis(self.shed_window_ms),
+            buckets: self.shed_buckets,
+            cool_off: Duration::from_millis(self.shed_cool_off_ms),
+        }
     }
 }

@@ -35,6 +35,8 @@ pub struct FrontMetrics {
     pub address_connections_refused: Refusals,
     /// 429: requests in flight over `[front] max_requests_per_address`.
     pub address_requests_refused: Refusals,
+    /// 503: shed while the host was overloaded (`[front] shedding`).
+    pub requests_shed: Refusals,
     /// Connections dropped `close_grace_ms` after they were asked to close.
     pub close_forced: Counter,
     /// Connections closed for a write that made no progress within `write_timeout_ms`.
@@ -75,6 +77,10 @@ impl FrontMetrics {
         let address_requests_refused = refusals(
             "front_address_requests_refused",
             "Requests in flight over [front] max_requests_per_address, answered 429",
+        );
+        let requests_shed = refusals(
+            "front_requests_shed",
+            "Requests shed while the host was overloaded ([front] shedding), answered 503",
         );
         let write_timeouts = refusals(
             "front_write_timeouts",
@@ -120,6 +126,7 @@ impl FrontMetrics {
             connections_refused,
             address_connections_refused,
             address_requests_refused,
+            requests_shed,
             write_timeouts,
             bodies_over_budget,
             header_timeouts,
@@ -164,6 +171,7 @@ impl FrontMetrics {
             "connections_refused": self.connections_refused.get(),
             "address_connections_refused": self.address_connections_refused.get(),
             "address_requests_refused": self.address_requests_refused.get(),
+            "requests_shed": self.requests_shed.get(),
             "close_forced": self.close_forced.get(),
             "write_timeouts": self.write_timeouts.get(),
             "bodies_over_budget": self.bodies_over_budget.get(),

@@ -2,7 +2,7 @@
 //! and holds them to the limits it is given ([`conn`], [`budget`]); the public listener's handler is
 //! the [`Gateway`], which routes each request ([`router`]) to its HTTP plugin through a
 //! few steps (the route's token check [`auth`], the body limit, the login limiter
-//! [`login_limit`]) and turns every failure into the gateway's JSON error shape
+//! [`login_limit`], the load shedder [`shed`]) and turns every failure into the gateway's JSON error shape
 //! ([`error`]). Every refusal is counted in [`metrics`].
 
 pub mod auth;
@@ -15,6 +15,7 @@ pub mod login_limit;
 pub mod metrics;
 pub mod router;
 mod serve;
+mod shed;
 
 use std::net::SocketAddr;
 
@@ -23,6 +24,7 @@ pub use config::{FrontConfig, MIN_HEADER_BYTES};
 pub use gateway::{Gateway, GatewayConfig};
 pub use metrics::FrontMetrics;
 pub use serve::serve;
+pub use shed::ShedSettings;
 
 /// The client's address, in every request's extensions.
 #[derive(Debug, Clone, Copy)]

@@ -98,6 +98,7 @@ impl Host {
                 body_limit: config.server.body_limit,
                 request_timeout: Duration::from_millis(config.front.request_timeout_ms),
                 max_requests_per_address: config.front.max_requests_per_address,
+                shedding: config.front.shedding(),
             },
             lifecycle.clone(),
             keys,

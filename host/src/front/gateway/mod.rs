@@ -18,6 +18,7 @@ use super::budget::AddressSlots;
 use super::login_limit::{LoginLimitConfig, LoginLimiter};
 use super::metrics::FrontMetrics;
 use super::router::{RouteConfig, Routed, Router};
+use super::shed::{ShedSettings, Shedder};
 use crate::crypto::Keys;
 use crate::plugins::Lifecycle;
 use crate::telemetry::TraceContext;
@@ -32,6 +33,8 @@ pub struct GatewayConfig<'a> {
     pub request_timeout: Duration,
     /// `[front] max_requests_per_address`.
     pub max_requests_per_address: usize,
+    /// `[front] shedding` and the `shed_*` keys.
+    pub shedding: ShedSettings,
 }
 
 pub struct Gateway {
@@ -44,6 +47,7 @@ pub struct Gateway {
     request_timeout: Duration,
     /// Requests in flight per client address.
     in_flight: Arc<AddressSlots>,
+    shedder: Shedder,
     metrics: Arc<FrontMetrics>,
 }
 
@@ -62,6 +66,7 @@ impl Gateway {
             body_limit: config.body_limit,
             request_timeout: config.request_timeout,
             in_flight: AddressSlots::new(config.max_requests_per_address),
+            shedder: Shedder::new(config.shedding),
             metrics,
         }
     }

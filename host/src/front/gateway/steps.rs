@@ -1,6 +1,6 @@
 //! The steps a routed request goes through, in order, each a small function that either
-//! passes the request on or answers it: authority, route, token, plugin, body, login
-//! limit, invoke, settle. Plain functions rather than tower layers: every step needs the
+//! passes the request on or answers it: authority, address slot, route, token, plugin,
+//! load shedding, body, login limit, invoke, settle. Plain functions rather than tower layers: every step needs the
 //! route the first one found, and the hot path pays nothing for boxing.
 
 use std::sync::Arc;
@@ -17,6 +17,7 @@ use super::headers::{set_route_params, with_client_addr};
 use crate::front::budget::AddressSlot;
 use crate::front::login_limit::{self, Attempt, Subject, Throttled, Unreadable};
 use crate::front::router::{Params, Route, RouteAuth, Routed};
+use crate::front::shed::Flight;
 use crate::front::{BodyBudget, BodyBytes, ClientAddr, auth, error};
 use crate::runtime::Plugin;
 use crate::runtime::invoke::{self, HttpInvokeError};
@@ -36,7 +37,7 @@ impl Gateway {
     ) -> Result<Response<HyperOutgoingBody>, Refused> {
         require_authority(&request)?;
         // Held until the response head is ready.
-        let _in_flight = self.admit(&request)?;
+        let in_flight = self.admit(&request)?;
         let (route, params) = found(routed)?;
         // Before anything else, so a protected route tells nothing (not even whether its
         // plugin is loaded) to a caller without a valid token.
@@ -49,6 +50,8 @@ impl Gateway {
             ))
         })?;
         let plugin = self.plugin_of(route)?;
+        // Only requests that reach a plugin: they are what the host carries.
+        let _flight = self.shed(in_flight.as_ref())?;
         let deadline = Instant::now() + self.request_timeout;
         // The body's bytes count against the body budgets until the response is ready.
         let (request, _body_bytes) = self.read_body(request, deadline).await?;
@@ -79,6 +82,27 @@ impl Gateway {
                 ))
             }
         }
+    }
+
+    /// A place among the requests the host carries now, or 503 `overloaded` while it is
+    /// saturated and the request's address holds more than its share.
+    fn shed(&self, slot: Option<&AddressSlot>) -> Result<Flight<'_>, Refused> {
+        let (held, addresses) = slot.map_or((1, 1), |slot| (slot.held, slot.addresses));
+        self.shedder.admit(held, addresses).ok_or_else(|| {
+            if let Some(total) = self.metrics.requests_shed.hit() {
+                let cpu = self.shedder.cpu_use();
+                tracing::warn!(
+                    total,
+                    held,
+                    cpu,
+                    "503: request shed, the host is overloaded"
+                );
+            }
+            Box::new(error::unavailable(
+                "overloaded",
+                "the host is overloaded; try again shortly",
+            ))
+        })
     }
 
     fn authorize(&self, route: &Route, request: &mut Request<Incoming>) -> Result<(), Refused> {
