@@ -306,7 +306,13 @@ reuse = { idle_ms = 60000, max_alive = 2 }
 
 #[tokio::test]
 async fn idle_instances_give_their_pool_slots_back_before_a_request_is_refused() {
-    let config = format!("{LONG_LIVED_HELLO}\n{PROBES}\n[plugins.pool]\ninstances = 2\n");
+    // Each engine has its own pool, and reused instances all live in the concurrent
+    // engine's: probe-http reuses too, so it needs a slot of the pool hello holds.
+    let probes = PROBES.replace(
+        "limits = { deadline_ms = 10000 }",
+        "limits = { deadline_ms = 10000 }\nreuse = { idle_ms = 1000 }",
+    );
+    let config = format!("{LONG_LIVED_HELLO}\n{probes}\n[plugins.pool]\ninstances = 2\n");
     let host = HostBuilder::new()
         .plugins(&["hello", "probe-http", "probe"])
         .config(&config)

@@ -12,6 +12,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use serde::Deserialize;
+use wasmtime::Engine;
 use wasmtime::component::Component;
 use wasmtime::component::types::ComponentItem;
 
@@ -69,6 +70,8 @@ pub struct Shape {
     /// The `wasi:http` handler it exports, for the http world.
     pub http: Option<HttpExport>,
     pub imports: Imports,
+    /// It uses component-model concurrency (WASI 0.3), so runs on the concurrent engine.
+    pub concurrent: bool,
 }
 
 /// Which `wasi:http` handler an HTTP plugin exports.
@@ -101,17 +104,23 @@ struct RuntimeGrant {
 }
 
 impl Loader {
-    /// Compiles `bytes` (or loads the cached compilation of the same bytes).
+    /// Compiles `bytes` (or loads the cached compilation of the same bytes) with the sync
+    /// engine, or, when the component uses component-model concurrency (which that engine
+    /// refuses while validating, before compiling anything), with the concurrent one.
     pub fn compile(&self, bytes: &[u8]) -> wasmtime::Result<Component> {
-        self.cache.load_or_compile(&self.engine, bytes)
+        let sync = self.kit(false);
+        sync.cache
+            .load_or_compile(&sync.engine, bytes)
+            .or_else(|_| {
+                let concurrent = self.kit(true);
+                concurrent.cache.load_or_compile(&concurrent.engine, bytes)
+            })
     }
 
     pub fn shape(&self, component: &Component) -> Shape {
+        let engine = component.engine();
         let ty = component.component_type();
-        let exports: Vec<String> = ty
-            .exports(&self.engine)
-            .map(|(n, _)| n.to_string())
-            .collect();
+        let exports: Vec<String> = ty.exports(engine).map(|(n, _)| n.to_string()).collect();
         let exported = |prefix: &str| exports.iter().any(|e| e.starts_with(prefix));
         let http = if exported("wasi:http/handler@0.3") {
             Some(HttpExport::P3)
@@ -130,13 +139,14 @@ impl Loader {
             None
         };
         let imports = ty
-            .imports(&self.engine)
+            .imports(engine)
             .filter(|(_, item)| matches!(item.ty, ComponentItem::ComponentInstance(_)))
             .map(|(n, _)| n.to_string());
         Shape {
             world,
             http,
             imports: Imports::new(imports),
+            concurrent: Engine::same(engine, &self.kit(true).engine),
         }
     }
 
@@ -207,6 +217,7 @@ impl Loader {
         let configured = self.configure(name, world, shape.http, &shape.imports, settings)?;
         let instantiate = |e: wasmtime::Error| LoadError::Instantiate(format!("{e:#}"));
         let pre = self
+            .kit(shape.concurrent)
             .linker
             .instantiate_pre(component)
             .map_err(instantiate)?;
@@ -226,6 +237,26 @@ impl Loader {
     }
 }
 
+impl Loader {
+    /// The WASI 0.2 HTTP component `bytes`, compiled and pre-instantiated on the concurrent
+    /// engine, for its reused instances.
+    fn concurrent_proxy_pre(&self, bytes: &[u8]) -> Result<ProxyPre<PluginState>, LoadError> {
+        let kit = self.kit(true);
+        let component = kit
+            .cache
+            .load_or_compile(&kit.engine, bytes)
+            .map_err(|e| LoadError::Compile(format!("{e:#}")))?;
+        let instantiate = |e: wasmtime::Error| LoadError::Instantiate(format!("{e:#}"));
+        let pre = kit
+            .linker
+            .instantiate_pre(&component)
+            .map_err(instantiate)?;
+        Ok(ProxyPre::P2(
+            wasmtime_wasi_http::p2::bindings::ProxyPre::new(pre).map_err(instantiate)?,
+        ))
+    }
+}
+
 impl Runtime {
     /// Compiles and validates `bytes`, read from `path`, as the plugin called `name`.
     pub fn load(
@@ -242,13 +273,16 @@ impl Runtime {
             .map_err(|e| LoadError::Compile(format!("{e:#}")))?;
         let shape = loader.shape(&component);
         let (world, entry, configured) = loader.validate(name, &component, &shape, settings)?;
+        // Every HTTP plugin can reuse instances: its policy, which a config change may
+        // switch, decides per request. Reused instances run on the concurrent engine
+        // (wasmtime's `ProxyHandler` needs it), so a WASI 0.2 one is compiled for it too.
+        let reuse_pre = match &entry {
+            Entry::Http(pre) if shape.concurrent => Some(clone_pre(pre)),
+            Entry::Http(_) => Some(loader.concurrent_proxy_pre(bytes)?),
+            _ => None,
+        };
         Ok(Arc::new_cyclic(|weak| {
-            // Every HTTP plugin can reuse instances: its policy, which a config change may
-            // switch, decides per request.
-            let reused = match &entry {
-                Entry::Http(pre) => Some(Reused::new(self.clone(), weak.clone(), clone_pre(pre))),
-                _ => None,
-            };
+            let reused = reuse_pre.map(|pre| Reused::new(self.clone(), weak.clone(), pre));
             Plugin::new(
                 name,
                 version,

@@ -1,5 +1,6 @@
-//! The wasmtime runtime: one `Engine` and one `Linker` for every plugin, a compile cache,
-//! the capabilities every instance is prepared from, and the per-invocation `Store`.
+//! The wasmtime runtime: two engines (one for WASI 0.2 components, one with the component
+//! model's concurrency for WASI 0.3 ones), each with its `Linker` and compile cache, the
+//! capabilities every instance is prepared from, and the per-invocation `Store`.
 //!
 //! Isolation is the default: every rpc call and message, and every request to a WASI 0.2
 //! HTTP plugin, gets a fresh `Store` and instance from a pre-instantiated component, with
@@ -71,13 +72,48 @@ pub enum RuntimeError {
     Link(String),
 }
 
-/// The engine, the linker with every host import, and the compile cache: what loading a
-/// component needs (`micro-api check` uses it alone, starting no capability).
+/// The engines, each with the linker of every host import and a compile cache: what loading
+/// a component needs (`micro-api check` uses it alone, starting no capability).
 pub struct Loader {
+    /// Components that use no component-model concurrency (WASI 0.2, `micro-api:host@0.1`).
+    /// Without it configured, wasmtime runs their calls without the concurrent machinery,
+    /// which otherwise costs about 40% of a fresh-instance hello request (bench/RESULTS.md).
+    sync: EngineKit,
+    /// Components with `async func`, `stream` or `future` (WASI 0.3).
+    concurrent: EngineKit,
+    pool: PoolConfig,
+}
+
+/// One engine, with the linker and the compile cache of components compiled by it.
+struct EngineKit {
     engine: Engine,
     linker: Linker<PluginState>,
     cache: CompileCache,
-    pool: PoolConfig,
+}
+
+impl EngineKit {
+    fn new(cache_dir: &Path, pool: PoolConfig, concurrent: bool) -> Result<Self, RuntimeError> {
+        let engine = match Engine::new(&engine_config(Some(pool), concurrent)) {
+            Ok(engine) => engine,
+            Err(e) => {
+                // Pooling reserves address space for every slot up front; where that is
+                // short (a restrictive ulimit -v), fall back rather than refuse to start.
+                tracing::warn!(error = %e, "pooling allocator unavailable, using on-demand allocation");
+                Engine::new(&engine_config(None, concurrent))
+                    .map_err(|e| RuntimeError::Engine(e.to_string()))?
+            }
+        };
+        spawn_epoch_ticker(&engine);
+        let mut linker = Linker::new(&engine);
+        link_wasi_base(&mut linker, concurrent).map_err(|e| RuntimeError::Link(e.to_string()))?;
+        Capabilities::link(&mut linker).map_err(|e| RuntimeError::Link(e.to_string()))?;
+        let cache = CompileCache::new(&engine, cache_dir);
+        Ok(Self {
+            engine,
+            linker,
+            cache,
+        })
+    }
 }
 
 /// The loader, and the capabilities every instance is prepared from.
@@ -90,32 +126,22 @@ pub struct Runtime {
 }
 
 impl Loader {
+    /// Each engine has a pool of `pool`'s size.
     pub fn new(cache_dir: &Path, pool: PoolConfig) -> Result<Self, RuntimeError> {
-        let engine = match Engine::new(&engine_config(Some(pool))) {
-            Ok(engine) => engine,
-            Err(e) => {
-                // Pooling reserves address space for every slot up front; where that is
-                // short (a restrictive ulimit -v), fall back rather than refuse to start.
-                tracing::warn!(error = %e, "pooling allocator unavailable, using on-demand allocation");
-                Engine::new(&engine_config(None))
-                    .map_err(|e| RuntimeError::Engine(e.to_string()))?
-            }
-        };
-        spawn_epoch_ticker(&engine);
-        let mut linker = Linker::new(&engine);
-        link_wasi_base(&mut linker).map_err(|e| RuntimeError::Link(e.to_string()))?;
-        Capabilities::link(&mut linker).map_err(|e| RuntimeError::Link(e.to_string()))?;
-        let cache = CompileCache::new(&engine, cache_dir);
         Ok(Self {
-            engine,
-            linker,
-            cache,
+            sync: EngineKit::new(cache_dir, pool, false)?,
+            concurrent: EngineKit::new(cache_dir, pool, true)?,
             pool,
         })
     }
 
-    pub fn engine(&self) -> &Engine {
-        &self.engine
+    /// The engine, linker and cache of components that do (or do not) use concurrency.
+    fn kit(&self, concurrent: bool) -> &EngineKit {
+        if concurrent {
+            &self.concurrent
+        } else {
+            &self.sync
+        }
     }
 }
 
@@ -160,6 +186,16 @@ impl Runtime {
     /// A fresh store for one invocation of `plugin`, interrupted at `call.deadline` and
     /// yielding every epoch tick.
     pub fn new_store(&self, plugin: &Plugin, call: CallContext) -> Store<PluginState> {
+        self.store_on(&self.loader.kit(plugin.concurrent).engine, plugin, call)
+    }
+
+    /// [`Self::new_store`] on the concurrent engine, whatever the plugin's: reused
+    /// instances are driven by wasmtime's `ProxyHandler`, which needs its concurrency.
+    fn new_concurrent_store(&self, plugin: &Plugin, call: CallContext) -> Store<PluginState> {
+        self.store_on(&self.loader.kit(true).engine, plugin, call)
+    }
+
+    fn store_on(&self, engine: &Engine, plugin: &Plugin, call: CallContext) -> Store<PluginState> {
         let configured = plugin.configured();
         let capabilities = self
             .capabilities
@@ -188,7 +224,7 @@ impl Runtime {
             deadline: Some(call.deadline),
             _alive: self.metrics.alive(),
         };
-        let mut store = Store::new(&self.loader.engine, data);
+        let mut store = Store::new(engine, data);
         store.limiter(|state| &mut state.limits);
         store.set_epoch_deadline(1);
         // The deadline is read from the store's data, so an instance that serves one
@@ -225,19 +261,23 @@ fn invocation(plugin: &Plugin, call: CallContext) -> Invocation<'_> {
 /// Spin SDK imports both), and `wasi:http` of each (outgoing requests of both go through
 /// the `outbound` capability's hooks). Both deny by default: the `WasiCtx` of
 /// [`Runtime::new_store`] serves them.
-fn link_wasi_base(linker: &mut Linker<PluginState>) -> wasmtime::Result<()> {
+fn link_wasi_base(linker: &mut Linker<PluginState>, concurrent: bool) -> wasmtime::Result<()> {
     wasmtime_wasi::p2::add_to_linker_async(linker)?;
     wasmtime_wasi_http::p2::add_only_http_to_linker_async(linker)?;
-    wasmtime_wasi::p3::add_to_linker(linker)?;
-    wasmtime_wasi_http::p3::add_to_linker(linker)
+    if concurrent {
+        wasmtime_wasi::p3::add_to_linker(linker)?;
+        wasmtime_wasi_http::p3::add_to_linker(linker)?;
+    }
+    Ok(())
 }
 
-/// The engine's configuration; `pool` is `None` for on-demand allocation.
-fn engine_config(pool: Option<PoolConfig>) -> wasmtime::Config {
+/// An engine's configuration; `pool` is `None` for on-demand allocation, `concurrent`
+/// turns on WASI 0.3's `async func`, `stream` and `future` in the component model.
+fn engine_config(pool: Option<PoolConfig>, concurrent: bool) -> wasmtime::Config {
     let mut config = wasmtime::Config::new();
     config.wasm_component_model(true);
-    // WASI 0.3: `async func`, `stream` and `future` in the component model.
-    config.wasm_component_model_async(true);
+    config.wasm_component_model_async(concurrent);
+    config.concurrency_support(concurrent);
     config.epoch_interruption(true);
     // A deep recursion traps cleanly at this stack size instead of overflowing the host's.
     config.max_wasm_stack(1 << 20);

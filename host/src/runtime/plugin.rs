@@ -45,6 +45,8 @@ pub struct Plugin {
     /// The `wasi:http` handler it exports, for the http world.
     pub http_export: Option<HttpExport>,
     pub imports: Imports,
+    /// It runs on the concurrent engine (WASI 0.3).
+    pub(super) concurrent: bool,
     pub source: PathBuf,
     pub loaded_at: SystemTime,
     pub counters: PluginCounters,
@@ -75,6 +77,7 @@ impl Plugin {
             world,
             http_export: shape.http,
             imports: shape.imports,
+            concurrent: shape.concurrent,
             source: source.to_path_buf(),
             loaded_at: SystemTime::now(),
             counters,

@@ -18,7 +18,7 @@ use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{Layer, fmt};
 
 use super::TelemetryConfig;
-use super::json_lines::{JsonLines, SpanTags};
+use super::json_lines::{JsonLines, NoSpanFields, SpanTags};
 
 /// Whether spans are exported: set once by [`init`]. Read on the request path to skip the
 /// work only an exported span needs.
@@ -96,6 +96,7 @@ fn log_filter(level: &str) -> EnvFilter {
 pub fn init(config: &TelemetryConfig, node_id: &str) -> Result<TelemetryGuard, TelemetryError> {
     let stdout = fmt::layer()
         .event_format(JsonLines)
+        .fmt_fields(NoSpanFields)
         .with_writer(std::io::stdout)
         .with_filter(log_filter(&config.log_level));
     let (file, file_guard) = if config.log_dir.as_os_str().is_empty() {
@@ -116,6 +117,7 @@ pub fn init(config: &TelemetryConfig, node_id: &str) -> Result<TelemetryGuard, T
         let (writer, guard) = tracing_appender::non_blocking(appender);
         let layer = fmt::layer()
             .event_format(JsonLines)
+            .fmt_fields(NoSpanFields)
             .with_writer(writer)
             .with_filter(log_filter(&config.log_level));
         (Some(layer), Some(guard))

@@ -155,7 +155,7 @@ impl HandlerState for Instances {
             depth: 0,
             trace: TraceContext::new_root(),
         };
-        let mut store = self.runtime.new_store(&plugin, call);
+        let mut store = self.runtime.new_concurrent_store(&plugin, call);
         store.data_mut().deadline = None;
         let instantiate =
             async { with_pool_room!(self.runtime, self.pre.instantiate_async(&mut store)) };
