@@ -208,25 +208,27 @@ async fn native_code_planted_in_the_compile_cache_is_never_loaded() {
         .start();
     warm.wait_for_log(&["plugin loaded", "hello"]);
     warm.stop();
+    // One entry per engine: a WASI 0.2 HTTP component is compiled for both.
     let entries: Vec<_> = std::fs::read_dir(&cache).unwrap().flatten().collect();
-    assert_eq!(entries.len(), 1, "{entries:?}");
-    let hello_entry = entries[0].path();
-    let name = hello_entry
-        .file_name()
-        .unwrap()
-        .to_str()
-        .unwrap()
-        .to_string();
-    let engine_key = name.split_once('-').unwrap().1.to_string();
-    // ... planted under the name of probe-http's.
+    assert_eq!(entries.len(), 2, "{entries:?}");
+    // ... planted under the names of probe-http's, for each engine.
     use sha2::Digest;
     let digest = hex::encode(sha2::Sha256::digest(
         std::fs::read(component("probe-http")).unwrap(),
     ));
-    let planted = cache.join(format!("{digest}-{engine_key}"));
+    let planted: Vec<_> = entries
+        .iter()
+        .map(|entry| {
+            let name = entry.file_name().to_str().unwrap().to_string();
+            let engine_key = name.split_once('-').unwrap().1.to_string();
+            (entry.path(), cache.join(format!("{digest}-{engine_key}")))
+        })
+        .collect();
     let plant = |mode: u32| {
-        std::fs::copy(&hello_entry, &planted).unwrap();
-        std::fs::set_permissions(&planted, std::fs::Permissions::from_mode(mode)).unwrap();
+        for (hello_entry, planted) in &planted {
+            std::fs::copy(hello_entry, planted).unwrap();
+            std::fs::set_permissions(planted, std::fs::Permissions::from_mode(mode)).unwrap();
+        }
     };
     let real = "hello from probe-http";
 
@@ -248,12 +250,17 @@ async fn native_code_planted_in_the_compile_cache_is_never_loaded() {
     assert_eq!(answer, real, "the planted code ran");
     host.wait_for_log(&["compile cache entry refused", "mode 666"]);
     drop(host);
-    let mode = std::fs::metadata(&planted).unwrap().permissions().mode();
-    assert_eq!(mode & 0o777, 0o600, "the entry was rewritten privately");
+    for (_, planted) in &planted {
+        let mode = std::fs::metadata(planted).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600, "the entry was rewritten privately");
+    }
 
     // Another user's entry, where the test may hand one over (as root).
     plant(0o600);
-    if std::os::unix::fs::chown(&planted, Some(65534), Some(65534)).is_ok() {
+    let handed_over = planted
+        .iter()
+        .all(|(_, planted)| std::os::unix::fs::chown(planted, Some(65534), Some(65534)).is_ok());
+    if handed_over {
         let (answer, host) = probe_hello_with_cache(&cache).await;
         assert_eq!(answer, real, "the planted code ran");
         host.wait_for_log(&["compile cache entry refused", "owned by uid 65534"]);
