@@ -28,17 +28,17 @@ impl AddressSlots {
     /// One more slot for `address`, or `None` when it holds them all.
     pub(super) fn take(self: &Arc<Self>, address: IpAddr) -> Option<AddressSlot> {
         let mut open = self.open.lock().unwrap_or_else(PoisonError::into_inner);
-        let addresses = open.len() + usize::from(!open.contains_key(&address));
         let count = open.entry(address).or_insert(0);
         if *count >= self.per_address {
             return None;
         }
         *count += 1;
+        let held = *count;
         Some(AddressSlot {
             slots: self.clone(),
             address,
-            held: *count,
-            addresses,
+            held,
+            addresses: open.len(),
         })
     }
 }

@@ -108,13 +108,13 @@ impl Loader {
     /// engine, or, when the component uses component-model concurrency (which that engine
     /// refuses while validating, before compiling anything), with the concurrent one.
     pub fn compile(&self, bytes: &[u8]) -> wasmtime::Result<Component> {
-        let sync = self.kit(false);
-        sync.cache
-            .load_or_compile(&sync.engine, bytes)
-            .or_else(|_| {
-                let concurrent = self.kit(true);
-                concurrent.cache.load_or_compile(&concurrent.engine, bytes)
-            })
+        self.compile_on(false, bytes)
+            .or_else(|_| self.compile_on(true, bytes))
+    }
+
+    fn compile_on(&self, concurrent: bool, bytes: &[u8]) -> wasmtime::Result<Component> {
+        let kit = self.kit(concurrent);
+        kit.cache.load_or_compile(&kit.engine, bytes)
     }
 
     pub fn shape(&self, component: &Component) -> Shape {
@@ -241,13 +241,12 @@ impl Loader {
     /// The WASI 0.2 HTTP component `bytes`, compiled and pre-instantiated on the concurrent
     /// engine, for its reused instances.
     fn concurrent_proxy_pre(&self, bytes: &[u8]) -> Result<ProxyPre<PluginState>, LoadError> {
-        let kit = self.kit(true);
-        let component = kit
-            .cache
-            .load_or_compile(&kit.engine, bytes)
+        let component = self
+            .compile_on(true, bytes)
             .map_err(|e| LoadError::Compile(format!("{e:#}")))?;
         let instantiate = |e: wasmtime::Error| LoadError::Instantiate(format!("{e:#}"));
-        let pre = kit
+        let pre = self
+            .kit(true)
             .linker
             .instantiate_pre(&component)
             .map_err(instantiate)?;

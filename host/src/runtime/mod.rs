@@ -103,7 +103,6 @@ impl EngineKit {
                     .map_err(|e| RuntimeError::Engine(e.to_string()))?
             }
         };
-        spawn_epoch_ticker(&engine);
         let mut linker = Linker::new(&engine);
         link_wasi_base(&mut linker, concurrent).map_err(|e| RuntimeError::Link(e.to_string()))?;
         Capabilities::link(&mut linker).map_err(|e| RuntimeError::Link(e.to_string()))?;
@@ -128,9 +127,12 @@ pub struct Runtime {
 impl Loader {
     /// Each engine has a pool of `pool`'s size.
     pub fn new(cache_dir: &Path, pool: PoolConfig) -> Result<Self, RuntimeError> {
+        let sync = EngineKit::new(cache_dir, pool, false)?;
+        let concurrent = EngineKit::new(cache_dir, pool, true)?;
+        spawn_epoch_ticker(&[&sync.engine, &concurrent.engine]);
         Ok(Self {
-            sync: EngineKit::new(cache_dir, pool, false)?,
-            concurrent: EngineKit::new(cache_dir, pool, true)?,
+            sync,
+            concurrent,
             pool,
         })
     }
@@ -312,16 +314,20 @@ fn engine_config(pool: Option<PoolConfig>, concurrent: bool) -> wasmtime::Config
     config
 }
 
-/// Advances the epoch of `engine` forever; the thread holds only a weak handle so it ends
-/// with the engine.
-fn spawn_epoch_ticker(engine: &Engine) {
-    let weak = engine.weak();
+/// Advances the epoch of `engines` forever, from one thread; it holds only weak handles so
+/// it ends with the last of them.
+fn spawn_epoch_ticker(engines: &[&Engine]) {
+    let weak: Vec<_> = engines.iter().map(|engine| engine.weak()).collect();
     std::thread::Builder::new()
         .name("epoch-ticker".into())
         .spawn(move || {
-            while let Some(engine) = weak.upgrade() {
-                engine.increment_epoch();
-                drop(engine);
+            loop {
+                let alive: Vec<_> = weak.iter().filter_map(|w| w.upgrade()).collect();
+                if alive.is_empty() {
+                    return;
+                }
+                alive.iter().for_each(Engine::increment_epoch);
+                drop(alive);
                 std::thread::sleep(EPOCH_TICK);
             }
         })

@@ -1,7 +1,8 @@
 //! The steps a routed request goes through, in order, each a small function that either
 //! passes the request on or answers it: authority, address slot, route, token, plugin,
-//! load shedding, body, login limit, invoke, settle. Plain functions rather than tower layers: every step needs the
-//! route the first one found, and the hot path pays nothing for boxing.
+//! load shedding, body, login limit, invoke, settle. Plain functions rather than tower
+//! layers: every step needs the route the first one found, and the hot path pays nothing
+//! for boxing.
 
 use std::sync::Arc;
 
