@@ -327,6 +327,42 @@ async fn idle_instances_give_their_pool_slots_back_before_a_request_is_refused()
 }
 
 #[tokio::test]
+async fn a_full_pool_on_the_fresh_path_answers_503_not_500() {
+    // Two slots per engine (the least allowed): two spinning fresh probe-http requests hold
+    // the sync engine's both until their 3 s deadline, so the next fresh one finds no room.
+    let probes = PROBES.replace("deadline_ms = 10000", "deadline_ms = 3000");
+    let host = HostBuilder::new()
+        .plugins(&["probe-http", "probe"])
+        .config(&format!("{probes}\n[plugins.pool]\ninstances = 2\n"))
+        .start();
+    let spinning: Vec<_> = (0..2)
+        .map(|_| tokio::spawn(client().get(host.url("/probe/spin")).send()))
+        .collect();
+    let started = Instant::now();
+    loop {
+        let (status, body) = get(&host, "/probe/hello").await;
+        if status == 503 {
+            assert!(body.contains("plugin_unavailable"), "{body}");
+            break;
+        }
+        assert_eq!(status, 200, "{body}");
+        assert!(
+            started.elapsed() < Duration::from_secs(2),
+            "the spinning requests never held both slots"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    for spinner in spinning {
+        assert_eq!(spinner.await.unwrap().unwrap().status(), 504);
+    }
+    assert_eq!(
+        get(&host, "/probe/hello").await.0,
+        200,
+        "the slot came back"
+    );
+}
+
+#[tokio::test]
 async fn a_reload_ends_the_old_versions_idle_instances_at_once() {
     let host = HostBuilder::new()
         .plugins(&["hello"])

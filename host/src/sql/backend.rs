@@ -38,7 +38,7 @@ where
         <Self::Connection as sqlx::Connection>::Options::from_str(url)
             .map_err(|e| SqlError::Unavailable(format!("bad database url: {e}")))
     }
-    /// What every pooled connection gets once opened (SQLite: the authorizer).
+    /// The pool's own options (SQLite: the authorizer on every connection, no test on acquire).
     fn after_connect(options: sqlx::pool::PoolOptions<Self>) -> sqlx::pool::PoolOptions<Self> {
         options
     }
@@ -334,7 +334,13 @@ impl Dialect for sqlx::Sqlite {
     }
 
     fn after_connect(options: sqlx::pool::PoolOptions<Self>) -> sqlx::pool::PoolOptions<Self> {
-        options.after_connect(|connection, _| Box::pin(super::authorizer::install(connection)))
+        // An embedded database's connection cannot go stale the way a network one can, and
+        // sqlx pings it again on release: testing it on acquire too costs every statement
+        // one more round trip to its worker thread, a sleeping thread woken (3 wake-ups per
+        // statement instead of 2; bench/RESULTS.md, token check).
+        options
+            .test_before_acquire(false)
+            .after_connect(|connection, _| Box::pin(super::authorizer::install(connection)))
     }
 
     fn decode(row: &sqlx::sqlite::SqliteRow, index: usize) -> Result<Value, sqlx::Error> {

@@ -138,6 +138,7 @@ async fn answer(
         // The outparam was dropped unset: the guest has ended, say how.
         (None, Some(Some(Ended::Timeout))) => Err(HttpInvokeError::Timeout),
         (None, Some(Some(Ended::Trap))) => Err(HttpInvokeError::Trap),
+        (None, Some(Some(Ended::NoRoom))) => Err(HttpInvokeError::Unavailable),
         (None, _) => Err(HttpInvokeError::NoResponse),
     }
 }

@@ -32,6 +32,8 @@ use crate::capability::CallContext;
 enum Ended {
     Timeout,
     Trap,
+    /// No instance could be made: the pool stayed full (a 503, not the plugin's fault).
+    NoRoom,
 }
 
 /// Classifies, counts and logs a failed guest call (`None`: its deadline passed outside
@@ -43,6 +45,10 @@ fn ended(plugin: &Plugin, error: Option<wasmtime::Error>) -> Ended {
             plugin.counters.count(Event::Killed);
             tracing::warn!(plugin = %plugin.name, version = %plugin.version, "plugin deadline exceeded");
             Ended::Timeout
+        }
+        Some(e) if e.is::<wasmtime::PoolConcurrencyLimitError>() => {
+            tracing::warn!(plugin = %plugin.name, version = %plugin.version, "no instance for the call: the instance pool stayed full");
+            Ended::NoRoom
         }
         Some(e) if is_deadline_trap(&e) => {
             plugin.counters.count(Event::Killed);

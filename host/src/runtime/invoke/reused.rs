@@ -61,6 +61,7 @@ fn failed(plugin: &Plugin, error: wasmtime::Error, deadline: Instant) -> HttpInv
         return match ended(plugin, Some(error)) {
             Ended::Timeout => HttpInvokeError::Timeout,
             Ended::Trap => HttpInvokeError::Trap,
+            Ended::NoRoom => HttpInvokeError::Unavailable,
         };
     }
     // The guest answered with an error code, or returned without a response.

@@ -35,5 +35,9 @@ pub async fn call_service(
         Ok(answer) => answer,
         Err(Ended::Timeout) => Err(Error::Timeout),
         Err(Ended::Trap) => Err(Error::Unavailable(format!("{} failed", plugin.name))),
+        Err(Ended::NoRoom) => Err(Error::Unavailable(format!(
+            "no instance of {} is free",
+            plugin.name
+        ))),
     }
 }

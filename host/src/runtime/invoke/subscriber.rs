@@ -22,6 +22,8 @@ pub enum DeliveryError {
     Timeout,
     #[error("the subscriber trapped")]
     Trap,
+    #[error("no instance of the subscriber is free")]
+    NoRoom,
 }
 
 /// Calls `on-message(topic, payload)` of a subscriber plugin, within its deadline; a
@@ -56,5 +58,6 @@ pub async fn deliver_message(
         }
         Err(Ended::Timeout) => Err(DeliveryError::Timeout),
         Err(Ended::Trap) => Err(DeliveryError::Trap),
+        Err(Ended::NoRoom) => Err(DeliveryError::NoRoom),
     }
 }
