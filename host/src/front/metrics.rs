@@ -3,12 +3,15 @@
 //! One set shared by every listener of a host; refusals are logged at most once a second
 //! per kind ([`Refusals::hit`] says when), so an attack cannot flood the log.
 
+use std::collections::HashMap;
 use std::time::Duration;
 
+use parking_lot::RwLock;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 
 use crate::telemetry::metrics::{Histograms, Refusals, histograms, register};
@@ -61,6 +64,16 @@ pub struct FrontMetrics {
     pub admin_unauthorized: Refusals,
     requests: Family<RequestLabels, Counter>,
     durations: Histograms<RouteLabel>,
+    /// Handles on the series of `requests` and `durations` by route, so that a request to a
+    /// route and status seen before allocates no label strings (routes come from config
+    /// and statuses are few: this stays as small as the families themselves).
+    seen: RwLock<HashMap<String, RouteSeries>>,
+}
+
+/// The series of one route.
+struct RouteSeries {
+    duration: Histogram,
+    by_status: Vec<(u16, Counter)>,
 }
 
 impl FrontMetrics {
@@ -138,6 +151,7 @@ impl FrontMetrics {
             admin_unauthorized,
             requests: Family::default(),
             durations: histograms(),
+            seen: RwLock::default(),
         };
         register! { registry,
             "front_connections_open", "Connections open now", m.connections_open;
@@ -152,15 +166,47 @@ impl FrontMetrics {
 
     /// One request answered.
     pub fn request(&self, route: &str, status: u16, elapsed: Duration) {
-        let route = route.to_string();
-        self.durations
-            .get_or_create(&RouteLabel {
-                route: route.clone(),
-            })
-            .observe(elapsed.as_secs_f64());
-        self.requests
-            .get_or_create(&RequestLabels { route, status })
-            .inc();
+        let seconds = elapsed.as_secs_f64();
+        if let Some(series) = self.seen.read().get(route)
+            && let Some((_, counter)) = series.by_status.iter().find(|(s, _)| *s == status)
+        {
+            series.duration.observe(seconds);
+            counter.inc();
+            return;
+        }
+        self.first_request(route, status, seconds);
+    }
+
+    /// A route or a status of it not seen before: its series, looked up once and kept.
+    #[cold]
+    fn first_request(&self, route: &str, status: u16, seconds: f64) {
+        let mut seen = self.seen.write();
+        let series = seen
+            .entry(route.to_string())
+            .or_insert_with(|| RouteSeries {
+                duration: self
+                    .durations
+                    .get_or_create(&RouteLabel {
+                        route: route.to_string(),
+                    })
+                    .clone(),
+                by_status: Vec::new(),
+            });
+        series.duration.observe(seconds);
+        match series.by_status.iter().find(|(s, _)| *s == status) {
+            Some((_, counter)) => {
+                counter.inc();
+            }
+            None => {
+                let labels = RequestLabels {
+                    route: route.to_string(),
+                    status,
+                };
+                let counter = self.requests.get_or_create(&labels).clone();
+                counter.inc();
+                series.by_status.push((status, counter));
+            }
+        }
     }
 
     /// `GET /admin/front`.
