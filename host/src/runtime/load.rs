@@ -235,9 +235,7 @@ impl Loader {
         };
         Ok((world, entry, configured))
     }
-}
 
-impl Loader {
     /// The WASI 0.2 HTTP component `bytes`, compiled and pre-instantiated on the concurrent
     /// engine, for its reused instances.
     fn concurrent_proxy_pre(&self, bytes: &[u8]) -> Result<ProxyPre<PluginState>, LoadError> {

@@ -322,12 +322,14 @@ fn spawn_epoch_ticker(engines: &[&Engine]) {
         .name("epoch-ticker".into())
         .spawn(move || {
             loop {
-                let alive: Vec<_> = weak.iter().filter_map(|w| w.upgrade()).collect();
-                if alive.is_empty() {
+                let mut any_alive = false;
+                for engine in weak.iter().filter_map(|w| w.upgrade()) {
+                    engine.increment_epoch();
+                    any_alive = true;
+                }
+                if !any_alive {
                     return;
                 }
-                alive.iter().for_each(Engine::increment_epoch);
-                drop(alive);
                 std::thread::sleep(EPOCH_TICK);
             }
         })

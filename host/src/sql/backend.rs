@@ -39,7 +39,7 @@ where
             .map_err(|e| SqlError::Unavailable(format!("bad database url: {e}")))
     }
     /// The pool's own options (SQLite: the authorizer on every connection, no test on acquire).
-    fn after_connect(options: sqlx::pool::PoolOptions<Self>) -> sqlx::pool::PoolOptions<Self> {
+    fn pool_options(options: sqlx::pool::PoolOptions<Self>) -> sqlx::pool::PoolOptions<Self> {
         options
     }
     fn decode(row: &Self::Row, index: usize) -> Result<Value, sqlx::Error>;
@@ -62,7 +62,7 @@ where
 {
     async fn connect(url: &str, max_connections: u32) -> Result<Box<dyn Database>, SqlError> {
         let options = DB::options(url)?.disable_statement_logging();
-        let pool = DB::after_connect(sqlx::pool::PoolOptions::<DB>::new())
+        let pool = DB::pool_options(sqlx::pool::PoolOptions::<DB>::new())
             .max_connections(max_connections)
             .acquire_timeout(std::time::Duration::from_secs(5))
             .connect_with(options)
@@ -333,7 +333,7 @@ impl Dialect for sqlx::Sqlite {
             .busy_timeout(std::time::Duration::from_secs(5)))
     }
 
-    fn after_connect(options: sqlx::pool::PoolOptions<Self>) -> sqlx::pool::PoolOptions<Self> {
+    fn pool_options(options: sqlx::pool::PoolOptions<Self>) -> sqlx::pool::PoolOptions<Self> {
         // An embedded database's connection cannot go stale the way a network one can, and
         // sqlx pings it again on release: testing it on acquire too costs every statement
         // one more round trip to its worker thread, a sleeping thread woken (3 wake-ups per
