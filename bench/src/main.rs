@@ -24,7 +24,7 @@ use http::{Method, Request, Response, StatusCode, header};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
-use micro_api::crypto::{AuthConfig, Keys};
+use micro_api::crypto::{AuthConfig, Keys, Purpose};
 use micro_api::sql::{Database, Value};
 use serde_json::json;
 
@@ -131,7 +131,7 @@ impl Native {
         let token = bearer_token(headers).ok_or(Refusal::Unauthorized)?;
         let claims = self
             .crypto
-            .verify_token(token)
+            .verify_token(token, &[Purpose::Access])
             .map_err(|_| Refusal::Unauthorized)?;
         // `auth` reads its own claims back: a token without them is no access token.
         let name = claims
@@ -192,7 +192,7 @@ impl Native {
             json!({"sub": user["id"].to_string(), "uid": user["id"], "name": user["name"]});
         let token = self
             .crypto
-            .sign_token(&claims.to_string(), TOKEN_TTL)
+            .sign_token(&claims.to_string(), TOKEN_TTL, Purpose::Access)
             .map_err(|_| Refusal::Unavailable)?;
         Ok(json_answer(
             StatusCode::OK,

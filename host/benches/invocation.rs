@@ -71,7 +71,7 @@ rpc = ["probe"]
 sql = true
 [plugin.user]
 sql = true
-crypto = true
+crypto = ["passwords"]
 "#
         );
         let path = dir.path().join("config.toml");

@@ -3,7 +3,8 @@
 //! and checks that the host holds: a stored argon2 hash asking for 4 TiB, a query returning
 //! millions of rows, SQLite writing files, oversized messages, native code planted in the
 //! compile cache, outbound HTTP to loopback spelled as IPv6, credentials shown by the admin
-//! API or echoed by a startup error, and SQL breaking out of the PostgreSQL rewriter.
+//! API or echoed by a startup error, SQL breaking out of the PostgreSQL rewriter, and a
+//! token a plugin signs for itself used as an access token.
 
 mod common;
 
@@ -438,4 +439,87 @@ async fn backtick_and_dollar_quotes_round_trip_on_postgres() {
     }
     drop(host);
     db.drop_database().await;
+}
+
+/// `signer` (a service that signs, verifies and hashes whatever it is sent) called through
+/// probe-http: the status and the answer's text.
+async fn signer(host: &TestHost, method: &str, payload: &str) -> (u16, String) {
+    let response = client()
+        .post(host.url(&format!("/probe/call/signer/{method}")))
+        .body(payload.to_string())
+        .send()
+        .await
+        .unwrap();
+    (response.status().as_u16(), response.text().await.unwrap())
+}
+
+/// A plugin granted tokens for its own ends signs micro's claims; the front door must not
+/// take that token as micro's access token. Each grant allows only its own use.
+#[tokio::test]
+async fn a_token_a_plugin_signs_for_itself_opens_no_route_and_grants_are_split() {
+    let host = HostBuilder::seed()
+        .plugins(&["probe-http", "signer"])
+        .config(
+            "[[route]]\npath = \"/user/profile\"\nmethods = [\"GET\"]\nplugin = \"user-api\"\nauth = \"required\"\n\n[[route]]\npath = \"/probe/{*rest}\"\nplugin = \"probe-http\"\n\n[plugin.probe-http]\nrpc = [\"signer\"]\n\n[plugin.signer]\ncrypto = [\"tokens\"]\n",
+        )
+        .start();
+    let micro = r#"{"sub":"10001","uid":10001,"name":"micro","purpose":"access"}"#;
+    let (status, token) = signer(&host, "sign", micro).await;
+    assert_eq!(status, 200, "a tokens grant signs: {token}");
+    let profile = client()
+        .get(host.url("/user/profile"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    let (status, body) = (profile.status().as_u16(), profile.text().await.unwrap());
+    println!("a plugin's own token at the front door: {status} {body}");
+    assert_eq!(
+        status, 401,
+        "a plugin's own token is no access token: {body}"
+    );
+    // The plugin reads its own token back, with the host's purpose, not the one it wrote.
+    let (status, claims) = signer(&host, "verify", &token).await;
+    assert_eq!(status, 200, "{claims}");
+    assert!(claims.contains(r#""purpose":"plugin:signer""#), "{claims}");
+    // `tokens` does not hash passwords.
+    let (status, answer) = signer(&host, "hash", "123").await;
+    println!("hash with a tokens grant: {status} {answer}");
+    assert_ne!(status, 200, "{answer}");
+    host.wait_for_log(&[
+        "signer is not granted crypto passwords",
+        "to `crypto` in [plugin.signer]",
+    ]);
+    // The real login still works: auth signs access tokens the front door accepts.
+    let (status, body) = login(&host, "userName=micro&pwd=123").await;
+    assert_eq!(status, 200, "{body}");
+    let access = body["token"].as_str().unwrap();
+    let profile = client()
+        .get(host.url("/user/profile"))
+        .bearer_auth(access)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(profile.status(), 200);
+}
+
+/// `crypto = ["passwords"]` hashes and cannot sign.
+#[tokio::test]
+async fn a_passwords_grant_hashes_and_cannot_sign() {
+    let host = HostBuilder::new()
+        .plugins(&["probe-http", "signer"])
+        .config(
+            "[[route]]\npath = \"/probe/{*rest}\"\nplugin = \"probe-http\"\n\n[plugin.probe-http]\nrpc = [\"signer\"]\n\n[plugin.signer]\ncrypto = [\"passwords\"]\n",
+        )
+        .start();
+    let (status, hash) = signer(&host, "hash", "123").await;
+    assert_eq!(status, 200, "{hash}");
+    assert!(hash.starts_with("$argon2id$"), "{hash}");
+    let (status, answer) = signer(&host, "sign", r#"{"sub":"1"}"#).await;
+    println!("sign with a passwords grant: {status} {answer}");
+    assert_ne!(status, 200, "{answer}");
+    host.wait_for_log(&[
+        "signer is not granted crypto tokens",
+        "to `crypto` in [plugin.signer]",
+    ]);
 }

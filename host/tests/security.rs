@@ -33,6 +33,7 @@ fn micro_claims(ttl: i64) -> Value {
     json!({
         "sub": "10001", "uid": 10001, "name": "micro",
         "iss": "micro-api", "aud": "micro-api", "iat": now - 60, "exp": now + ttl,
+        "purpose": "access",
     })
 }
 

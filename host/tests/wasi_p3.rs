@@ -234,6 +234,7 @@ fn token_for(uid: u64, name: &str) -> String {
     let claims = json!({
         "sub": uid.to_string(), "uid": uid, "name": name,
         "iss": "micro-api", "aud": "micro-api", "iat": now - 60, "exp": now + 600,
+        "purpose": "access",
     });
     let key = jsonwebtoken::EncodingKey::from_secret(TEST_SIGNING_KEY.as_bytes()).unwrap();
     jsonwebtoken::encode(&jsonwebtoken::Header::default(), &claims, &key).unwrap()

@@ -31,6 +31,7 @@ const TEST_PLUGINS: &[&str] = &[
     "command",
     "hello",
     "config-reader",
+    "signer",
 ];
 /// The examples of `plugins/examples/`, built and exercised by the tests so none rots.
 const EXAMPLES: &[&str] = &["example-hello", "example-greeting", "example-subscriber"];

@@ -41,6 +41,29 @@ const ARGON2_MAX_WORK: u64 = 64 * 1024 * 3;
 /// The only algorithm tokens are signed and accepted with (`none` and confusion refused).
 const TOKEN_ALGORITHM: jsonwebtoken::Algorithm = jsonwebtoken::Algorithm::HS256;
 
+/// The claim that says what a token was signed for; the host sets it, never the plugin.
+const PURPOSE_CLAIM: &str = "purpose";
+
+/// What a token was signed for (its `purpose` claim). The front door accepts only access
+/// tokens, so a token a plugin signs for its own ends (a reset link, a webhook) never opens
+/// an `auth = "required"` route (issue 17).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Purpose<'a> {
+    /// `"access"`: what the front door accepts as a bearer token.
+    Access,
+    /// `"plugin:<name>"`: a token the named plugin signed for its own use.
+    Plugin(&'a str),
+}
+
+impl Purpose<'_> {
+    fn claim(self) -> String {
+        match self {
+            Purpose::Access => "access".into(),
+            Purpose::Plugin(name) => format!("plugin:{name}"),
+        }
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum CryptoError {
     #[error("cannot read or create the signing key at {path}: {source}")]
@@ -145,8 +168,14 @@ impl Keys {
         .await?
     }
 
-    /// Signs `claims` for `ttl_seconds`; `iss`, `aud`, `iat` and `exp` are the host's.
-    pub fn sign_token(&self, claims: &str, ttl_seconds: u32) -> Result<String, CryptoError> {
+    /// Signs `claims` for `ttl_seconds` and `purpose`; `iss`, `aud`, `iat`, `exp` and
+    /// `purpose` are the host's (a plugin's own value for them is replaced).
+    pub fn sign_token(
+        &self,
+        claims: &str,
+        ttl_seconds: u32,
+        purpose: Purpose<'_>,
+    ) -> Result<String, CryptoError> {
         let Ok(Value::Object(mut claims)) = serde_json::from_str::<Value>(claims) else {
             return Err(CryptoError::BadClaims);
         };
@@ -155,24 +184,34 @@ impl Keys {
         claims.insert("aud".into(), self.audience.clone().into());
         claims.insert("iat".into(), now.into());
         claims.insert("exp".into(), (now + u64::from(ttl_seconds)).into());
+        claims.insert(PURPOSE_CLAIM.into(), purpose.claim().into());
         jsonwebtoken::encode(&Header::new(TOKEN_ALGORITHM), &claims, &self.encoding)
             .map_err(|e| CryptoError::Internal(e.to_string()))
     }
 
     /// The claims of a token this host signed, if signature, issuer, audience and expiry hold
-    /// (all three claims required; `nbf`, when present, too). Only [`TOKEN_ALGORITHM`] is
-    /// accepted: a header naming `none` or any other algorithm is refused, whatever its
-    /// signature.
-    pub fn verify_token(&self, token: &str) -> Result<Map<String, Value>, CryptoError> {
+    /// (all three claims required; `nbf`, when present, too) and it was signed for one of
+    /// `accepted`. Only [`TOKEN_ALGORITHM`] is accepted: a header naming `none` or any other
+    /// algorithm is refused, whatever its signature.
+    pub fn verify_token(
+        &self,
+        token: &str,
+        accepted: &[Purpose<'_>],
+    ) -> Result<Map<String, Value>, CryptoError> {
         let mut validation = Validation::new(TOKEN_ALGORITHM);
         validation.set_issuer(&[&self.issuer]);
         validation.set_audience(&[&self.audience]);
         validation.set_required_spec_claims(&["exp", "iss", "aud"]);
         validation.validate_nbf = true;
         validation.leeway = 0;
-        jsonwebtoken::decode::<Map<String, Value>>(token, &self.decoding, &validation)
-            .map(|data| data.claims)
-            .map_err(|_| CryptoError::InvalidToken)
+        let claims = jsonwebtoken::decode::<Map<String, Value>>(token, &self.decoding, &validation)
+            .map_err(|_| CryptoError::InvalidToken)?
+            .claims;
+        let purpose = claims.get(PURPOSE_CLAIM).and_then(Value::as_str);
+        if !accepted.iter().any(|p| purpose == Some(p.claim().as_str())) {
+            return Err(CryptoError::InvalidToken);
+        }
+        Ok(claims)
     }
 }
 
@@ -375,17 +414,43 @@ mod tests {
     fn tokens_round_trip_and_are_pinned() {
         let dir = tempfile::tempdir().unwrap();
         let c = crypto(dir.path());
-        let token = c.sign_token(r#"{"sub":"10001","exp":1}"#, 60).unwrap();
-        let claims = c.verify_token(&token).unwrap();
+        let access = [Purpose::Access];
+        let token = c
+            .sign_token(r#"{"sub":"10001","exp":1}"#, 60, Purpose::Access)
+            .unwrap();
+        let claims = c.verify_token(&token, &access).unwrap();
         assert_eq!(claims["sub"], "10001");
         assert!(claims["exp"].as_u64().unwrap() > 1, "the host sets exp");
-        let expired = c.sign_token(r#"{"sub":"1"}"#, 0).unwrap();
+        let expired = c.sign_token(r#"{"sub":"1"}"#, 0, Purpose::Access).unwrap();
         std::thread::sleep(std::time::Duration::from_millis(1100));
-        assert!(c.verify_token(&expired).is_err());
+        assert!(c.verify_token(&expired, &access).is_err());
         // The same key file gives the same key; another key refuses the token.
-        assert!(crypto(dir.path()).verify_token(&token).is_ok());
+        assert!(crypto(dir.path()).verify_token(&token, &access).is_ok());
         let other = tempfile::tempdir().unwrap();
-        assert!(crypto(other.path()).verify_token(&token).is_err());
+        assert!(crypto(other.path()).verify_token(&token, &access).is_err());
+    }
+
+    /// A token is good only for what it was signed for, whatever purpose its plugin wrote.
+    #[test]
+    fn tokens_are_accepted_only_for_their_purpose() {
+        let dir = tempfile::tempdir().unwrap();
+        let c = crypto(dir.path());
+        let claims = r#"{"sub":"1","purpose":"access"}"#;
+        let own = c.sign_token(claims, 60, Purpose::Plugin("audit")).unwrap();
+        assert!(c.verify_token(&own, &[Purpose::Access]).is_err());
+        assert!(c.verify_token(&own, &[Purpose::Plugin("other")]).is_err());
+        let verified = c.verify_token(&own, &[Purpose::Plugin("audit")]).unwrap();
+        assert_eq!(
+            verified["purpose"], "plugin:audit",
+            "the host's purpose wins"
+        );
+        let access = c.sign_token(claims, 60, Purpose::Access).unwrap();
+        let either = [Purpose::Access, Purpose::Plugin("audit")];
+        assert!(c.verify_token(&access, &either).is_ok());
+        assert!(
+            c.verify_token(&access, &[Purpose::Plugin("audit")])
+                .is_err()
+        );
     }
 
     /// Tokens crafted by hand: everything but an HS256 signature by our key over our
@@ -405,7 +470,7 @@ mod tests {
         .unwrap();
         let ours = EncodingKey::from_secret(key.as_bytes()).unwrap();
         let now = jsonwebtoken::get_current_timestamp();
-        let good = json!({ "sub": "1", "iss": "micro-api", "aud": "micro-api", "iat": now, "exp": now + 600 });
+        let good = json!({ "sub": "1", "iss": "micro-api", "aud": "micro-api", "iat": now, "exp": now + 600, "purpose": "access" });
         // A token with any header and claims, signed by `algorithm` with our key (the
         // signature of the HMAC family for the RSA and EC names: algorithm confusion).
         let forge = |header: &Value, claims: &Value, algorithm: Option<Algorithm>| {
@@ -422,7 +487,7 @@ mod tests {
 
         let valid = forge(&hs256, &good, Some(Algorithm::HS256));
         assert!(
-            c.verify_token(&valid).is_ok(),
+            c.verify_token(&valid, &[Purpose::Access]).is_ok(),
             "the control token is accepted"
         );
 
@@ -470,6 +535,8 @@ mod tests {
         refused.push(("expired".into(), with("exp", json!(now - 1))));
         refused.push(("not yet valid".into(), with("nbf", json!(now + 600))));
         refused.push(("exp as text".into(), with("exp", json!("never"))));
+        refused.push(("no purpose".into(), without("purpose")));
+        refused.push(("another purpose".into(), with("purpose", json!("plugin:x"))));
         for claim in ["exp", "iss", "aud"] {
             refused.push((format!("no {claim}"), without(claim)));
         }
@@ -502,7 +569,7 @@ mod tests {
 
         for (what, token) in refused {
             assert!(
-                c.verify_token(&token).is_err(),
+                c.verify_token(&token, &[Purpose::Access]).is_err(),
                 "{what} was accepted: {token}"
             );
         }

@@ -10,7 +10,7 @@ use serde_json::{Map, Value};
 use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
 
 use super::error;
-use crate::crypto::Keys;
+use crate::crypto::{Keys, Purpose};
 
 /// The request header holding the verified claims of a protected route's caller (the SDK's
 /// `Request::claims` reads it).
@@ -72,7 +72,7 @@ pub fn authorize(
         return Ok(());
     }
     let claims = crypto
-        .verify_token(bearer_token(headers)?)
+        .verify_token(bearer_token(headers)?, &[Purpose::Access])
         .map_err(|_| Unauthorized::Invalid)?;
     headers.insert(CLAIMS_HEADER, claims_header(&claims)?);
     Ok(())
@@ -150,6 +150,7 @@ mod tests {
             .sign_token(
                 r#"{"sub":"1","name":"Jos\u00e9 \ud83d\ude00","x":"\u007f"}"#,
                 60,
+                Purpose::Access,
             )
             .unwrap();
         let forged = (CLAIMS_HEADER, r#"{"sub":"admin"}"#);

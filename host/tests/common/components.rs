@@ -36,10 +36,10 @@ publish = ["user.login"]
 
 [plugin.user]
 sql = true
-crypto = true
+crypto = ["passwords"]
 
 [plugin.auth]
-crypto = true
+crypto = ["access-tokens"]
 "#;
 
 /// probe-http routed under /probe, granted rpc to probe; probe granted rpc to itself.

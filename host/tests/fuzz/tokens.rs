@@ -1,7 +1,7 @@
 //! Fuzz target: access tokens: forged and tampered ones are refused, signed claims come
 //! back as they were.
 
-use micro_api::crypto::{AuthConfig, Keys};
+use micro_api::crypto::{AuthConfig, Keys, Purpose};
 use proptest::prelude::*;
 use proptest::test_runner::TestCaseError;
 
@@ -23,7 +23,9 @@ fn b64(bytes: &[u8]) -> String {
 #[test]
 fn token_parser() {
     let c = crypto();
-    let token = c.sign_token(r#"{"sub":"1","name":"micro"}"#, 600).unwrap();
+    let token = c
+        .sign_token(r#"{"sub":"1","name":"micro"}"#, 600, Purpose::Access)
+        .unwrap();
     // Arbitrary text, and tokens built of plausible parts: never accepted.
     let header = prop_oneof![
         proptest::sample::select(
@@ -50,7 +52,10 @@ fn token_parser() {
         4_000,
         prop_oneof!["\\PC{0,200}", forged],
         |token| {
-            prop_assert!(c.verify_token(&token).is_err(), "accepted {token}");
+            prop_assert!(
+                c.verify_token(&token, &[Purpose::Access]).is_err(),
+                "accepted {token}"
+            );
             Ok(())
         },
     );
@@ -63,7 +68,10 @@ fn token_parser() {
         }
         tampered[at] = with as u8;
         let tampered = String::from_utf8(tampered).unwrap();
-        prop_assert!(c.verify_token(&tampered).is_err(), "accepted {tampered}");
+        prop_assert!(
+            c.verify_token(&tampered, &[Purpose::Access]).is_err(),
+            "accepted {tampered}"
+        );
         Ok(())
     });
     // Whatever claims are signed come back as they were, the host's own aside.
@@ -75,13 +83,17 @@ fn token_parser() {
         });
     fuzz("token round trip", 1_000, claims, |claims| {
         let signed = c
-            .sign_token(&serde_json::to_string(&claims).unwrap(), 60)
+            .sign_token(
+                &serde_json::to_string(&claims).unwrap(),
+                60,
+                Purpose::Access,
+            )
             .unwrap();
         let verified = c
-            .verify_token(&signed)
+            .verify_token(&signed, &[Purpose::Access])
             .map_err(|e| TestCaseError::fail(e.to_string()))?;
         for (key, value) in &claims {
-            if !["iss", "aud", "iat", "exp"].contains(&key.as_str()) {
+            if !["iss", "aud", "iat", "exp", "purpose"].contains(&key.as_str()) {
                 prop_assert_eq!(&verified[key], value);
             }
         }
