@@ -160,6 +160,7 @@ fn instantiate(c: &mut Criterion, fx: &Fixture) {
         b.to_async(&fx.runtime).iter(|| async {
             invoke::call_service(fx.runtime(), &probe, "echo", ECHO_PAYLOAD, call_context())
                 .await
+                .answer
                 .expect("an answer")
         })
     });
@@ -224,6 +225,7 @@ fn rpc(c: &mut Criterion, fx: &Fixture) {
         b.to_async(&fx.runtime).iter(|| async {
             invoke::call_service(fx.runtime(), &probe, "echo", ECHO_PAYLOAD, call_context())
                 .await
+                .answer
                 .expect("an answer")
         })
     });
@@ -316,6 +318,7 @@ fn sql(c: &mut Criterion, fx: &Fixture) {
                 call_context(),
             )
             .await
+            .answer
             .expect("an answer")
         })
     });

@@ -240,28 +240,42 @@ fn deploy_as_new_version(dir: &Path, component_name: &str, file: &str) -> String
     hex::encode(&sha2::Sha256::digest(&bytes)[..8])
 }
 
-#[tokio::test]
-async fn a_new_version_passing_on_its_dependencys_503s_is_not_rolled_back() {
-    // Issue 16, item 10: a client that makes a dependency fail (here `probe.fail`, as an
-    // open breaker would) must not be able to roll back a fresh deploy.
+/// Deploys a fresh version of `plugin` (probe-http or probe) on probation for 5 requests,
+/// makes 5 calls of `probe.fail` (an `unavailable` the probe returns, as a dependency with an
+/// open breaker would), and checks the fresh version serves on.
+async fn failing_dependency_keeps_fresh_version(plugin: &str, file: &str) {
     let host = HostBuilder::new()
         .plugins(&["probe", "probe-http"])
         .config(common::PROBES)
         .config("[plugins]\nprobation_requests = 5\n")
         .start();
-    let first = version_of("probe-http");
-    wait_serving(&host, "probe-http", &first).await;
-    let fresh = deploy_as_new_version(&host.plugins_dir(), "probe-http", "probe_http.wasm");
-    wait_serving(&host, "probe-http", &fresh).await;
+    let first = version_of(plugin);
+    wait_serving(&host, plugin, &first).await;
+    let fresh = deploy_as_new_version(&host.plugins_dir(), plugin, file);
+    wait_serving(&host, plugin, &fresh).await;
     for _ in 0..5 {
         let answer = common::probe_call(&host, "fail", serde_json::json!({})).await;
         assert_eq!(answer.status, 503, "{}", answer.body);
     }
     // Its probation is over, and it passed: it serves on.
     tokio::time::sleep(Duration::from_millis(300)).await;
-    let entry = host.plugin_stats("probe-http").await;
+    let entry = host.plugin_stats(plugin).await;
     assert_eq!(entry["version"], fresh, "{entry}");
     assert!(entry["last_rollback"].is_null(), "{entry}");
+}
+
+#[tokio::test]
+async fn a_new_version_passing_on_its_dependencys_503s_is_not_rolled_back() {
+    // Issue 16, item 10: a client that makes a dependency fail (here `probe.fail`, as an
+    // open breaker would) must not be able to roll back a fresh deploy.
+    failing_dependency_keeps_fresh_version("probe-http", "probe_http.wasm").await;
+}
+
+#[tokio::test]
+async fn a_new_service_version_returning_errors_is_not_rolled_back() {
+    // The same for a service: an error it returns is an answer (often a dependency's state
+    // passed on); only its traps and deadline kills count against it.
+    failing_dependency_keeps_fresh_version("probe", "probe.wasm").await;
 }
 
 #[tokio::test]

@@ -54,11 +54,10 @@ impl Dispatch {
             .get(service)
             .filter(|p| p.world == World::Service)
             .ok_or_else(|| Error::Unavailable(format!("no endpoint serves {service}")))?;
-        let result =
+        let served =
             invoke::call_service(lifecycle.runtime(), &plugin, method, &payload, call).await;
-        // The callee's own refusals are answers; anything else is a failure of this version.
-        lifecycle.judge(&plugin, matches!(&result, Err(e) if !e.is_app()));
-        result
+        lifecycle.judge(&plugin, served.own_failure);
+        served.answer
     }
 }
 

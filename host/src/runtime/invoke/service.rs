@@ -8,6 +8,16 @@ use crate::rpc::Error;
 use crate::runtime::plugin::Entry;
 use crate::runtime::{Plugin, Runtime};
 
+/// How an rpc call of a service plugin ended.
+pub struct Served {
+    /// What the caller gets.
+    pub answer: Result<Vec<u8>, Error>,
+    /// Whether the version itself failed (a trap, or killed at its deadline): what a new
+    /// version's probation judges. An error the plugin returns (often a dependency's state
+    /// passed on) and a full instance pool are not its fault.
+    pub own_failure: bool,
+}
+
 /// Calls `handle(method, payload)` of a service plugin, within what is left of the
 /// caller's deadline and the plugin's own.
 pub async fn call_service(
@@ -16,12 +26,13 @@ pub async fn call_service(
     method: &str,
     payload: &[u8],
     call: CallContext,
-) -> Result<Vec<u8>, Error> {
+) -> Served {
     let Entry::Service(pre) = &plugin.entry else {
-        return Err(Error::Unavailable(format!(
-            "{} is not a service",
-            plugin.name
-        )));
+        let not_a_service = format!("{} is not a service", plugin.name);
+        return Served {
+            answer: Err(Error::Unavailable(not_a_service)),
+            own_failure: false,
+        };
     };
     let answered = on_fresh_instance(runtime, plugin, call, async |store| {
         let service = with_pool_room!(runtime, pre.instantiate_async(&mut *store))?;
@@ -31,7 +42,8 @@ pub async fn call_service(
             .await
     })
     .await;
-    match answered {
+    let own_failure = matches!(answered, Err(Ended::Timeout | Ended::Trap));
+    let answer = match answered {
         Ok(answer) => answer,
         Err(Ended::Timeout) => Err(Error::Timeout),
         Err(Ended::Trap) => Err(Error::Unavailable(format!("{} failed", plugin.name))),
@@ -39,5 +51,9 @@ pub async fn call_service(
             "no instance of {} is free",
             plugin.name
         ))),
+    };
+    Served {
+        answer,
+        own_failure,
     }
 }
