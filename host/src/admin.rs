@@ -276,6 +276,7 @@ fn plugins(host: &Host) -> serde_json::Value {
                 "errors": counts.errors,
                 "traps": counts.traps,
                 "deadline_kills": counts.deadline_kills,
+                "no_responses": counts.no_responses,
                 "http_export": p.http_export(),
                 "instances": {
                     "reuse": configured.reuse,

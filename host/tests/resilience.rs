@@ -427,3 +427,26 @@ async fn a_request_transaction_commits_or_rolls_back_with_the_request() {
     );
     assert_eq!(count("left-open").await, 0, "no commit, no row");
 }
+
+/// `limits.field_bytes` holds the header fields a guest builds: a response header past it
+/// fails that response (500), one within it goes out, and the default admits it.
+#[tokio::test]
+async fn a_plugin_is_held_to_its_field_bytes() {
+    let big_header = async |host: &TestHost, bytes: usize| {
+        let response = client()
+            .post(host.url("/probe/big-header"))
+            .body(bytes.to_string())
+            .send()
+            .await
+            .unwrap();
+        let size = response.headers().get("x-big").map_or(0, |v| v.len());
+        (response.status().as_u16(), size)
+    };
+    let held = probe_host("[plugins.limits]\nfield_bytes = 4096\n");
+    assert_eq!(big_header(&held, 1000).await, (200, 1000));
+    let (status, size) = big_header(&held, 8000).await;
+    println!("8000-byte header with field_bytes = 4096: {status}");
+    assert_eq!((status, size), (500, 0));
+    let default = probe_host("");
+    assert_eq!(big_header(&default, 8000).await, (200, 8000));
+}

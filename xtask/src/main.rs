@@ -32,6 +32,7 @@ const TEST_PLUGINS: &[&str] = &[
     "hello",
     "config-reader",
     "signer",
+    "no-answer",
 ];
 /// The examples of `plugins/examples/`, built and exercised by the tests so none rots.
 const EXAMPLES: &[&str] = &["example-hello", "example-greeting", "example-subscriber"];

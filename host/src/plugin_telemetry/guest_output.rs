@@ -5,6 +5,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
+use parking_lot::Mutex;
 use tokio::io::AsyncWrite;
 use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
 
@@ -17,22 +18,29 @@ pub enum Stream {
     Stderr,
 }
 
+/// One stream of one instance. Every handle the guest takes on it (some guests take a fresh
+/// one per write) writes into the same line buffer, so a line is one record however it was
+/// written; what is left of a line without its newline goes out when the instance ends.
 #[derive(Clone)]
-pub struct GuestOutput {
+pub struct GuestOutput(Arc<Lines>);
+
+struct Lines {
     plugin: Arc<str>,
     version: Arc<str>,
     stream: Stream,
     span: tracing::Span,
+    line: Mutex<Vec<u8>>,
 }
 
 impl GuestOutput {
     pub fn new(plugin: Arc<str>, version: Arc<str>, stream: Stream, span: tracing::Span) -> Self {
-        Self {
+        Self(Arc::new(Lines {
             plugin,
             version,
             stream,
             span,
-        }
+            line: Mutex::default(),
+        }))
     }
 }
 
@@ -44,49 +52,40 @@ impl IsTerminal for GuestOutput {
 
 impl StdoutStream for GuestOutput {
     fn async_stream(&self) -> Box<dyn AsyncWrite + Send + Sync> {
-        Box::new(LineWriter {
-            output: self.clone(),
-            line: Vec::new(),
-        })
+        Box::new(self.clone())
     }
 }
 
-struct LineWriter {
-    output: GuestOutput,
-    line: Vec<u8>,
-}
-
-impl LineWriter {
-    fn emit(&mut self) {
-        if self.line.is_empty() {
-            return;
-        }
-        let text = String::from_utf8_lossy(&self.line);
-        let o = &self.output;
-        let _entered = o.span.enter();
-        match o.stream {
+impl Lines {
+    fn emit(&self, line: &[u8]) {
+        let text = String::from_utf8_lossy(line);
+        let _entered = self.span.enter();
+        match self.stream {
             Stream::Stdout => {
-                tracing::info!(target: "plugin", plugin = %o.plugin, version = %o.version, stream = "stdout", "{text}")
+                tracing::info!(target: "plugin", plugin = %self.plugin, version = %self.version, stream = "stdout", "{text}")
             }
             Stream::Stderr => {
-                tracing::warn!(target: "plugin", plugin = %o.plugin, version = %o.version, stream = "stderr", "{text}")
+                tracing::warn!(target: "plugin", plugin = %self.plugin, version = %self.version, stream = "stderr", "{text}")
             }
         }
-        self.line.clear();
     }
 }
 
-impl AsyncWrite for LineWriter {
+impl AsyncWrite for GuestOutput {
     fn poll_write(
-        mut self: Pin<&mut Self>,
+        self: Pin<&mut Self>,
         _cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<std::io::Result<usize>> {
+        let lines = &self.0;
+        let mut line = lines.line.lock();
         for &byte in buf {
             if byte == b'\n' {
-                self.emit();
-            } else if self.line.len() < MAX_LINE {
-                self.line.push(byte);
+                // Empty lines too: a guest's blank line is part of what it printed.
+                lines.emit(&line);
+                line.clear();
+            } else if line.len() < MAX_LINE {
+                line.push(byte);
             }
         }
         Poll::Ready(Ok(buf.len()))
@@ -96,14 +95,18 @@ impl AsyncWrite for LineWriter {
         Poll::Ready(Ok(()))
     }
 
-    fn poll_shutdown(mut self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        self.emit();
+    fn poll_shutdown(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
         Poll::Ready(Ok(()))
     }
 }
 
-impl Drop for LineWriter {
+/// The instance is gone (its store and every handle dropped): a last line without its
+/// newline still reaches the log.
+impl Drop for Lines {
     fn drop(&mut self) {
-        self.emit();
+        let line = std::mem::take(self.line.get_mut());
+        if !line.is_empty() {
+            self.emit(&line);
+        }
     }
 }

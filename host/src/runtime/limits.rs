@@ -10,13 +10,20 @@ pub struct LimitsConfig {
     pub memory_mb: u64,
     /// Wall-clock budget of one invocation (an HTTP request, or an rpc call's own share).
     pub deadline_ms: u64,
+    /// The most bytes the header fields of one HTTP message a guest builds may hold
+    /// (wasmtime's `field_size_limit`), so a plugin can be held to what the front allows.
+    pub field_bytes: usize,
 }
+
+/// wasmtime-wasi-http's own default `field_size_limit`.
+const DEFAULT_FIELD_BYTES: usize = 128 * 1024;
 
 impl Default for LimitsConfig {
     fn default() -> Self {
         Self {
             memory_mb: 64,
             deadline_ms: 5000,
+            field_bytes: DEFAULT_FIELD_BYTES,
         }
     }
 }
@@ -27,6 +34,7 @@ impl Default for LimitsConfig {
 pub struct LimitsOverrides {
     pub memory_mb: Option<u64>,
     pub deadline_ms: Option<u64>,
+    pub field_bytes: Option<usize>,
 }
 
 impl LimitsOverrides {
@@ -34,6 +42,7 @@ impl LimitsOverrides {
         LimitsConfig {
             memory_mb: self.memory_mb.unwrap_or(defaults.memory_mb),
             deadline_ms: self.deadline_ms.unwrap_or(defaults.deadline_ms),
+            field_bytes: self.field_bytes.unwrap_or(defaults.field_bytes),
         }
     }
 }
@@ -47,6 +56,9 @@ impl LimitsConfig {
         }
         if self.deadline_ms == 0 {
             problems.push(format!("{at} limits.deadline_ms must be at least 1"));
+        }
+        if self.field_bytes < 1024 {
+            problems.push(format!("{at} limits.field_bytes must be at least 1024"));
         }
         problems
     }

@@ -14,6 +14,7 @@ pub struct InvocationMetrics {
     errors: Family<PluginLabel, Counter>,
     traps: Family<PluginLabel, Counter>,
     deadline_kills: Family<PluginLabel, Counter>,
+    no_responses: Family<PluginLabel, Counter>,
     alive: Gauge,
     reused_alive: Family<PluginLabel, Gauge>,
     reused_idle: Family<PluginLabel, Gauge>,
@@ -31,6 +32,8 @@ pub enum Event {
     Trapped,
     /// It was stopped at its deadline.
     Killed,
+    /// An HTTP guest ended without setting its response, and without a trap.
+    NoResponse,
 }
 
 /// One plugin's counts, for the admin API.
@@ -40,6 +43,7 @@ pub struct PluginCounts {
     pub errors: u64,
     pub traps: u64,
     pub deadline_kills: u64,
+    pub no_responses: u64,
 }
 
 /// One plugin's reused instances now, for the admin API.
@@ -58,6 +62,7 @@ impl InvocationMetrics {
             "plugin_errors", "Invocations that failed (traps, deadlines, no response)", m.errors;
             "plugin_traps", "Invocations that trapped (a panic, an out-of-bounds access)", m.traps;
             "plugin_deadline_kills", "Invocations stopped at their deadline", m.deadline_kills;
+            "plugin_no_responses", "HTTP invocations that ended without setting a response, without a trap", m.no_responses;
             "instances_in_use", "Component instances alive now", m.alive;
             "instances_reused_alive", "Reused component instances alive now, per plugin", m.reused_alive;
             "instances_reused_idle", "Reused component instances alive and waiting for a request, per plugin", m.reused_idle;
@@ -77,6 +82,7 @@ impl InvocationMetrics {
             errors: self.errors.get_or_create(&label).clone(),
             traps: self.traps.get_or_create(&label).clone(),
             deadline_kills: self.deadline_kills.get_or_create(&label).clone(),
+            no_responses: self.no_responses.get_or_create(&label).clone(),
             reused_alive: self.reused_alive.get_or_create(&label).clone(),
             reused_idle: self.reused_idle.get_or_create(&label).clone(),
             reuses: self.reuses.get_or_create(&label).clone(),
@@ -96,6 +102,7 @@ pub struct PluginCounters {
     errors: Counter,
     traps: Counter,
     deadline_kills: Counter,
+    no_responses: Counter,
     pub(super) reused_alive: Gauge,
     pub(super) reused_idle: Gauge,
     pub(super) reuses: Counter,
@@ -108,6 +115,7 @@ impl PluginCounters {
             Event::Failed => &self.errors,
             Event::Trapped => &self.traps,
             Event::Killed => &self.deadline_kills,
+            Event::NoResponse => &self.no_responses,
         }
         .inc();
     }
@@ -118,6 +126,7 @@ impl PluginCounters {
             errors: self.errors.get(),
             traps: self.traps.get(),
             deadline_kills: self.deadline_kills.get(),
+            no_responses: self.no_responses.get(),
         }
     }
 

@@ -216,7 +216,11 @@ impl Runtime {
             .build();
         let data = PluginState {
             wasi,
-            http: WasiHttpCtx::new(),
+            http: {
+                let mut http = WasiHttpCtx::new();
+                http.set_field_size_limit(configured.limits.field_bytes);
+                http
+            },
             table: ResourceTable::new(),
             limits: StoreLimitsBuilder::new()
                 .memory_size((configured.limits.memory_mb as usize) << 20)

@@ -125,3 +125,38 @@ async fn at_log_level_trace_no_password_or_token_leaks_and_every_line_is_json() 
         leaks("a log file", line);
     }
 }
+
+/// A guest writing `start a print 1234` in five pieces, each through a fresh stdout handle,
+/// then an empty line and a last line without its newline: three records, as printed.
+#[tokio::test]
+async fn output_written_in_pieces_is_one_record_per_line() {
+    let host = HostBuilder::new()
+        .plugins(&["probe-http"])
+        .config("[[route]]\npath = \"/probe/{*rest}\"\nplugin = \"probe-http\"\n[plugin.probe-http]\nrpc = [\"probe\"]\n")
+        .start();
+    let response = crate::common::client()
+        .get(host.url("/probe/print"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let printed = |host: &crate::common::TestHost| -> Vec<String> {
+        host.logs()
+            .iter()
+            .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+            .filter(|record| record["stream"] == "stdout")
+            .map(|record| record["message"].as_str().unwrap_or_default().to_string())
+            .collect()
+    };
+    let started = Instant::now();
+    while printed(&host).len() < 3 && started.elapsed() < Duration::from_secs(5) {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let records = printed(&host);
+    println!("stdout records: {records:?}");
+    assert_eq!(
+        records,
+        ["start a print 1234", "", "no newline at the end"],
+        "one record per line, the empty one kept, the last flushed when the instance ended"
+    );
+}

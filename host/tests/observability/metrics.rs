@@ -158,3 +158,36 @@ async fn metrics_move_with_requests_a_trap_and_an_opening_breaker() {
         "probe and probe-http loaded: {after:?}"
     );
 }
+
+/// A guest that returns without setting its response (and without trapping) is a 500 the
+/// operator can see: a log line naming the plugin and version, and its own counter.
+#[tokio::test]
+async fn a_guest_returning_without_a_response_is_logged_and_counted() {
+    let host = HostBuilder::new()
+        .plugins(&["no-answer"])
+        .config("[[route]]\npath = \"/silent\"\nplugin = \"no-answer\"\n")
+        .start();
+    for _ in 0..2 {
+        let response = client().get(host.url("/silent")).send().await.unwrap();
+        assert_eq!(response.status(), 500);
+    }
+    let line = host.wait_for_log(&["plugin returned without setting a response", "no-answer"]);
+    assert!(line.contains("\"version\""), "{line}");
+    assert!(line.contains("\"trace_id\""), "{line}");
+    let samples = scrape(&host).await;
+    let plugin = [("plugin", "no-answer")];
+    assert_eq!(
+        sample(&samples, "micro_api_plugin_no_responses_total", &plugin),
+        2.0
+    );
+    assert_eq!(
+        sample(&samples, "micro_api_plugin_errors_total", &plugin),
+        2.0
+    );
+    assert_eq!(
+        sample(&samples, "micro_api_plugin_traps_total", &plugin),
+        0.0
+    );
+    let entry = host.plugin_stats("no-answer").await;
+    assert_eq!(entry["no_responses"], 2, "{entry}");
+}

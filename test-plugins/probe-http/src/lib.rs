@@ -1,6 +1,7 @@
 //! A test-only HTTP handler for the host's integration tests: a greeting, rpc from an
 //! HTTP plugin (also inside spans of its own), a trap, a spin, echoes of the request, and
-//! a counter in a global (`/probe/counter`: 1 on a fresh instance, growing on a reused one).
+//! a counter in a global (`/probe/counter`: 1 on a fresh instance, growing on a reused one),
+//! output written in pieces (`/probe/print`) and a response header as large as asked.
 
 #[path = "../../misbehave.rs"]
 mod misbehave;
@@ -33,6 +34,12 @@ impl Handler for ProbeHttp {
                 trace::exit_span(outer);
                 answer
             }
+            ("GET", "/probe/print") => Ok(print_in_pieces()),
+            // A response header of as many bytes as the body says.
+            ("POST", "/probe/big-header") => {
+                let bytes: usize = String::from_utf8_lossy(request.body()).parse().unwrap_or(0);
+                Ok(Response::text(200, "big").with_header("x-big", "a".repeat(bytes)))
+            }
             ("GET", "/probe/trap") => panic!("probe-http panicked on purpose"),
             ("GET", "/probe/spin") => misbehave::spin(),
             ("GET", "/probe/echo-headers") => Ok(Response::json(200, &headers(&request))),
@@ -62,6 +69,24 @@ fn call(target: &str, payload: &[u8]) -> Result<Response, HttpError> {
     };
     let answer = rpc::call(service, method, payload)?;
     Ok(Response::bytes(200, "application/json", answer))
+}
+
+/// Writes `start a print 1234`, an empty line and a last line without its newline, each
+/// piece through a fresh stdout handle, as interpreters' runtimes do.
+fn print_in_pieces() -> Response {
+    for piece in [
+        "start a print ",
+        "1",
+        "2",
+        "3",
+        "4\n",
+        "\n",
+        "no newline at the end",
+    ] {
+        let stdout = wasip2::cli::stdout::get_stdout();
+        let _ = stdout.blocking_write_and_flush(piece.as_bytes());
+    }
+    Response::text(200, "printed")
 }
 
 /// The request headers as a JSON object; repeated headers are joined with `, `.

@@ -139,7 +139,13 @@ async fn answer(
         (None, Some(Some(Ended::Timeout))) => Err(HttpInvokeError::Timeout),
         (None, Some(Some(Ended::Trap))) => Err(HttpInvokeError::Trap),
         (None, Some(Some(Ended::NoRoom))) => Err(HttpInvokeError::Unavailable),
-        (None, _) => Err(HttpInvokeError::NoResponse),
+        // Ended without a trap and without a response: a bug of the plugin's, said as such.
+        (None, _) => {
+            tracing::warn!(plugin = %plugin.name, version = %plugin.version, "plugin returned without setting a response");
+            plugin.counters.count(Event::Failed);
+            plugin.counters.count(Event::NoResponse);
+            Err(HttpInvokeError::NoResponse)
+        }
     }
 }
 
