@@ -3,8 +3,10 @@
 //! the [`Gateway`], which routes each request ([`router`]) to its HTTP plugin through a
 //! few steps (the route's token check [`auth`], the body limit, the login limiter
 //! [`login_limit`], the load shedder [`shed`]) and turns every failure into the gateway's JSON error shape
-//! ([`error`]). Every refusal is counted in [`metrics`].
+//! ([`error`]). Every refusal is counted in [`metrics`]; with the access log on, every
+//! request writes one line ([`access_log`]).
 
+mod access_log;
 pub mod auth;
 mod budget;
 mod config;

@@ -22,6 +22,7 @@ use crate::node::{Dispatch, RemoteNodes};
 use crate::plugins::Lifecycle;
 use crate::runtime::{Capabilities, Loader, Runtime, RuntimeError};
 use crate::sql::Database;
+use crate::telemetry::AccessLog;
 
 #[derive(Debug, thiserror::Error)]
 pub enum HostError {
@@ -99,6 +100,7 @@ impl Host {
                 request_timeout: Duration::from_millis(config.front.request_timeout_ms),
                 max_requests_per_address: config.front.max_requests_per_address,
                 shedding: config.front.shedding(),
+                access_log: config.capabilities.telemetry.access_log == AccessLog::Json,
             },
             lifecycle.clone(),
             keys,

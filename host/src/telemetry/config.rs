@@ -22,6 +22,21 @@ pub struct TelemetryConfig {
     pub log_rotation: String,
     /// Log files kept in `log_dir`; older ones are deleted.
     pub log_files_kept: usize,
+    /// A line per request (`json`), whatever `log_level` says; `off` by default.
+    pub access_log: AccessLog,
+}
+
+/// The target of the access log's lines (written by the front door), which the log filter
+/// lets through whatever the level when the access log is on.
+pub const ACCESS_LOG_TARGET: &str = "micro_api::access";
+
+/// `[telemetry] access_log`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AccessLog {
+    #[default]
+    Off,
+    Json,
 }
 
 impl Default for TelemetryConfig {
@@ -34,6 +49,7 @@ impl Default for TelemetryConfig {
             log_dir: PathBuf::new(),
             log_rotation: "daily".into(),
             log_files_kept: 7,
+            access_log: AccessLog::Off,
         }
     }
 }

@@ -9,6 +9,6 @@ pub mod metrics;
 mod setup;
 mod trace_context;
 
-pub use config::TelemetryConfig;
+pub use config::{ACCESS_LOG_TARGET, AccessLog, TelemetryConfig};
 pub use setup::{TelemetryError, TelemetryGuard, exporting, init};
 pub use trace_context::TraceContext;

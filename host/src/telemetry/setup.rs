@@ -17,8 +17,8 @@ use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{Layer, fmt};
 
-use super::TelemetryConfig;
 use super::json_lines::{JsonLines, NoSpanFields, SpanTags};
+use super::{ACCESS_LOG_TARGET, AccessLog, TelemetryConfig};
 
 /// Whether spans are exported: set once by [`init`]. Read on the request path to skip the
 /// work only an exported span needs.
@@ -80,12 +80,20 @@ impl Drop for TelemetryGuard {
 /// and tokens): held at info whatever the filter says.
 const GUEST_IO_TARGETS: &[&str] = &["wasmtime_wasi", "wasmtime_wasi_http"];
 
-fn log_filter(level: &str) -> EnvFilter {
+/// The log level's filter; with the access log on, its lines pass whatever the level.
+fn log_filter(config: &TelemetryConfig) -> EnvFilter {
     let mut filter = EnvFilter::try_from_default_env()
-        .or_else(|_| EnvFilter::try_new(level))
+        .or_else(|_| EnvFilter::try_new(&config.log_level))
         .unwrap_or_else(|_| EnvFilter::new("info"));
-    for target in GUEST_IO_TARGETS {
-        if let Ok(directive) = format!("{target}=info").parse() {
+    let mut directives: Vec<String> = GUEST_IO_TARGETS
+        .iter()
+        .map(|target| format!("{target}=info"))
+        .collect();
+    if config.access_log == AccessLog::Json {
+        directives.push(format!("{}=info", ACCESS_LOG_TARGET));
+    }
+    for directive in directives {
+        if let Ok(directive) = directive.parse() {
             filter = filter.add_directive(directive);
         }
     }
@@ -98,7 +106,7 @@ pub fn init(config: &TelemetryConfig, node_id: &str) -> Result<TelemetryGuard, T
         .event_format(JsonLines)
         .fmt_fields(NoSpanFields)
         .with_writer(std::io::stdout)
-        .with_filter(log_filter(&config.log_level));
+        .with_filter(log_filter(config));
     let (file, file_guard) = if config.log_dir.as_os_str().is_empty() {
         (None, None)
     } else {
@@ -119,7 +127,7 @@ pub fn init(config: &TelemetryConfig, node_id: &str) -> Result<TelemetryGuard, T
             .event_format(JsonLines)
             .fmt_fields(NoSpanFields)
             .with_writer(writer)
-            .with_filter(log_filter(&config.log_level));
+            .with_filter(log_filter(config));
         (Some(layer), Some(guard))
     };
     let (otel, provider) = if config.otlp_endpoint.is_empty() {
@@ -136,7 +144,7 @@ pub fn init(config: &TelemetryConfig, node_id: &str) -> Result<TelemetryGuard, T
     };
     let dispatch: tracing::Dispatch = tracing_subscriber::registry()
         // Only the spans a log line may name: the others cost nothing when logs skip them.
-        .with(SpanTags.with_filter(log_filter(&config.log_level)))
+        .with(SpanTags.with_filter(log_filter(config)))
         .with(otel)
         .with(stdout)
         .with(file)

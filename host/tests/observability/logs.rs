@@ -160,3 +160,84 @@ async fn output_written_in_pieces_is_one_record_per_line() {
         "one record per line, the empty one kept, the last flushed when the instance ended"
     );
 }
+
+/// The access log's lines of `host`, as JSON.
+fn access_lines(host: &crate::common::TestHost) -> Vec<serde_json::Value> {
+    host.logs()
+        .iter()
+        .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+        .filter(|record| record["target"] == "micro_api::access")
+        .collect()
+}
+
+/// `access_log = "json"`: one line per request, written after its response, with what an
+/// operator reads (never the query, a body or a header value), whatever `log_level` says.
+#[tokio::test]
+async fn the_access_log_writes_one_line_per_request() {
+    let host = HostBuilder::seed()
+        .config("[telemetry]\nlog_level = \"warn\"\naccess_log = \"json\"\n")
+        .start();
+    let (traceparent, trace_id, _) = new_traceparent();
+    let form = "userName=micro&pwd=123";
+    let response = crate::common::client()
+        .post(host.url("/user/login?api_key=query-secret"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .header("traceparent", &traceparent)
+        .body(form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let sent = response.bytes().await.unwrap().len();
+    let missing = crate::common::client()
+        .get(host.url("/nowhere"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(missing.status(), 404);
+    let started = Instant::now();
+    while access_lines(&host).len() < 2 && started.elapsed() < Duration::from_secs(5) {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let lines = access_lines(&host);
+    println!("access lines: {lines:#?}");
+    assert_eq!(lines.len(), 2, "one line per request");
+    let login = &lines[0];
+    assert_eq!(login["method"], "POST");
+    assert_eq!(login["route"], "/user/login");
+    assert_eq!(login["path"], "/user/login");
+    assert_eq!(login["status"], 200);
+    assert_eq!(login["bytes_in"], form.len());
+    assert_eq!(login["bytes_out"], sent);
+    assert_eq!(login["plugin"], "user-api");
+    assert!(
+        login["version"].as_str().is_some_and(|v| v.len() == 16),
+        "{login}"
+    );
+    assert_eq!(login["trace_id"], trace_id);
+    assert_eq!(login["client"], "127.0.0.1");
+    assert_eq!(login["complete"], true);
+    assert!(
+        login["duration_us"].as_u64().is_some_and(|us| us > 0),
+        "{login}"
+    );
+    let nowhere = &lines[1];
+    assert_eq!(
+        (&nowhere["status"], &nowhere["path"]),
+        (&404.into(), &"/nowhere".into())
+    );
+    assert!(nowhere["plugin"].is_null(), "{nowhere}");
+    let all = host.logs().join("\n");
+    assert!(!all.contains("query-secret"), "the query is never logged");
+    assert!(!all.contains("pwd=123"), "nor the body");
+}
+
+/// Off by default: no access line.
+#[tokio::test]
+async fn the_access_log_is_off_by_default() {
+    let host = HostBuilder::seed().start();
+    let (status, _) = login(&host, "userName=micro&pwd=123").await;
+    assert_eq!(status, 200);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(access_lines(&host).is_empty());
+}

@@ -9,7 +9,8 @@ use anyhow::{Context, Result, bail};
 
 use super::json_field;
 use super::servers::{
-    CROSS_HOST, MICRO_API, NATIVE, Servers, WASMTIME, WASMTIME_P3, WASMTIME_REUSED,
+    CROSS_HOST, MICRO_API, MICRO_API_ACCESS_LOG, NATIVE, Servers, WASMTIME, WASMTIME_P3,
+    WASMTIME_REUSED,
 };
 
 /// The login's content type.
@@ -123,6 +124,19 @@ impl Servers {
                 servers: with_peer(WASMTIME_P3),
                 baseline: NATIVE,
                 instances_of: Some("wasip3-hello"),
+            },
+            // The access log's cost: the same hello with it on, against micro-api with it off.
+            Case {
+                name: "hello, access log",
+                method: "GET",
+                path: "/hello",
+                authorized: false,
+                content_type: None,
+                body: "",
+                expected: Some("hello"),
+                servers: vec![MICRO_API_ACCESS_LOG, MICRO_API],
+                baseline: MICRO_API,
+                instances_of: None,
             },
             Case {
                 name: "token check",

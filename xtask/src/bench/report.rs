@@ -7,7 +7,9 @@ use std::time::SystemTime;
 use super::Options;
 use super::cases::Case;
 use super::load::{CONNECTIONS, Machine, Results, Sample};
-use super::servers::{CROSS_HOST, MICRO_API, NATIVE, WASMTIME, WASMTIME_P3, WASMTIME_REUSED};
+use super::servers::{
+    CROSS_HOST, MICRO_API, MICRO_API_ACCESS_LOG, NATIVE, WASMTIME, WASMTIME_P3, WASMTIME_REUSED,
+};
 
 fn median(mut values: Vec<f64>) -> f64 {
     values.sort_by(f64::total_cmp);
@@ -187,6 +189,19 @@ pub(super) fn print_report(
                 if ratio <= 1.2 { "met" } else { "MISSED" }
             );
         }
+    }
+    // Issue 22: what the access log costs (no target; the on/off rows of one run).
+    if let Some(case) = cases.iter().position(|c| c.name == "hello, access log")
+        && let (Some(on), Some(off)) = (
+            summary(case, CONNECTIONS[0], MICRO_API_ACCESS_LOG),
+            summary(case, CONNECTIONS[0], MICRO_API),
+        )
+    {
+        println!(
+            "- hello, access log on / off = {:.2}x req/s at {} connections (no target: its cost)",
+            on.requests_per_s / off.requests_per_s,
+            CONNECTIONS[0]
+        );
     }
     // What the slower path adds to one request, at one connection.
     let added = |name: &str, of: &str, to: &str| {

@@ -62,6 +62,8 @@ pub(super) const WASMTIME: &str = "wasmtime serve";
 pub(super) const WASMTIME_REUSED: &str = "wasmtime serve, reuse";
 /// `wasmtime serve` on the WASI 0.3 hello (it reuses 0.3 instances by default).
 pub(super) const WASMTIME_P3: &str = "wasmtime serve, 0.3";
+/// micro-api with `[telemetry] access_log = "json"`: what the access log costs.
+pub(super) const MICRO_API_ACCESS_LOG: &str = "micro-api, access log";
 /// The rpc-hop case's caller node, whose callee runs on another micro-api process.
 pub(super) const CROSS_HOST: &str = "micro-api, remote callee";
 /// The only wasmtime the `wasmtime serve` baseline is compared with: the host's own.
@@ -284,20 +286,28 @@ impl Servers {
         options: &Options,
     ) -> Result<Self> {
         let binaries = options.binaries(root);
-        let mut host = micro_api(machine, &binaries, run_dir, run_dir);
-        host.env("MICRO_API__AUTH__SIGNING_KEY", SIGNING_KEY)
-            // 64 logins queue for ~1.5 s behind argon2 on one core, past the shipped 1 s
-            // breaker timeout: micro-api would rightly shed them with 503s, and the case
-            // would measure that policy instead of the work. The native server has none.
-            .env("MICRO_API__BREAKER__DEFAULT__TIMEOUT_MS", "30000")
-            // The login case sends 64 logins of one name from one address at once; the
-            // limiter would hold all but 5 of them (attempts in flight count) with 429s.
-            .env("MICRO_API__LOGIN_LIMIT__MAX_FAILURES", "1000000")
-            .env(
-                "MICRO_API__LOGIN_LIMIT__MAX_FAILURES_PER_ADDRESS",
-                "1000000",
-            );
-        let host = Server::start(MICRO_API, host, Ready::Line(LISTENING))?;
+        let seed_host = || {
+            let mut host = micro_api(machine, &binaries, run_dir, run_dir);
+            host.env("MICRO_API__AUTH__SIGNING_KEY", SIGNING_KEY)
+                // 64 logins queue for ~1.5 s behind argon2 on one core, past the shipped 1 s
+                // breaker timeout: micro-api would rightly shed them with 503s, and the case
+                // would measure that policy instead of the work. The native server has none.
+                .env("MICRO_API__BREAKER__DEFAULT__TIMEOUT_MS", "30000")
+                // The login case sends 64 logins of one name from one address at once; the
+                // limiter would hold all but 5 of them (attempts in flight count) with 429s.
+                .env("MICRO_API__LOGIN_LIMIT__MAX_FAILURES", "1000000")
+                .env(
+                    "MICRO_API__LOGIN_LIMIT__MAX_FAILURES_PER_ADDRESS",
+                    "1000000",
+                );
+            host
+        };
+        let host = Server::start(MICRO_API, seed_host(), Ready::Line(LISTENING))?;
+        let mut logged = seed_host();
+        logged
+            .env("MICRO_API__TELEMETRY__ACCESS_LOG", "json")
+            .env("MICRO_API__DATA_DIR", run_dir.join("access-log-data"));
+        let logged = Server::start(MICRO_API_ACCESS_LOG, logged, Ready::Line(LISTENING))?;
         let mut native = machine.command(&binaries.join("bench-native"), true);
         native
             .arg("--database")
@@ -307,7 +317,7 @@ impl Servers {
             ))
             .args(["--signing-key", SIGNING_KEY]);
         let native = Server::start(NATIVE, native, Ready::Line("bench-native listening"))?;
-        let mut list = vec![host, native];
+        let mut list = vec![host, native, logged];
         let wasmtime_skipped = match on_path("wasmtime") {
             None => Some(format!(
                 "`wasmtime` is not on the PATH (`cargo install wasmtime-cli@{WASMTIME_VERSION} --locked` adds it, in about 10 minutes)"

@@ -10,10 +10,13 @@ use std::time::Duration;
 
 use arc_swap::ArcSwap;
 use http::{Request, Response};
+use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use tracing::Instrument;
 use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
 
+use super::ClientAddr;
+use super::access_log::AccessRecord;
 use super::budget::AddressSlots;
 use super::login_limit::{LoginLimitConfig, LoginLimiter};
 use super::metrics::FrontMetrics;
@@ -35,6 +38,8 @@ pub struct GatewayConfig<'a> {
     pub max_requests_per_address: usize,
     /// `[front] shedding` and the `shed_*` keys.
     pub shedding: ShedSettings,
+    /// `[telemetry] access_log = "json"`: a line per request.
+    pub access_log: bool,
 }
 
 pub struct Gateway {
@@ -49,6 +54,7 @@ pub struct Gateway {
     in_flight: Arc<AddressSlots>,
     shedder: Shedder,
     metrics: Arc<FrontMetrics>,
+    access_log: bool,
 }
 
 impl Gateway {
@@ -68,6 +74,7 @@ impl Gateway {
             in_flight: AddressSlots::new(config.max_requests_per_address),
             shedder: Shedder::new(config.shedding),
             metrics,
+            access_log: config.access_log,
         }
     }
 
@@ -121,9 +128,15 @@ impl Gateway {
             .and_then(|v| v.to_str().ok())
             .and_then(TraceContext::parse);
         let trace = TraceContext::accept(&span, incoming);
-        span.record("trace_id", trace.trace_id_hex());
+        let trace_id = trace.trace_id_hex();
+        span.record("trace_id", &trace_id);
+        let mut access = self.access_log.then(|| {
+            let client = request.extensions().get::<ClientAddr>().map(|c| c.0);
+            let path = request.uri().path();
+            AccessRecord::new(started, client, request.method(), route, path, trace_id)
+        });
         let response = self
-            .pass(request, routed, trace)
+            .pass(request, routed, trace, access.as_mut())
             .instrument(span.clone())
             .await
             .unwrap_or_else(|refusal| *refusal);
@@ -135,6 +148,13 @@ impl Gateway {
         });
         self.metrics
             .request(route.unwrap_or("unrouted"), status, elapsed);
-        response
+        let Some(access) = access else {
+            return response;
+        };
+        let declared = response
+            .headers()
+            .get(http::header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok()?.parse().ok());
+        response.map(|body| access.around(status, declared, body).boxed_unsync())
     }
 }

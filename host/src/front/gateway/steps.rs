@@ -15,6 +15,7 @@ use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
 
 use super::Gateway;
 use super::headers::{set_route_params, with_client_addr};
+use crate::front::access_log::AccessRecord;
 use crate::front::budget::AddressSlot;
 use crate::front::login_limit::{self, Attempt, Subject, Throttled, Unreadable};
 use crate::front::router::{Params, Route, RouteAuth, Routed};
@@ -35,6 +36,7 @@ impl Gateway {
         mut request: Request<Incoming>,
         routed: Routed<'_>,
         trace: TraceContext,
+        mut access: Option<&mut AccessRecord>,
     ) -> Result<Response<HyperOutgoingBody>, Refused> {
         require_authority(&request)?;
         // Held until the response head is ready.
@@ -51,11 +53,17 @@ impl Gateway {
             ))
         })?;
         let plugin = self.plugin_of(route)?;
+        if let Some(access) = access.as_deref_mut() {
+            access.plugin = Some((plugin.name.clone(), plugin.version.clone()));
+        }
         // Only requests that reach a plugin: they are what the host carries.
         let _flight = self.shed(in_flight.as_ref())?;
         let deadline = Instant::now() + self.request_timeout;
         // The body's bytes count against the body budgets until the response is ready.
         let (request, _body_bytes) = self.read_body(request, deadline).await?;
+        if let Some(access) = access {
+            access.bytes_in = request.body().len();
+        }
         let attempt = self.login_attempt(&request)?;
         let response = self.invoke(&plugin, request, trace, deadline).await;
         if let Some(attempt) = attempt {
