@@ -63,7 +63,8 @@ async fn upstream() -> (u16, tokio::task::JoinHandle<()>, Arc<AtomicUsize>) {
 const PUBLIC: Ipv4Addr = Ipv4Addr::new(93, 184, 215, 14);
 
 /// A DNS server on a free UDP port of loopback: `rebind.test` answers [`PUBLIC`] to its
-/// first A query and 127.0.0.1 to every later one, `loopback.test` 127.0.0.1 always, all
+/// first A query and 127.0.0.1 to every later one, `loopback.test` and `tls.test`
+/// 127.0.0.1 always, all
 /// with TTL 0 so no answer is cached. Returns its address and the count of A queries for
 /// `rebind.test`.
 async fn rebinding_dns() -> (SocketAddr, Arc<AtomicUsize>) {
@@ -92,7 +93,9 @@ async fn rebinding_dns() -> (SocketAddr, Arc<AtomicUsize>) {
                     {
                         PUBLIC
                     }
-                    (RecordType::A, "rebind.test" | "loopback.test") => Ipv4Addr::LOCALHOST,
+                    (RecordType::A, "rebind.test" | "loopback.test" | "tls.test") => {
+                        Ipv4Addr::LOCALHOST
+                    }
                     _ => continue,
                 };
                 answer.add_answer(Record::from_rdata(
@@ -252,4 +255,52 @@ limits = {{ deadline_ms = {} }}
     );
     host.wait_for_log(&["outbound HTTP denied", "loopback.test"]);
     assert_eq!(accepted.load(Ordering::SeqCst), 0);
+}
+
+#[tokio::test]
+async fn outbound_https_speaks_tls_to_the_checked_address_with_the_uri_host_as_sni() {
+    // A listener that keeps the first bytes it is sent: the TLS client's hello.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let hello = tokio::spawn(async move {
+        let (mut stream, _) = listener.accept().await.unwrap();
+        let mut buf = vec![0u8; 4096];
+        let n = stream.read(&mut buf).await.unwrap();
+        buf.truncate(n);
+        buf
+    });
+    let (dns, _) = rebinding_dns().await;
+    let host = HostBuilder::new()
+        .plugins(&["probe-http"])
+        .config(&format!(
+            r#"
+[outbound]
+nameservers = ["{dns}"]
+
+[[route]]
+path = "/probe/{{*rest}}"
+plugin = "probe-http"
+
+[plugin.probe-http]
+rpc = ["probe"]
+http = ["https://tls.test:{port}"]
+"#
+        ))
+        .start();
+
+    let (status, body) = fetch(&host, &format!("https://tls.test:{port}/")).await;
+    assert_eq!(status, 502, "no TLS server answered: {body}");
+    let hello = tokio::time::timeout(Duration::from_secs(5), hello)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        hello.first(),
+        Some(&0x16),
+        "a TLS handshake record: {hello:?}"
+    );
+    assert!(
+        hello.windows(b"tls.test".len()).any(|w| w == b"tls.test"),
+        "the hello names tls.test (SNI)"
+    );
 }
