@@ -268,3 +268,36 @@ mod capability_sections {
         assert!(c.capabilities.wasi_config.secrets_in_get_all);
     }
 }
+
+#[cfg(test)]
+mod outbound_section {
+    use super::Config;
+
+    #[test]
+    fn nameservers_are_addresses_and_the_bad_ones_are_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("config.toml");
+        std::fs::write(
+            &path,
+            "[outbound]\nnameservers = [\"127.0.0.1:5353\", \"10.0.0.53\", \"[::1]:53\"]\n",
+        )
+        .unwrap();
+        let c = Config::load(Some(&path)).unwrap();
+        assert_eq!(c.capabilities.outbound.nameservers.len(), 3);
+        std::fs::write(
+            &path,
+            "[outbound]\nnameservers = [\"dns.example:53\", \"127.0.0.1:5353\", \"1.2.3.4:x\"]\n",
+        )
+        .unwrap();
+        let err = Config::load(Some(&path)).unwrap_err().to_string();
+        assert!(err.contains("2 problem(s)"), "{err}");
+        assert!(
+            err.contains("\"dns.example:53\" is not an IP address"),
+            "{err}"
+        );
+        assert!(err.contains("\"1.2.3.4:x\""), "{err}");
+        std::fs::write(&path, "[outbound]\nnameserver = []\n").unwrap();
+        let err = Config::load(Some(&path)).unwrap_err().to_string();
+        assert!(err.contains("nameserver"), "{err}");
+    }
+}

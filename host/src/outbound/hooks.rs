@@ -1,6 +1,7 @@
 //! The `WasiHttpHooks` of one instance: every outgoing request is checked against the
-//! plugin's grants and the addresses it resolves to, then sent through its destination's
-//! breaker within the invocation's deadline, carrying its `traceparent`.
+//! plugin's grants and the addresses its host resolves to, then sent to those very
+//! addresses through its destination's breaker within the invocation's deadline, carrying
+//! its `traceparent`. WASI 0.2 and 0.3 components' requests both come through here.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -8,13 +9,17 @@ use std::time::Instant;
 use tracing::Instrument;
 use wasmtime_wasi_http::{Error, RequestOptions, WasiBody};
 
+use super::connect::Sender;
 use super::pattern::{Pattern, is_local};
+use super::resolve::Resolver;
 use crate::breaker::{Breakers, Outcome, Refusal};
 use crate::capability::CallContext;
 
 /// The `WasiHttpHooks` of one instance.
 pub struct OutgoingHttp {
     pub(super) breakers: Arc<Breakers>,
+    pub(super) resolver: Arc<Resolver>,
+    pub(super) sender: Arc<Sender>,
     pub(super) plugin: Arc<str>,
     pub(super) grants: Arc<[Pattern]>,
     pub(super) call: CallContext,
@@ -33,6 +38,8 @@ impl wasmtime_wasi_http::WasiHttpHooks for OutgoingHttp {
         _fut: Box<dyn Future<Output = Result<(), Error>> + Send>,
     ) -> Box<dyn Future<Output = wasmtime_wasi_http::Result<Sent>> + Send> {
         let breakers = self.breakers.clone();
+        let resolver = self.resolver.clone();
+        let sender = self.sender.clone();
         let plugin = self.plugin.clone();
         let grants = self.grants.clone();
         let deadline = self.call.deadline;
@@ -65,13 +72,11 @@ impl wasmtime_wasi_http::WasiHttpHooks for OutgoingHttp {
                     .iter()
                     .find(|g| g.matches(&scheme, &host, port))
                     .ok_or_else(|| denied("no [plugin] http grant matches"))?;
-                let addresses = tokio::net::lookup_host((host.trim_matches(['[', ']']), port))
-                    .await
-                    .map_err(|_| Error::DnsError {
-                        rcode: Some("lookup failed".into()),
-                        info_code: None,
-                    })?;
-                if addresses.into_iter().any(|a| is_local(a.ip())) && !grant.is_literal() {
+                let addresses =
+                    tokio::time::timeout_at(deadline.into(), resolver.resolve(&host, port))
+                        .await
+                        .map_err(|_| Error::DnsTimeout)??;
+                if addresses.iter().any(|a| is_local(a.ip())) && !grant.is_literal() {
                     return Err(denied(
                         "a loopback, private or other non-public address needs a literal grant",
                     ));
@@ -84,7 +89,7 @@ impl wasmtime_wasi_http::WasiHttpHooks for OutgoingHttp {
                 let sent = breaker
                     .call(
                         budget,
-                        wasmtime_wasi_http::default_send_request(request, options),
+                        sender.send(request, &addresses, options, deadline),
                         |sent| match sent {
                             Ok((response, _)) if !response.status().is_server_error() => {
                                 Outcome::Success

@@ -9,11 +9,20 @@
 //! host literally. Each
 //! destination has its own circuit breaker (`http:<scheme>://<host>:<port>`), a call never
 //! outlives the invocation's deadline, and it carries the invocation's W3C `traceparent`.
+//!
+//! The name is resolved once ([`resolve`]: the system's resolver, or `[outbound]
+//! nameservers`), and the connection goes to the addresses that were checked
+//! ([`connect`]), never to a second lookup's.
 
+mod connect;
 mod hooks;
 mod pattern;
+mod resolve;
 
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
 
 use wasmtime::component::Linker;
 
@@ -21,13 +30,38 @@ pub use hooks::OutgoingHttp;
 pub use pattern::Pattern;
 
 use crate::breaker::Breakers;
-use crate::capability::{
-    Capability, InitError, Invocation, NoSection, PluginSpec, Shared, StateOf,
-};
+use crate::capability::{Capability, InitError, Invocation, PluginSpec, Shared, StateOf};
 
-/// The capability: the breakers every destination gets one of.
+/// `[outbound]`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct OutboundConfig {
+    /// The DNS servers destinations are resolved with, over UDP (`"10.0.0.53:53"`, or an
+    /// address alone for port 53); empty: the system's resolver.
+    pub nameservers: Vec<String>,
+}
+
+impl OutboundConfig {
+    /// Each nameserver as written, with its address when it is one.
+    fn nameservers(&self) -> impl Iterator<Item = (&str, Option<SocketAddr>)> {
+        self.nameservers.iter().map(|written| {
+            let address = written.parse().ok().or_else(|| {
+                written
+                    .parse::<IpAddr>()
+                    .ok()
+                    .map(|ip| SocketAddr::new(ip, 53))
+            });
+            (written.as_str(), address)
+        })
+    }
+}
+
+/// The capability: the breakers every destination gets one of, the resolver and the
+/// sender every request goes through.
 pub struct Outbound {
     breakers: Arc<Breakers>,
+    resolver: Arc<resolve::Resolver>,
+    sender: Arc<connect::Sender>,
 }
 
 /// The destinations one plugin may call, parsed.
@@ -57,13 +91,30 @@ struct Written {
 impl Capability for Outbound {
     const NAME: &'static str = "http";
     const GRANT_KEYS: &'static [&'static str] = &["http"];
-    type Config = NoSection;
+    type Config = OutboundConfig;
     type Grant = OutboundGrant;
     type State = OutgoingHttp;
 
-    async fn init(_: &NoSection, shared: &mut Shared<'_>) -> Result<Self, InitError> {
+    fn problems(config: &OutboundConfig) -> Vec<String> {
+        config
+            .nameservers()
+            .filter(|(_, address)| address.is_none())
+            .map(|(written, _)| {
+                format!(
+                    "[outbound] nameservers: {written:?} is not an IP address with an optional port, such as \"10.0.0.53:53\" or \"[2001:db8::53]:53\""
+                )
+            })
+            .collect()
+    }
+
+    async fn init(config: &OutboundConfig, shared: &mut Shared<'_>) -> Result<Self, InitError> {
+        let nameservers: Vec<SocketAddr> = config.nameservers().filter_map(|(_, a)| a).collect();
+        let resolver =
+            resolve::Resolver::new(&nameservers).map_err(|e| InitError::new(Self::NAME, e))?;
         Ok(Self {
             breakers: shared.breakers.clone(),
+            resolver: Arc::new(resolver),
+            sender: Arc::new(connect::Sender::new()),
         })
     }
 
@@ -73,7 +124,10 @@ impl Capability for Outbound {
         Ok(())
     }
 
-    fn configure(_: &NoSection, plugin: &PluginSpec<'_>) -> Result<OutboundGrant, Vec<String>> {
+    fn configure(
+        _: &OutboundConfig,
+        plugin: &PluginSpec<'_>,
+    ) -> Result<OutboundGrant, Vec<String>> {
         let Written { http } = plugin.grant(Self::GRANT_KEYS)?;
         let mut problems = Vec::new();
         let mut patterns = Vec::new();
@@ -95,6 +149,8 @@ impl Capability for Outbound {
     fn prepare(&self, grant: &OutboundGrant, invocation: &Invocation<'_>) -> OutgoingHttp {
         OutgoingHttp {
             breakers: self.breakers.clone(),
+            resolver: self.resolver.clone(),
+            sender: self.sender.clone(),
             plugin: invocation.plugin.clone(),
             grants: grant.patterns.clone(),
             call: invocation.call,
