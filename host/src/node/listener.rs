@@ -76,8 +76,12 @@ pub async fn handle(
     let (allowed, caller) = listener.permissions.check(cert, &service, &method);
     if !allowed {
         if let Some(total) = listener.metrics.rpc_forbidden.hit() {
-            let peer = request.extensions().get::<ClientAddr>().map(|a| a.0);
-            tracing::warn!(%caller, ?peer, %service, %method, total, "403: rpc call not in [cluster] allow");
+            let peer = request
+                .extensions()
+                .get::<ClientAddr>()
+                .map(|a| a.0.to_string());
+            let peer = peer.unwrap_or_default();
+            tracing::warn!(%caller, %peer, %service, %method, total, "403: rpc call not in [cluster] allow");
         }
         let refusal = Error::Forbidden(format!("{caller} may not call {service}.{method}"));
         return answer_error(StatusCode::FORBIDDEN, &refusal);
