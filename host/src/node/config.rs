@@ -116,3 +116,98 @@ impl ClusterConfig {
         problems
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
+
+    fn ca() -> CertifiedIssuer<'static, KeyPair> {
+        let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        CertifiedIssuer::self_signed(params, KeyPair::generate().unwrap()).unwrap()
+    }
+
+    /// Writes `<file>.crt` for `name` signed by `ca`, and `<file>.key`.
+    fn node(dir: &std::path::Path, file: &str, name: &str, ca: &CertifiedIssuer<'_, KeyPair>) {
+        let key = KeyPair::generate().unwrap();
+        let cert = CertificateParams::new(vec![name.to_string()])
+            .unwrap()
+            .signed_by(&key, ca)
+            .unwrap();
+        std::fs::write(dir.join(format!("{file}.crt")), cert.pem()).unwrap();
+        std::fs::write(dir.join(format!("{file}.key")), key.serialize_pem()).unwrap();
+    }
+
+    fn problems(tls: Option<TlsConfig>, allow: &[(&str, &str)]) -> Vec<String> {
+        let mut config = ClusterConfig {
+            tls,
+            ..ClusterConfig::default()
+        };
+        for (caller, pattern) in allow {
+            config
+                .allow
+                .insert(caller.to_string(), vec![pattern.to_string()]);
+        }
+        config.problems()
+    }
+
+    #[test]
+    fn tls_files_are_checked_at_load_and_each_problem_names_its_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let (ours, theirs) = (ca(), ca());
+        std::fs::write(dir.path().join("ca.pem"), ours.pem()).unwrap();
+        node(dir.path(), "good", "micro-api-node", &ours);
+        node(dir.path(), "foreign", "micro-api-node", &theirs);
+        node(dir.path(), "unnamed", "other-name", &ours);
+        let tls = |cert: &str, key: &str| TlsConfig {
+            cert: dir.path().join(format!("{cert}.crt")),
+            key: dir.path().join(format!("{key}.key")),
+            ca: dir.path().join("ca.pem"),
+            ..TlsConfig::default()
+        };
+        assert_eq!(
+            problems(Some(tls("good", "good")), &[]),
+            Vec::<String>::new()
+        );
+        let only = |tls: TlsConfig| {
+            let found = problems(Some(tls), &[]);
+            assert_eq!(found.len(), 1, "{found:#?}");
+            found[0].clone()
+        };
+        let missing = only(tls("absent", "good"));
+        assert!(missing.starts_with("[cluster.tls] cert = "), "{missing}");
+        let mismatch = only(tls("good", "foreign"));
+        assert!(
+            mismatch.starts_with("[cluster.tls] key = ") && mismatch.contains("not the key"),
+            "{mismatch}"
+        );
+        for (cert, why) in [("foreign", "refuse it"), ("unnamed", "not valid for name")] {
+            let refused = only(tls(cert, cert));
+            assert!(
+                refused.starts_with("[cluster.tls] cert = ") && refused.contains(why),
+                "{refused}"
+            );
+        }
+        let mut no_ca = tls("good", "good");
+        no_ca.ca = PathBuf::new();
+        assert!(only(no_ca).starts_with("[cluster.tls] ca = "));
+        let mut ip = tls("good", "good");
+        ip.server_name = "10.0.0.1".into();
+        assert!(only(ip).contains("server_name"));
+    }
+
+    #[test]
+    fn allow_and_login_checks_are_checked() {
+        assert_eq!(problems(None, &[]), Vec::<String>::new(), "the defaults");
+        let named = problems(None, &[("user-api-node", "user")]);
+        assert!(named[0].contains("[cluster.tls]"), "{named:?}");
+        let bad = problems(None, &[("*", "user.*")]);
+        assert!(bad[0].contains("\"user.*\""), "{bad:?}");
+        let config = ClusterConfig {
+            login_checks: BTreeMap::from([("user".into(), "".into())]),
+            ..ClusterConfig::default()
+        };
+        assert_eq!(config.problems().len(), 2, "{:?}", config.problems());
+    }
+}
