@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # A three-node micro-api cluster on one machine: etcd, then node 1 serving user-api (the
 # public port 8080), node 2 serving user and node 3 serving auth, found through etcd and
-# calling each other over their internal rpc listeners. Logs in through node 1, then keeps
-# running until Ctrl-C. Needs etcd (Debian: apt-get install etcd-server).
+# calling each other over their internal rpc listeners (mutual TLS, certificates made here
+# with openssl). Logs in through node 1, then keeps running until Ctrl-C. Needs etcd
+# (Debian: apt-get install etcd-server) and openssl.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 command -v etcd >/dev/null || { echo "etcd is not installed (apt-get install etcd-server)" >&2; exit 1; }
+command -v openssl >/dev/null || { echo "openssl is not installed (apt-get install openssl)" >&2; exit 1; }
 cargo xtask plugins
 cargo build --quiet --package micro-api
 bin=target/debug/micro-api
@@ -23,6 +25,23 @@ pids+=($!)
 export MICRO_API__CLUSTER__SECRET="demo-cluster-secret-$(head -c 8 /dev/urandom | od -An -tx1 | tr -d ' \n')"
 export MICRO_API__AUTH__SIGNING_KEY="demo-signing-key-$(head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n')"
 
+# Mutual TLS between the nodes: a CA of the demo's own and a certificate per node, carrying
+# the name every node checks (micro-api-node) and its own (node-N), which [cluster] allow
+# below names: only node 1 (user-api) may check passwords and mint tokens.
+tls="$work/tls"
+mkdir -p "$tls"
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 \
+    -subj "/CN=micro-api demo CA" -keyout "$tls/ca.key" -out "$tls/ca.crt" 2>/dev/null
+node_cert() { # number
+    openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj "/CN=node-$1" \
+        -keyout "$tls/node$1.key" -out "$tls/node$1.csr" 2>/dev/null
+    printf 'subjectAltName=DNS:node-%s,DNS:micro-api-node\nextendedKeyUsage=serverAuth,clientAuth\n' "$1" \
+        >"$tls/node$1.ext"
+    openssl x509 -req -in "$tls/node$1.csr" -CA "$tls/ca.crt" -CAkey "$tls/ca.key" \
+        -CAcreateserial -days 2 -extfile "$tls/node$1.ext" -out "$tls/node$1.crt" 2>/dev/null
+}
+allow='allow = { "*" = ["user.GetUserByName"], "node-1" = ["user", "auth.MakeAccessToken"] }'
+
 start_node() { # number plugin...
     local n=$1; shift
     local dir="$work/node$n"
@@ -31,7 +50,11 @@ start_node() { # number plugin...
     sed -e "s|^data_dir = .*|data_dir = \"data\"|" \
         -e "s|^dir = \"plugins/dist\".*|dir = \"plugins\"|" \
         -e "s|^node_id = .*|node_id = \"node-$n\"|" \
-        -e "s|^backend = \"memory\"|backend = \"etcd\"|" config.toml >"$dir/config.toml"
+        -e "s|^backend = \"memory\"|backend = \"etcd\"|" \
+        -e "s|^allow = .*|$allow|" config.toml >"$dir/config.toml"
+    node_cert "$n"
+    printf '\n[cluster.tls]\ncert = "%s"\nkey = "%s"\nca = "%s"\n' \
+        "$tls/node$n.crt" "$tls/node$n.key" "$tls/ca.crt" >>"$dir/config.toml"
     "$bin" serve --config "$dir/config.toml" --listen "127.0.0.1:808$((n - 1))" \
         --admin "127.0.0.1:909$((n - 1))" --rpc "127.0.0.1:700$n" >"$dir/log" 2>&1 &
     pids+=($!)

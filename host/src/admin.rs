@@ -24,15 +24,13 @@ use std::time::UNIX_EPOCH;
 use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode, header};
 use hyper::body::Incoming;
 use serde_json::json;
-use sha2::{Digest, Sha256};
-use subtle::ConstantTimeEq;
 use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
 
 use crate::config::Config;
 use crate::front::{ClientAddr, auth, error};
 use crate::host::Host;
 use crate::plugins::RollbackError;
-use crate::settings::Secret;
+use crate::settings::{Secret, SecretDigest};
 
 /// Answers one admin request. The token is the one the host started with (`[admin]` is a
 /// section a restart applies).
@@ -195,15 +193,13 @@ fn host_allowed(authority: &str, allowed_hosts: &[String]) -> bool {
         || allowed_hosts.iter().any(|a| a.eq_ignore_ascii_case(host))
 }
 
-/// Whether `headers` carry `Authorization: Bearer <token>`. The digests are compared, in
-/// constant time, so neither the token's bytes nor its length leak through timing.
+/// Whether `headers` carry `Authorization: Bearer <token>`, checked through its digest so
+/// that neither the token's bytes nor its length leak through timing.
 fn authorized(headers: &HeaderMap, token: &Secret) -> bool {
     let Ok(offered) = auth::bearer_token(headers) else {
         return false;
     };
-    let offered = Sha256::digest(offered.as_bytes());
-    let expected = Sha256::digest(token.expose().trim().as_bytes());
-    offered.ct_eq(&expected).into()
+    SecretDigest::of(token.expose().trim()).matches(offered.as_bytes())
 }
 
 /// The `[login_limit]` settings, for operators wondering why a login is refused.

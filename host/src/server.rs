@@ -80,13 +80,15 @@ impl Server {
             }
         };
         // Each listener is held to limits of its own; the internal ones (admin, rpc) to the
-        // same `[front]` limits as the public one.
+        // same `[front]` limits as the public one. Only the rpc listener speaks TLS (with
+        // `[cluster.tls]`).
         let limits = config.front;
         let metrics = host.front_metrics().clone();
         let mut servers = tokio::task::JoinSet::new();
         let gateway = host.gateway().clone();
         servers.spawn(front::serve(
             self.listeners.http,
+            None,
             limits,
             metrics.clone(),
             move |r| gateway.clone().handle(r),
@@ -95,6 +97,7 @@ impl Server {
         let admin_host = host.clone();
         servers.spawn(front::serve(
             self.listeners.admin,
+            None,
             limits,
             metrics.clone(),
             move |r| crate::admin::handle(admin_host.clone(), r),
@@ -104,6 +107,7 @@ impl Server {
             let listener = host.rpc_listener().clone();
             servers.spawn(front::serve(
                 rpc,
+                listener.tls.clone(),
                 limits,
                 metrics,
                 move |r| crate::node::listener::handle(listener.clone(), r),

@@ -1,5 +1,5 @@
 //! The vocabulary every config section is written in, below everything that reads one:
-//! secrets that never print, and a plugin's `[plugin.<name>]` table as each capability
+//! secrets that never print (and are checked without leaking through timing), and a plugin's `[plugin.<name>]` table as each capability
 //! reads its own keys from it.
 //!
 //! A capability owns the keys it grants (`sql = true`, `rpc = [...]`): it deserializes just
@@ -9,6 +9,8 @@ use std::collections::BTreeMap;
 
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
 
 /// What a secret value is shown as, wherever config is shown.
 pub const REDACTED: &str = "<secret>";
@@ -26,6 +28,30 @@ impl Secret {
 
     pub fn expose(&self) -> &str {
         &self.0
+    }
+}
+
+/// A secret's SHA-256 digest, which offered values are checked against. Digests are
+/// compared in constant time, so a check's time tells neither where an offered value
+/// differs nor how long the secret is (only the offered value is hashed per check, and its
+/// sender knows its length).
+#[derive(Clone)]
+pub struct SecretDigest([u8; 32]);
+
+impl SecretDigest {
+    pub fn of(secret: &str) -> Self {
+        Self(Sha256::digest(secret.as_bytes()).into())
+    }
+
+    /// Whether `offered` is the secret.
+    pub fn matches(&self, offered: &[u8]) -> bool {
+        Sha256::digest(offered).ct_eq(&self.0).into()
+    }
+}
+
+impl std::fmt::Debug for SecretDigest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SecretDigest(<redacted>)")
     }
 }
 
@@ -150,6 +176,22 @@ pub type PluginSections = BTreeMap<String, PluginSection>;
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_secret_digest_refuses_every_other_value_whatever_its_length() {
+        let digest = SecretDigest::of("test-cluster-secret-0123456789");
+        assert!(digest.matches(b"test-cluster-secret-0123456789"));
+        for other in [
+            &b""[..],
+            b"t",
+            b"test-cluster-secret-012345678",
+            b"test-cluster-secret-01234567890",
+            b"test-cluster-secret-0123456789\0",
+            b"Test-cluster-secret-0123456789",
+        ] {
+            assert!(!digest.matches(other), "{other:?}");
+        }
+    }
 
     #[derive(Debug, Default, Deserialize, PartialEq)]
     #[serde(default, deny_unknown_fields)]

@@ -205,6 +205,7 @@ async fn each_listener_is_held_to_the_limits_it_is_given() {
         addresses.push(listener.local_addr().unwrap());
         tokio::spawn(front::serve(
             listener,
+            None,
             limits,
             metrics.clone(),
             |_request| async { error::json(http::StatusCode::OK, &serde_json::json!({})) },

@@ -114,6 +114,14 @@ impl Config {
         };
         resolve(&mut self.data_dir);
         resolve(&mut self.plugins.dir);
+        if let Some(tls) = &mut self.cluster.tls {
+            // Unset stays unset, for validation to say so.
+            for file in [&mut tls.cert, &mut tls.key, &mut tls.ca] {
+                if !file.as_os_str().is_empty() {
+                    resolve(file);
+                }
+            }
+        }
         if self.plugins.cache_dir.as_os_str().is_empty() {
             self.plugins.cache_dir = self.data_dir.join("cache");
         } else {

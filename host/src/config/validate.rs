@@ -34,6 +34,7 @@ impl Config {
         problems.extend(self.front.problems());
         problems.extend(self.admin.problems());
         problems.extend(self.login_limit.problems());
+        problems.extend(self.cluster.problems());
         problems.extend(self.plugins.problems());
         for (name, section) in &self.plugin {
             problems.extend(self.plugin_problems(name, section));

@@ -24,6 +24,8 @@ use http_body_util::BodyExt;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::TcpStream;
 use tokio::sync::Semaphore;
+use tokio_rustls::server::TlsStream;
+use tokio_util::either::Either;
 // tokio's clock, so the watchdog follows a paused test clock too.
 use tokio::time::Instant;
 use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
@@ -138,12 +140,15 @@ impl Drop for Busy {
     }
 }
 
-/// The connection's socket as hyper reads and writes it, noting when bytes arrive and
-/// failing a write that makes no progress within `write_timeout` (a client that does not
-/// read its responses); it writes the 408 when the connection closes on a request that
-/// timed out.
+/// A connection's byte stream: plain TCP, or TLS over it (a listener with a TLS acceptor).
+pub(super) type Socket = Either<TcpStream, TlsStream<TcpStream>>;
+
+/// The connection's socket as hyper reads and writes it (the plaintext, over TLS), noting
+/// when bytes arrive and failing a write that makes no progress within `write_timeout` (a
+/// client that does not read its responses); it writes the 408 when a plain TCP
+/// connection closes on a request that timed out.
 pub(super) struct Metered {
-    stream: TcpStream,
+    stream: Socket,
     activity: Arc<Activity>,
     first_read: bool,
     write_timeout: Duration,
@@ -152,7 +157,7 @@ pub(super) struct Metered {
 }
 
 impl Metered {
-    pub(super) fn new(stream: TcpStream, activity: Arc<Activity>, write_timeout: Duration) -> Self {
+    pub(super) fn new(stream: Socket, activity: Arc<Activity>, write_timeout: Duration) -> Self {
         Self {
             stream,
             activity,
@@ -244,14 +249,18 @@ impl AsyncWrite for Metered {
 
 impl Drop for Metered {
     fn drop(&mut self) {
-        if self.activity.answer_timeout.load(Relaxed) {
-            // Best effort, without waiting: a small answer into an idle socket's send buffer.
+        // Best effort, without waiting: a small answer into an idle socket's send buffer
+        // (over TLS it would need a record written synchronously: the connection just
+        // closes).
+        if self.activity.answer_timeout.load(Relaxed)
+            && let Either::Left(tcp) = &self.stream
+        {
             let answer = canned(
                 "408 Request Timeout",
                 "request_timeout",
                 "the request head was not received in time",
             );
-            let _ = self.stream.try_write(&answer);
+            let _ = tcp.try_write(&answer);
         }
     }
 }

@@ -62,6 +62,12 @@ pub struct FrontMetrics {
     pub logins_throttled: Refusals,
     /// 401 on the admin listener.
     pub admin_unauthorized: Refusals,
+    /// Connections whose TLS handshake failed or did not end within
+    /// `header_read_timeout_ms` (a plaintext client of a TLS listener, a certificate the
+    /// CA did not sign, none).
+    pub tls_handshakes_failed: Refusals,
+    /// 403 on the rpc listener: a call `[cluster] allow` does not let its caller make.
+    pub rpc_forbidden: Refusals,
     requests: Family<RequestLabels, Counter>,
     durations: Histograms<RouteLabel>,
     /// Handles on the series of `requests` and `durations` by route, so that a request to a
@@ -131,6 +137,14 @@ impl FrontMetrics {
             "admin_unauthorized",
             "Admin requests without the admin token (401)",
         );
+        let tls_handshakes_failed = refusals(
+            "front_tls_handshakes_failed",
+            "Connections to a TLS listener whose handshake failed or timed out",
+        );
+        let rpc_forbidden = refusals(
+            "rpc_forbidden",
+            "rpc calls refused because [cluster] allow does not let their caller make them (403)",
+        );
         let m = Self {
             connections_open: Gauge::default(),
             connections_accepted: Counter::default(),
@@ -149,6 +163,8 @@ impl FrontMetrics {
             unauthorized,
             logins_throttled,
             admin_unauthorized,
+            tls_handshakes_failed,
+            rpc_forbidden,
             requests: Family::default(),
             durations: histograms(),
             seen: RwLock::default(),
@@ -228,6 +244,8 @@ impl FrontMetrics {
             "response_timeouts": self.response_timeouts.get(),
             "unauthorized": self.unauthorized.get(),
             "logins_throttled": self.logins_throttled.get(),
+            "tls_handshakes_failed": self.tls_handshakes_failed.get(),
+            "rpc_forbidden": self.rpc_forbidden.get(),
             "admin_unauthorized": self.admin_unauthorized.get(),
         })
     }

@@ -31,3 +31,8 @@ pub use shed::ShedSettings;
 /// The client's address, in every request's extensions.
 #[derive(Debug, Clone, Copy)]
 pub struct ClientAddr(pub SocketAddr);
+
+/// The client's certificate, verified in the TLS handshake, in the extensions of every
+/// request on a TLS listener that asks for one (the rpc listener with `[cluster.tls]`).
+#[derive(Debug, Clone)]
+pub struct TlsPeer(pub std::sync::Arc<rustls::pki_types::CertificateDer<'static>>);

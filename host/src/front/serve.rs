@@ -1,6 +1,7 @@
-//! One front door: accept connections (HTTP/1.1 and HTTP/2) on a listener and serve each
-//! with a handler, held to the `[front]` limits it is given. Every listener of the host
-//! (public, admin, rpc) is one call of [`serve`] with limits of its own.
+//! One front door: accept connections (HTTP/1.1 and HTTP/2, over TLS when given an
+//! acceptor) on a listener and serve each with a handler, held to the `[front]` limits it
+//! is given. Every listener of the host (public, admin, rpc) is one call of [`serve`] with
+//! limits of its own.
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -11,15 +12,17 @@ use http::{Request, Response};
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 use tokio::time::Instant;
+use tokio_rustls::TlsAcceptor;
+use tokio_util::either::Either;
 use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
 
 use super::budget::{AddressSlots, BodyBudget};
-use super::conn::{self, Over};
+use super::conn::{self, Over, Socket};
 use super::metrics::FrontMetrics;
-use super::{ClientAddr, FrontConfig, MIN_HEADER_BYTES};
+use super::{ClientAddr, FrontConfig, MIN_HEADER_BYTES, TlsPeer};
 
 /// hyper's builder with the `[front]` limits hyper enforces itself.
 fn builder(limits: &FrontConfig) -> auto::Builder<TokioExecutor> {
@@ -44,8 +47,33 @@ fn builder(limits: &FrontConfig) -> auto::Builder<TokioExecutor> {
     builder
 }
 
+/// The connection's stream: `tcp` itself, or, with an acceptor, TLS over it once the
+/// handshake has ended within `timeout` (`None`, counted and logged, if it has not: a
+/// plaintext client, a client certificate the acceptor refuses).
+async fn secure(
+    tcp: TcpStream,
+    tls: Option<TlsAcceptor>,
+    timeout: Duration,
+    peer: std::net::SocketAddr,
+    metrics: &FrontMetrics,
+) -> Option<Socket> {
+    let Some(acceptor) = tls else {
+        return Some(Either::Left(tcp));
+    };
+    let error = match tokio::time::timeout(timeout, acceptor.accept(tcp)).await {
+        Ok(Ok(stream)) => return Some(Either::Right(stream)),
+        Ok(Err(e)) => e.to_string(),
+        Err(_) => "not done within header_read_timeout_ms".into(),
+    };
+    if let Some(total) = metrics.tls_handshakes_failed.hit() {
+        tracing::warn!(%peer, %error, total, "connection closed: TLS handshake failed");
+    }
+    None
+}
+
 /// Serves `listener` with `handler` until `shutdown` resolves, then stops accepting and
-/// waits for the connections in flight to finish their requests.
+/// waits for the connections in flight to finish their requests. With `tls`, every
+/// connection must complete a TLS handshake within `header_read_timeout_ms` first.
 ///
 /// Every connection is held to `limits`: at most `max_connections` at once and
 /// `max_connections_per_address` from one address (one more is answered 503), a request
@@ -56,6 +84,7 @@ fn builder(limits: &FrontConfig) -> auto::Builder<TokioExecutor> {
 /// `metrics`.
 pub async fn serve<H, F>(
     listener: TcpListener,
+    tls: Option<TlsAcceptor>,
     limits: FrontConfig,
     metrics: Arc<FrontMetrics>,
     handler: H,
@@ -65,7 +94,8 @@ where
     H: Fn(Request<Incoming>) -> F + Clone + Send + Sync + 'static,
     F: Future<Output = Response<HyperOutgoingBody>> + Send + 'static,
 {
-    let builder = builder(&limits);
+    let builder = Arc::new(builder(&limits));
+    let handshake_timeout = Duration::from_millis(limits.header_read_timeout_ms);
     let idle_timeout = Duration::from_millis(limits.idle_timeout_ms);
     let close_grace = Duration::from_millis(limits.close_grace_ms);
     let write_timeout = Duration::from_millis(limits.write_timeout_ms);
@@ -104,25 +134,41 @@ where
         };
         metrics.connections_accepted.inc();
         let _ = stream.set_nodelay(true);
-        let activity = conn::Activity::new();
         let handler = handler.clone();
-        let requests = activity.clone();
         let budget = BodyBudget::new(limits.max_body_bytes_per_connection, bodies.clone());
-        let service = hyper::service::service_fn(move |mut request: Request<Incoming>| {
-            request.extensions_mut().insert(ClientAddr(peer));
-            request.extensions_mut().insert(budget.clone());
-            let busy = requests.begin();
-            let response = handler(request);
-            async move { Ok::<_, Infallible>(busy.until_sent(response.await)) }
-        });
-        let io = TokioIo::new(conn::Metered::new(stream, activity.clone(), write_timeout));
-        let connection = builder
-            .serve_connection_with_upgrades(io, service)
-            .into_owned();
+        let (builder, tls) = (builder.clone(), tls.clone());
         let mut closed = closed.clone();
         let metrics = metrics.clone();
         tokio::spawn(async move {
             let _slots = (permit, address_slot);
+            // In this task, never in the accept loop: a slow handshake holds only its own
+            // connection's slots.
+            let Some(socket) = secure(stream, tls, handshake_timeout, peer, &metrics).await else {
+                return;
+            };
+            let tls_peer = match &socket {
+                Either::Right(tls) => tls
+                    .get_ref()
+                    .1
+                    .peer_certificates()
+                    .and_then(|chain| chain.first())
+                    .map(|cert| TlsPeer(Arc::new(cert.clone()))),
+                Either::Left(_) => None,
+            };
+            let activity = conn::Activity::new();
+            let requests = activity.clone();
+            let service = hyper::service::service_fn(move |mut request: Request<Incoming>| {
+                request.extensions_mut().insert(ClientAddr(peer));
+                request.extensions_mut().insert(budget.clone());
+                if let Some(tls_peer) = &tls_peer {
+                    request.extensions_mut().insert(tls_peer.clone());
+                }
+                let busy = requests.begin();
+                let response = handler(request);
+                async move { Ok::<_, Infallible>(busy.until_sent(response.await)) }
+            });
+            let io = TokioIo::new(conn::Metered::new(socket, activity.clone(), write_timeout));
+            let connection = builder.serve_connection_with_upgrades(io, service);
             metrics.connections_open.inc();
             tokio::pin!(connection);
             // When the connection was asked to close.

@@ -17,10 +17,14 @@ use crate::capability::{InitError, Shared, World};
 use crate::config::Config;
 use crate::config::live::LiveConfig;
 use crate::front::{FrontMetrics, Gateway, GatewayConfig};
+use crate::node::allow::Permissions;
 use crate::node::listener::RpcListener;
+use crate::node::login_checks::LoginChecks;
+use crate::node::tls::{NodeTls, TlsError};
 use crate::node::{Dispatch, RemoteNodes};
 use crate::plugins::Lifecycle;
 use crate::runtime::{Capabilities, Loader, Runtime, RuntimeError};
+use crate::settings::SecretDigest;
 use crate::sql::Database;
 use crate::telemetry::AccessLog;
 
@@ -30,6 +34,8 @@ pub enum HostError {
     Runtime(#[from] RuntimeError),
     #[error(transparent)]
     Capability(#[from] InitError),
+    #[error(transparent)]
+    Tls(#[from] TlsError),
     #[error("plugins folder {path}: {source}")]
     PluginsDir {
         path: String,
@@ -86,9 +92,10 @@ impl Host {
             config.plugin_settings(),
             &mut metrics,
         ));
+        let tls = config.cluster.tls.as_ref().map(NodeTls::load).transpose()?;
         rpc.bind(Arc::new(Dispatch::new(
             registry.clone(),
-            RemoteNodes::new(&config.cluster),
+            RemoteNodes::new(&config.cluster, tls.as_ref()),
             Arc::downgrade(&lifecycle),
         )));
         let front_metrics = Arc::new(FrontMetrics::register(&mut metrics));
@@ -112,8 +119,20 @@ impl Host {
         ))));
         let rpc_listener = Arc::new(RpcListener {
             lifecycle: lifecycle.clone(),
-            secret: config.cluster.secret.clone().unwrap_or_default(),
+            secret: config
+                .cluster
+                .secret
+                .as_deref()
+                .filter(|s| !s.is_empty())
+                .map(SecretDigest::of),
             body_limit: config.server.body_limit,
+            tls: tls.map(|tls| tls.acceptor),
+            permissions: Permissions::new(&config.cluster.allow),
+            login_checks: LoginChecks::new(
+                gateway.login_limiter().cloned(),
+                &config.cluster.login_checks,
+            ),
+            metrics: front_metrics.clone(),
         });
         let host = Arc::new(Self {
             live,

@@ -1,7 +1,9 @@
 //! The internal rpc listener: other nodes call the services of this one here. Every
-//! request must carry the cluster secret; one without it gets 401 and never reaches a
-//! component. The caller's remaining deadline becomes the callee's, so the work stops when
-//! the caller has given up.
+//! request must carry the cluster secret (with `[cluster.tls]`, over a connection whose
+//! client certificate the CA signed); one without it gets 401 and never reaches a
+//! component. A caller calls only what `[cluster] allow` lets it (403 otherwise), and a
+//! password check is counted by the login limiter (429 past it). The caller's remaining
+//! deadline becomes the callee's, so the work stops when the caller has given up.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -9,27 +11,20 @@ use std::time::{Duration, Instant};
 use http::{Request, Response, StatusCode};
 use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
+use tokio_rustls::TlsAcceptor;
 use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
 
 use super::Dispatch;
+use super::allow::Permissions;
+use super::login_checks::{self, LoginChecks};
 use super::remote::{DEADLINE_HEADER, DEPTH_HEADER};
 use crate::capability::CallContext;
-use crate::front::error;
+use crate::front::{ClientAddr, FrontMetrics, TlsPeer, error};
 use crate::plugins::Lifecycle;
 use crate::rpc::Error;
+use crate::settings::SecretDigest;
 use crate::telemetry::TraceContext;
 use tracing::Instrument;
-
-/// Compares secrets in time independent of where they differ. Hand-written because it is
-/// four lines; pulling a crate for it would not make it clearer.
-fn same_secret(given: &[u8], expected: &[u8]) -> bool {
-    given.len() == expected.len()
-        && given
-            .iter()
-            .zip(expected)
-            .fold(0u8, |diff, (a, b)| diff | (a ^ b))
-            == 0
-}
 
 fn header<'a>(request: &'a Request<Incoming>, name: &str) -> Option<&'a str> {
     request.headers().get(name).and_then(|v| v.to_str().ok())
@@ -38,21 +33,30 @@ fn header<'a>(request: &'a Request<Incoming>, name: &str) -> Option<&'a str> {
 /// What the listener checks and runs calls with.
 pub struct RpcListener {
     pub lifecycle: Arc<Lifecycle>,
-    /// `[cluster] secret`.
-    pub secret: String,
+    /// `[cluster] secret`'s digest; `None` (no secret) refuses every call.
+    pub secret: Option<SecretDigest>,
     /// `[server] body_limit`.
     pub body_limit: usize,
+    /// With `[cluster.tls]`: the listener takes TLS connections with a client certificate
+    /// signed by the CA, and nothing else.
+    pub tls: Option<TlsAcceptor>,
+    /// `[cluster] allow`.
+    pub permissions: Permissions,
+    /// `[cluster] login_checks`, counted in the host's login limiter.
+    pub login_checks: LoginChecks,
+    /// Where its refusals are counted (and logged at most once a second per kind).
+    pub metrics: Arc<FrontMetrics>,
 }
 
 pub async fn handle(
     listener: Arc<RpcListener>,
     request: Request<Incoming>,
 ) -> Response<HyperOutgoingBody> {
-    let expected = listener.secret.as_str();
     let presented = header(&request, "authorization")
         .and_then(|v| v.strip_prefix("Bearer "))
         .unwrap_or_default();
-    if expected.is_empty() || !same_secret(presented.as_bytes(), expected.as_bytes()) {
+    let known = listener.secret.as_ref();
+    if !known.is_some_and(|secret| secret.matches(presented.as_bytes())) {
         tracing::warn!(path = %request.uri().path(), "rpc call refused: no valid cluster secret");
         return error::error(
             StatusCode::UNAUTHORIZED,
@@ -68,6 +72,20 @@ pub async fn handle(
         return error::not_found();
     };
     let (service, method) = (service.to_string(), method.to_string());
+    let cert = request.extensions().get::<TlsPeer>().map(|peer| &*peer.0);
+    let (allowed, caller) = listener.permissions.check(cert, &service, &method);
+    if !allowed {
+        if let Some(total) = listener.metrics.rpc_forbidden.hit() {
+            let peer = request
+                .extensions()
+                .get::<ClientAddr>()
+                .map(|a| a.0.to_string());
+            let peer = peer.unwrap_or_default();
+            tracing::warn!(%caller, %peer, %service, %method, total, "403: rpc call not in [cluster] allow");
+        }
+        let refusal = Error::Forbidden(format!("{caller} may not call {service}.{method}"));
+        return answer_error(StatusCode::FORBIDDEN, &refusal);
+    }
     let remaining = header(&request, DEADLINE_HEADER)
         .and_then(|v| v.parse::<u64>().ok())
         .map_or(Duration::from_secs(1), Duration::from_millis);
@@ -100,7 +118,22 @@ pub async fn handle(
     let limit = listener.body_limit;
     let payload = match Limited::new(request.into_body(), limit).collect().await {
         Ok(body) => body.to_bytes().to_vec(),
-        Err(_) => return answer(Err(Error::Invalid("payload too large or cut".into()))),
+        Err(_) => {
+            let refusal = Error::Invalid("payload too large or cut".into());
+            return answer_error(StatusCode::PAYLOAD_TOO_LARGE, &refusal);
+        }
+    };
+    // Held until the answer: a check in progress holds its place in its name's count.
+    let attempt = match listener.login_checks.begin(&service, &method, &payload) {
+        Ok(attempt) => attempt,
+        Err((status, refusal)) => {
+            if status == StatusCode::TOO_MANY_REQUESTS
+                && let Some(total) = listener.metrics.logins_throttled.hit()
+            {
+                tracing::warn!(%caller, %service, %method, total, "429: too many failed password checks from other nodes");
+            }
+            return answer_error(status, &refusal);
+        }
     };
     let lifecycle = &listener.lifecycle;
     let result = tokio::time::timeout_at(
@@ -110,35 +143,20 @@ pub async fn handle(
     .instrument(span)
     .await
     .unwrap_or(Err(Error::Timeout));
-    answer(result)
-}
-
-fn answer(result: Result<Vec<u8>, Error>) -> Response<HyperOutgoingBody> {
+    if let Some(attempt) = attempt {
+        attempt.finish(login_checks::outcome(&result));
+    }
     match result {
-        Ok(bytes) => {
-            let mut response = Response::new(error::full(bytes));
-            *response.status_mut() = StatusCode::OK;
-            response
-        }
-        Err(e) => {
-            let mut response = Response::new(error::full(
-                serde_json::to_vec(&e).expect("call errors serialize"),
-            ));
-            *response.status_mut() = StatusCode::INTERNAL_SERVER_ERROR;
-            response
-        }
+        Ok(bytes) => Response::new(error::full(bytes)),
+        Err(e) => answer_error(StatusCode::INTERNAL_SERVER_ERROR, &e),
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::same_secret;
-
-    #[test]
-    fn secrets_compare_whole() {
-        assert!(same_secret(b"abc", b"abc"));
-        assert!(!same_secret(b"abd", b"abc"));
-        assert!(!same_secret(b"ab", b"abc"));
-        assert!(!same_secret(b"", b"abc"));
-    }
+/// An rpc error as the caller's [`super::remote`] reads it back: its JSON, with `status`.
+fn answer_error(status: StatusCode, e: &Error) -> Response<HyperOutgoingBody> {
+    let mut response = Response::new(error::full(
+        serde_json::to_vec(e).expect("call errors serialize"),
+    ));
+    *response.status_mut() = status;
+    response
 }

@@ -3,15 +3,20 @@
 //! [`Dispatch`] is the rpc capability's transport: a call runs in this process when the
 //! service is served here, else on the least busy healthy remote node ([`remote`]), found
 //! through the registry. [`listener`] is the other end: other nodes call this one's
-//! services on its internal rpc listener, authenticated by the cluster secret.
+//! services on its internal rpc listener, authenticated by the cluster secret and, with
+//! `[cluster.tls]`, mutual TLS ([`tls`]); each caller calls only what [`allow`] lets it, and
+//! password checks are counted by the login limiter ([`login_checks`]).
 
+pub mod allow;
 mod config;
 pub mod listener;
+pub mod login_checks;
 pub mod remote;
+pub mod tls;
 
 use std::sync::{Arc, Weak};
 
-pub use config::ClusterConfig;
+pub use config::{ClusterConfig, TlsConfig};
 pub use remote::RemoteNodes;
 
 use crate::capability::{CallContext, World};

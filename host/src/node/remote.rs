@@ -1,5 +1,6 @@
 //! Calls to services on other nodes, over the internal rpc listener of the node that
-//! serves them (HTTP/2, one multiplexed connection pool per node).
+//! serves them (HTTP/2, one multiplexed connection pool per node; over mutual TLS with
+//! `[cluster.tls]`).
 //!
 //! The wire format is small on purpose: `POST /rpc/<service>/<method>`, the payload as the
 //! body, the cluster secret as a bearer token, the remaining deadline in milliseconds and
@@ -13,12 +14,14 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
-use hyper_util::client::legacy::Client;
+use hyper_rustls::{FixedServerNameResolver, HttpsConnector, HttpsConnectorBuilder};
 use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::{Client, ResponseFuture};
 use hyper_util::rt::TokioExecutor;
 use parking_lot::Mutex;
 
 use super::ClusterConfig;
+use super::tls::NodeTls;
 use crate::capability::CallContext;
 use crate::registry::Endpoint;
 use crate::rpc::Error;
@@ -26,8 +29,30 @@ use crate::rpc::Error;
 pub const DEADLINE_HEADER: &str = "x-micro-api-deadline-ms";
 pub const DEPTH_HEADER: &str = "x-micro-api-depth";
 
+/// The connection pools: plaintext, or TLS with `[cluster.tls]`.
+enum Pools {
+    Plain(Client<HttpConnector, Full<Bytes>>),
+    Tls(Client<HttpsConnector<HttpConnector>, Full<Bytes>>),
+}
+
+impl Pools {
+    fn scheme(&self) -> &'static str {
+        match self {
+            Self::Plain(_) => "http",
+            Self::Tls(_) => "https",
+        }
+    }
+
+    fn request(&self, request: http::Request<Full<Bytes>>) -> ResponseFuture {
+        match self {
+            Self::Plain(client) => client.request(request),
+            Self::Tls(client) => client.request(request),
+        }
+    }
+}
+
 pub struct RemoteNodes {
-    client: Client<HttpConnector, Full<Bytes>>,
+    pools: Pools,
     secret: String,
     eject_for: Duration,
     /// Calls in flight per node, for power-of-two-choices.
@@ -46,17 +71,33 @@ impl Drop for InFlight {
 }
 
 impl RemoteNodes {
-    pub fn new(cluster: &ClusterConfig) -> Self {
+    /// Calls over TLS when `tls` is given (`[cluster.tls]`), else in plaintext.
+    pub fn new(cluster: &ClusterConfig, tls: Option<&NodeTls>) -> Self {
         let mut connector = HttpConnector::new();
         connector.set_nodelay(true);
         connector.set_connect_timeout(Some(Duration::from_secs(1)));
-        let client = Client::builder(TokioExecutor::new())
+        let mut builder = Client::builder(TokioExecutor::new());
+        builder
             .http2_only(true)
             .pool_max_idle_per_host(cluster.pool_size)
-            .pool_idle_timeout(Duration::from_secs(30))
-            .build(connector);
+            .pool_idle_timeout(Duration::from_secs(30));
+        let pools = match tls {
+            None => Pools::Plain(builder.build(connector)),
+            Some(tls) => {
+                connector.enforce_http(false);
+                let connector = HttpsConnectorBuilder::new()
+                    .with_tls_config(tls.client.clone())
+                    .https_only()
+                    .with_server_name_resolver(FixedServerNameResolver::new(
+                        tls.server_name.clone(),
+                    ))
+                    .enable_http2()
+                    .wrap_connector(connector);
+                Pools::Tls(builder.build(connector))
+            }
+        };
         Self {
-            client,
+            pools,
             secret: cluster.secret.clone().unwrap_or_default(),
             eject_for: Duration::from_millis(cluster.eject_ms),
             in_flight: Mutex::default(),
@@ -122,8 +163,10 @@ impl RemoteNodes {
         let _in_flight = InFlight(counter);
         let remaining = call.deadline.saturating_duration_since(Instant::now());
         let request = http::Request::post(format!(
-            "http://{}/rpc/{}/{method}",
-            endpoint.address, endpoint.service
+            "{}://{}/rpc/{}/{method}",
+            self.pools.scheme(),
+            endpoint.address,
+            endpoint.service
         ))
         .header(
             http::header::AUTHORIZATION,
@@ -134,7 +177,7 @@ impl RemoteNodes {
         .header("traceparent", call.trace.to_string())
         .body(Full::new(Bytes::from(payload)))
         .map_err(|e| Error::Invalid(e.to_string()))?;
-        let response = match self.client.request(request).await {
+        let response = match self.pools.request(request).await {
             Ok(response) => response,
             Err(e) => {
                 if e.is_connect() {

@@ -46,8 +46,9 @@ pub struct Gateway {
     routes: ArcSwap<Router>,
     lifecycle: Arc<Lifecycle>,
     keys: Arc<Keys>,
-    /// Held here, not by a plugin, so the counts survive plugin reloads.
-    login_limit: Option<LoginLimiter>,
+    /// Held here, not by a plugin, so the counts survive plugin reloads; shared with the
+    /// rpc listener, which counts other nodes' password checks in it.
+    login_limit: Option<Arc<LoginLimiter>>,
     body_limit: usize,
     request_timeout: Duration,
     /// Requests in flight per client address.
@@ -68,7 +69,7 @@ impl Gateway {
             routes: ArcSwap::from_pointee(Router::new(config.routes)),
             lifecycle,
             keys,
-            login_limit: LoginLimiter::new(config.login_limit),
+            login_limit: LoginLimiter::new(config.login_limit).map(Arc::new),
             body_limit: config.body_limit,
             request_timeout: config.request_timeout,
             in_flight: AddressSlots::new(config.max_requests_per_address),
@@ -88,7 +89,7 @@ impl Gateway {
         self.routes.load_full()
     }
 
-    pub fn login_limiter(&self) -> Option<&LoginLimiter> {
+    pub fn login_limiter(&self) -> Option<&Arc<LoginLimiter>> {
         self.login_limit.as_ref()
     }
 

@@ -13,6 +13,9 @@
 //!   rate, which is what stops a guesser spread over many addresses;
 //! - `max_failures_per_address` per address, whatever the names: one client trying many.
 //!
+//! Password checks other nodes ask for on the rpc listener ([`LoginLimiter::begin_remote`])
+//! count in the same per-name table, and only there.
+//!
 //! Attempts in progress hold their place in the per-name-at-address and per-address counts
 //! until they are answered, so parallel guesses cannot run past a limit before their
 //! failures come back; an attempt whose client goes away before its answer counts as a
@@ -179,6 +182,15 @@ impl From<IpAddr> for AddressKey {
 /// A user name at one address: the key of the per-name count.
 type NameAt = (String, Option<AddressKey>);
 
+/// Which counts an attempt holds a place in while it runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Scope {
+    /// A login at the front: its name at its address, and its address.
+    NameAtAddress,
+    /// A check another node asks for: its name from every address.
+    Name,
+}
+
 pub struct LoginLimiter {
     path: String,
     user_field: String,
@@ -238,13 +250,20 @@ impl LoginLimiter {
         let Ok(name) = form.required(&self.user_field) else {
             return Ok(None);
         };
+        self.countable(name)?;
+        Ok(Some(name.to_owned()))
+    }
+
+    /// Refuses a user name that could be another key for a counted one: past
+    /// `max_user_chars`, or with white space at either end.
+    pub fn countable(&self, name: &str) -> Result<(), Unreadable> {
         if name.chars().count() > self.max_user_chars {
             return Err(Unreadable::TooLong(self.max_user_chars));
         }
         if name.trim() != name {
             return Err(Unreadable::Padded);
         }
-        Ok(Some(name.to_owned()))
+        Ok(())
     }
 
     /// Lets a login attempt through, or says how long to wait.
@@ -252,8 +271,34 @@ impl LoginLimiter {
         self.begin_at(subject, Instant::now())
     }
 
+    /// Lets a password check that another node asks for through, or says how long to wait.
+    /// It is counted against its name from every address (`max_failures_per_user`) only:
+    /// the caller's address is a node's, which every login passing through that node
+    /// shares, so counting per (name, node) or per node would let anyone lock everybody
+    /// out. Checks in progress hold their place in the name's count, so parallel guesses
+    /// cannot run past it.
+    pub fn begin_remote(&self, user: String) -> Result<Attempt<'_>, Throttled> {
+        let subject = Subject {
+            user: Some(user),
+            address: None,
+        };
+        self.admit(subject, Scope::Name, Instant::now())
+    }
+
     fn begin_at(&self, subject: Subject, now: Instant) -> Result<Attempt<'_>, Throttled> {
-        let name_at = subject.user.clone().map(|user| (user, subject.address));
+        self.admit(subject, Scope::NameAtAddress, now)
+    }
+
+    fn admit(
+        &self,
+        subject: Subject,
+        scope: Scope,
+        now: Instant,
+    ) -> Result<Attempt<'_>, Throttled> {
+        let name_at = match scope {
+            Scope::NameAtAddress => subject.user.clone().map(|user| (user, subject.address)),
+            Scope::Name => None,
+        };
         let mut names_at = self.names_at.lock();
         let mut names = self.names.lock();
         let mut addresses = self.addresses.lock();
@@ -282,10 +327,14 @@ impl LoginLimiter {
         if let Some(address) = &subject.address {
             addresses.hold(address, now, self.window);
         }
+        if let (Scope::Name, Some(user)) = (scope, &subject.user) {
+            names.hold(user, now, self.window);
+        }
         Ok(Attempt {
             limiter: self,
             subject,
             name_at,
+            scope,
             done: false,
         })
     }
@@ -304,6 +353,9 @@ impl LoginLimiter {
         }
         if let Some(address) = &attempt.subject.address {
             addresses.release(address);
+        }
+        if let (Scope::Name, Some(user)) = (attempt.scope, &attempt.subject.user) {
+            names.release(user);
         }
         match outcome {
             Outcome::Failed => {
@@ -345,6 +397,7 @@ pub struct Attempt<'a> {
     limiter: &'a LoginLimiter,
     subject: Subject,
     name_at: Option<NameAt>,
+    scope: Scope,
     done: bool,
 }
 
@@ -369,210 +422,4 @@ impl Drop for Attempt<'_> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn limiter(max: u32, per_address: u32, max_entries: usize) -> LoginLimiter {
-        LoginLimiter::new(&LoginLimitConfig {
-            max_failures: max,
-            max_failures_per_user: 1000,
-            max_failures_per_address: per_address,
-            window_secs: 60,
-            max_entries,
-            ..LoginLimitConfig::default()
-        })
-        .unwrap()
-    }
-
-    fn subject(user: &str, ip: &str) -> Subject {
-        Subject {
-            user: Some(user.into()),
-            address: Some(ip.parse::<IpAddr>().unwrap().into()),
-        }
-    }
-
-    fn fail(l: &LoginLimiter, s: &Subject, now: Instant) {
-        l.begin_at(s.clone(), now)
-            .unwrap()
-            .finish_at(Outcome::Failed, now);
-    }
-
-    #[test]
-    fn a_name_is_throttled_after_its_failures_and_freed_by_the_window() {
-        let l = limiter(3, 100, 100);
-        let t0 = Instant::now();
-        let micro = subject("micro", "10.0.0.1");
-        for i in 0..3 {
-            fail(&l, &micro, t0 + Duration::from_secs(i));
-        }
-        let refused = l.begin_at(micro.clone(), t0 + Duration::from_secs(10));
-        let Err(Throttled { retry_after }) = refused else {
-            panic!("the fourth attempt is refused");
-        };
-        assert_eq!(
-            retry_after,
-            Duration::from_secs(50),
-            "the oldest leaves at 60 s"
-        );
-        // Another name from the same address is not slowed.
-        let alice = subject("alice", "10.0.0.1");
-        l.begin_at(alice, t0 + Duration::from_secs(10))
-            .unwrap()
-            .finish_at(Outcome::Succeeded, t0);
-        // Once the oldest failure has left the window, one more try is allowed.
-        assert!(
-            l.begin_at(micro.clone(), t0 + Duration::from_secs(60))
-                .is_ok()
-        );
-    }
-
-    #[test]
-    fn only_a_success_clears_a_name() {
-        let l = limiter(2, 100, 100);
-        let t0 = Instant::now();
-        let micro = subject("micro", "10.0.0.1");
-        fail(&l, &micro, t0);
-        // A missing password (400), a timeout (504): the failure stays.
-        for status in [400, 415, 500, 503, 504] {
-            let outcome = Outcome::of(http::StatusCode::from_u16(status).unwrap());
-            assert_eq!(outcome, Outcome::Other);
-            l.begin_at(micro.clone(), t0)
-                .unwrap()
-                .finish_at(outcome, t0);
-        }
-        fail(&l, &micro, t0);
-        assert!(l.begin_at(micro, t0).is_err());
-        assert_eq!(Outcome::of(http::StatusCode::OK), Outcome::Succeeded);
-        assert_eq!(Outcome::of(http::StatusCode::UNAUTHORIZED), Outcome::Failed);
-    }
-
-    #[test]
-    fn a_success_clears_its_name_but_not_its_address() {
-        let l = limiter(2, 3, 100);
-        let t0 = Instant::now();
-        let micro = subject("micro", "10.0.0.1");
-        fail(&l, &micro, t0);
-        l.begin_at(micro.clone(), t0)
-            .unwrap()
-            .finish_at(Outcome::Succeeded, t0);
-        fail(&l, &micro, t0);
-        l.begin_at(micro.clone(), t0)
-            .expect("one failure since")
-            .finish_at(Outcome::Other, t0);
-        // The address keeps its three failures: a fourth name from it is throttled.
-        fail(&l, &subject("bob", "10.0.0.1"), t0);
-        assert!(l.begin_at(subject("carol", "10.0.0.1"), t0).is_err());
-        assert!(l.begin_at(subject("carol", "10.0.0.2"), t0).is_ok());
-    }
-
-    #[test]
-    fn attempts_in_progress_hold_their_place() {
-        let l = limiter(3, 100, 100);
-        let micro = subject("micro", "10.0.0.1");
-        let a = l.begin(micro.clone()).unwrap();
-        let b = l.begin(micro.clone()).unwrap();
-        let c = l.begin(micro.clone()).unwrap();
-        assert!(l.begin(micro.clone()).is_err(), "three guesses in flight");
-        a.finish(Outcome::Succeeded);
-        b.finish(Outcome::Other);
-        let d = l
-            .begin(micro.clone())
-            .expect("two answered, a place is free");
-        c.finish(Outcome::Other);
-        d.finish(Outcome::Other);
-        assert_eq!(l.tracked(), (0, 0, 0), "nothing failed, nothing is kept");
-    }
-
-    #[test]
-    fn an_attempt_dropped_unanswered_counts_as_a_failure() {
-        let l = limiter(2, 100, 100);
-        let micro = subject("micro", "10.0.0.1");
-        drop(l.begin(micro.clone()).unwrap());
-        drop(l.begin(micro.clone()).unwrap());
-        assert!(l.begin(micro).is_err());
-    }
-
-    #[test]
-    fn failures_at_one_address_do_not_lock_the_owner_out() {
-        let mut config = LoginLimitConfig {
-            max_failures: 2,
-            max_failures_per_user: 5,
-            ..LoginLimitConfig::default()
-        };
-        config.max_failures_per_address = 100;
-        let l = LoginLimiter::new(&config).unwrap();
-        let t0 = Instant::now();
-        fail(&l, &subject("micro", "10.0.0.1"), t0);
-        fail(&l, &subject("micro", "10.0.0.1"), t0);
-        assert!(l.begin_at(subject("micro", "10.0.0.1"), t0).is_err());
-        let owner = l.begin_at(subject("micro", "10.0.0.9"), t0);
-        assert!(owner.is_ok(), "another address still gets in");
-        drop(owner);
-        // The owner's attempt counted as a failure when dropped: 3 of 5 overall. Two more
-        // addresses with one failure each reach the global rate.
-        fail(&l, &subject("micro", "10.0.0.2"), t0);
-        fail(&l, &subject("micro", "10.0.0.3"), t0);
-        assert!(l.begin_at(subject("micro", "10.0.0.4"), t0).is_err());
-    }
-
-    #[test]
-    fn ipv6_counts_per_64_and_mapped_v4_as_v4() {
-        let a: AddressKey = "2001:db8::1".parse::<IpAddr>().unwrap().into();
-        let b: AddressKey = "2001:db8::ffff:1".parse::<IpAddr>().unwrap().into();
-        let c: AddressKey = "2001:db8:0:1::1".parse::<IpAddr>().unwrap().into();
-        assert_eq!(a, b);
-        assert_ne!(a, c);
-        let v4: AddressKey = "::ffff:10.0.0.1".parse::<IpAddr>().unwrap().into();
-        assert_eq!(v4, "10.0.0.1".parse::<IpAddr>().unwrap().into());
-    }
-
-    #[test]
-    fn tables_stay_bounded() {
-        let l = limiter(5, 1_000_000, 64);
-        let t0 = Instant::now();
-        for i in 0..10_000u32 {
-            let s = subject(
-                &format!("user{i}"),
-                &format!("10.{}.{}.1", i / 256 % 256, i % 256),
-            );
-            fail(&l, &s, t0 + Duration::from_millis(u64::from(i)));
-        }
-        let (names_at, names, addresses) = l.tracked();
-        assert!(
-            names_at <= 64 && names <= 64 && addresses <= 64,
-            "{names_at} {names} {addresses}"
-        );
-        // The most recent names are the ones kept.
-        assert!(l.names.lock().contains(&"user9999".to_string()));
-    }
-
-    #[test]
-    fn the_user_name_is_the_first_field_of_a_form() {
-        let l = limiter(5, 5, 5);
-        let form = Some(&b"application/x-www-form-urlencoded; charset=utf-8"[..]);
-        let name = |content_type: Option<&[u8]>, body: &[u8]| l.user_name(content_type, body);
-        assert_eq!(
-            name(form, b"pwd=1&userName=mi%63ro&userName=other"),
-            Ok(Some("micro".into()))
-        );
-        assert_eq!(name(form, b"userName=&pwd=1"), Ok(None));
-        assert_eq!(name(Some(b"application/json"), b"userName=x"), Ok(None));
-        assert_eq!(name(None, b"userName=x"), Ok(None));
-        assert_eq!(
-            name(
-                Some(b"application/x-www-form-urlencoded; charset=\xe9"),
-                b"userName=x"
-            ),
-            Err(Unreadable::ContentType)
-        );
-        assert_eq!(name(form, b"userName=micro%20"), Err(Unreadable::Padded));
-        assert_eq!(
-            name(form, format!("userName={}", "x".repeat(21)).as_bytes()),
-            Err(Unreadable::TooLong(20))
-        );
-        // Characters, not bytes, as the column counts them.
-        let accented = format!("userName={}", "%C3%A9".repeat(20));
-        assert_eq!(name(form, accented.as_bytes()), Ok(Some("é".repeat(20))));
-        assert!(l.applies_to("/user/login") && !l.applies_to("/user/login/"));
-    }
-}
+mod tests;
