@@ -61,6 +61,8 @@ pub fn app_status(code: &str) -> u16 {
         "bad_request" => 400,
         "unauthorized" => 401,
         "not_found" => 404,
+        // A host's login limiter refusing a password check another node asked for.
+        "too_many_requests" => 429,
         _ => 500,
     }
 }
@@ -239,6 +241,7 @@ mod tests {
         assert_eq!(mapped(app("bad_request", "m")).0, 400);
         assert_eq!(mapped(app("unauthorized", "m")).0, 401);
         assert_eq!(mapped(app("not_found", "m")).0, 404);
+        assert_eq!(mapped(app("too_many_requests", "m")).0, 429);
         assert_eq!(mapped(app("nope", "m")), (500, "nope".into(), vec![]));
     }
 
