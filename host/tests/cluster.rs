@@ -44,32 +44,6 @@ eject_ms = 1000
         .start()
 }
 
-async fn wait_ready(host: &TestHost) {
-    let started = Instant::now();
-    loop {
-        let response = client()
-            .get(format!("{}/admin/health/ready", host.admin))
-            .send()
-            .await
-            .unwrap();
-        if response.status() == 200 {
-            return;
-        }
-        let body = response.text().await.unwrap();
-        assert!(
-            started.elapsed() < Duration::from_secs(15),
-            "not ready: {body}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
-async fn invocations(host: &TestHost, plugin: &str) -> u64 {
-    host.plugin_stats(plugin).await["invocations"]
-        .as_u64()
-        .unwrap()
-}
-
 async fn wait_for_keys(etcd: &str, prefix: &str, want: &[&str], limit: Duration) -> Duration {
     let started = Instant::now();
     loop {
@@ -95,12 +69,12 @@ async fn a_login_crosses_three_nodes_registered_under_leases() {
     let n1 = node(&etcd, &prefix, "n1", &["user-api"], "");
     let n2 = node(&etcd, &prefix, "n2", &["user"], "");
     let n3 = node(&etcd, &prefix, "n3", &["auth"], "");
-    wait_ready(&n1).await;
+    n1.wait_ready().await;
     let (status, body) = login(&n1, SEED_LOGIN).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["user"], json!({ "id": 10001, "name": "micro" }));
-    assert!(invocations(&n2, "user").await >= 1, "user ran on node 2");
-    assert!(invocations(&n3, "auth").await >= 1, "auth ran on node 3");
+    assert!(n2.invocations("user").await >= 1, "user ran on node 2");
+    assert!(n3.invocations("auth").await >= 1, "auth ran on node 3");
     let keys = etcd_keys(&etcd, &prefix).await;
     assert!(
         keys.iter().any(|(k, _)| k.ends_with("/services/user/n2")),
@@ -126,7 +100,7 @@ async fn a_killed_node_fails_fast_then_its_replacement_takes_over() {
         "[breaker.\"auth.MakeAccessToken\"]\nvolume_threshold = 3\nsleep_window_ms = 1000\n";
     let n1 = node(&etcd, &prefix, "n1", &["user-api", "user"], breaker);
     let n3 = node(&etcd, &prefix, "n3", &["auth"], "");
-    wait_ready(&n1).await;
+    n1.wait_ready().await;
     assert_eq!(login(&n1, SEED_LOGIN).await.0, 200);
 
     n3.signal("KILL");
@@ -189,7 +163,7 @@ async fn nodes_come_back_by_themselves_after_an_etcd_outage() {
     let prefix = unique_prefix();
     let n1 = node(&endpoint, &prefix, "n1", &["user-api", "user"], "");
     let _n2 = node(&endpoint, &prefix, "n2", &["auth"], "");
-    wait_ready(&n1).await;
+    n1.wait_ready().await;
     assert_eq!(login(&n1, SEED_LOGIN).await.0, 200);
 
     etcd.pause();
@@ -241,7 +215,7 @@ async fn a_remote_callee_stops_at_the_callers_deadline() {
     let extra = format!("{PROBES}\n[breaker.\"probe.slow-insert\"]\ntimeout_ms = 300\n");
     let n1 = node(&etcd, &prefix, "n1", &["probe-http"], &extra);
     let n2 = node(&etcd, &prefix, "n2", &["probe"], &extra);
-    wait_ready(&n1).await;
+    n1.wait_ready().await;
     let (status, body) = probe_call(&n1, "slow-insert", json!({ "ms": 10, "key": "early" })).await;
     assert_eq!(status, 200, "{body}");
     let (status, body) = probe_call(&n1, "slow-insert", json!({ "ms": 1500, "key": "late" })).await;
@@ -259,7 +233,7 @@ async fn a_remote_callee_stops_at_the_callers_deadline() {
         0,
         "the remote work was cancelled before it wrote"
     );
-    assert!(invocations(&n2, "probe").await >= 4);
+    assert!(n2.invocations("probe").await >= 4);
 }
 
 #[tokio::test]
@@ -277,12 +251,12 @@ async fn local_endpoints_are_preferred() {
         Duration::from_secs(10),
     )
     .await;
-    wait_ready(&n1).await;
+    n1.wait_ready().await;
     for _ in 0..10 {
         assert_eq!(login(&n1, SEED_LOGIN).await.0, 200);
     }
-    assert_eq!(invocations(&n1, "user").await, 10);
-    assert_eq!(invocations(&n2, "user").await, 0);
+    assert_eq!(n1.invocations("user").await, 10);
+    assert_eq!(n2.invocations("user").await, 0);
 }
 
 #[tokio::test]
@@ -304,7 +278,7 @@ async fn the_rpc_listener_refuses_calls_without_the_cluster_secret() {
         let response = request.send().await.unwrap();
         assert_eq!(response.status(), 401, "{auth:?}");
     }
-    assert_eq!(invocations(&n1, "probe").await, 0, "no component ran");
+    assert_eq!(n1.invocations("probe").await, 0, "no component ran");
     let response = client()
         .post(&url)
         .header("authorization", format!("Bearer {CLUSTER_SECRET}"))
@@ -399,8 +373,8 @@ async fn hop_latency_figures() {
     let local = node(&etcd, &prefix, "n1", &["probe-http", "probe"], PROBES);
     let remote_callee = node(&etcd, &format!("{prefix}-r"), "n2", &["probe"], PROBES);
     let remote_caller = node(&etcd, &format!("{prefix}-r"), "n3", &["probe-http"], PROBES);
-    wait_ready(&local).await;
-    wait_ready(&remote_caller).await;
+    local.wait_ready().await;
+    remote_caller.wait_ready().await;
     let http = client();
     let measure = |host: &TestHost| {
         let (http, url) = (http.clone(), host.url("/probe/call/probe/echo"));
@@ -436,7 +410,7 @@ async fn the_w3c_trace_id_crosses_nodes_into_every_log_line() {
     let prefix = unique_prefix();
     let n1 = node(&etcd, &prefix, "n1", &["probe-http"], PROBES);
     let n2 = node(&etcd, &prefix, "n2", &["probe"], PROBES);
-    wait_ready(&n1).await;
+    n1.wait_ready().await;
     let trace_id = "4bf92f3577b34da6a3ce929d0e0e4736";
     let response = client()
         .post(n1.url("/probe/call/probe/trap"))

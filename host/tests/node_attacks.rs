@@ -6,10 +6,10 @@
 mod common;
 
 use std::path::PathBuf;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bytes::Bytes;
-use common::{HostBuilder, SEED_CONFIG, TestHost, admin_json, client, etcd_endpoint, login};
+use common::{HostBuilder, SEED_CONFIG, TestHost, admin_json, etcd_endpoint, login};
 use http_body_util::{BodyExt, Full};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use rcgen::{
@@ -163,28 +163,6 @@ where
         .map_err(|e| format!("request: {e}"))
 }
 
-async fn invocations(host: &TestHost, plugin: &str) -> u64 {
-    host.plugin_stats(plugin).await["invocations"]
-        .as_u64()
-        .unwrap()
-}
-
-async fn wait_ready(host: &TestHost) {
-    let started = Instant::now();
-    loop {
-        let response = client()
-            .get(format!("{}/admin/health/ready", host.admin))
-            .send()
-            .await
-            .unwrap();
-        if response.status() == 200 {
-            return;
-        }
-        assert!(started.elapsed() < Duration::from_secs(15), "not ready");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
 /// A node of an etcd cluster with the seed's config, its `plugins` and `extra`.
 fn cluster_node(etcd: &str, prefix: &str, id: &str, plugins: &[&str], extra: &str) -> TestHost {
     HostBuilder::new()
@@ -232,16 +210,13 @@ async fn mutual_tls_carries_logins_and_refuses_every_client_that_is_not_a_node()
         &["user", "auth"],
         &format!("{}{allow}", pki.config("n2", &["user-node"])),
     );
-    wait_ready(&n1).await;
+    n1.wait_ready().await;
     let (status, body) = login(&n1, "userName=micro&pwd=123").await;
     assert_eq!(
         status, 200,
         "a login crosses the nodes over mutual TLS: {body}"
     );
-    let ran = (
-        invocations(&n2, "user").await,
-        invocations(&n2, "auth").await,
-    );
+    let ran = (n2.invocations("user").await, n2.invocations("auth").await);
     assert!(ran.0 >= 1 && ran.1 >= 1, "{ran:?}");
 
     let rogue = Pki::new("another CA");
@@ -282,10 +257,7 @@ async fn mutual_tls_carries_logins_and_refuses_every_client_that_is_not_a_node()
         .unwrap();
     assert_eq!(status, 200, "\"*\" may look users up: {body}");
     assert_eq!(
-        (
-            invocations(&n2, "user").await,
-            invocations(&n2, "auth").await
-        ),
+        (n2.invocations("user").await, n2.invocations("auth").await),
         (ran.0 + 1, ran.1),
         "no refused call reached a component"
     );
@@ -321,7 +293,7 @@ async fn a_holder_of_the_secret_calls_only_what_allow_lets_it() {
         body["Forbidden"], "* may not call auth.MakeAccessToken",
         "{body}"
     );
-    assert_eq!(invocations(&narrow, "auth").await, 0, "auth never ran");
+    assert_eq!(narrow.invocations("auth").await, 0, "auth never ran");
     narrow.wait_for_log(&["403: rpc call not in [cluster] allow", "auth"]);
 
     let open = rpc_node(&["auth"], "");
@@ -352,7 +324,7 @@ async fn password_guesses_on_the_rpc_listener_stop_at_the_names_limit() {
             "{body}"
         );
     }
-    let ran = invocations(&host, "user").await;
+    let ran = host.invocations("user").await;
     assert_eq!(ran, 3);
     for pwd in ["guess-3", "123"] {
         let (status, body) = check("micro", pwd).await;
@@ -363,7 +335,7 @@ async fn password_guesses_on_the_rpc_listener_stop_at_the_names_limit() {
         );
     }
     assert_eq!(
-        invocations(&host, "user").await,
+        host.invocations("user").await,
         ran,
         "refused before the component ran"
     );

@@ -190,31 +190,27 @@ sleep_window_ms = 60000
     );
 }
 
+/// probe-http with `grant` (its `http` grant and more), resolving through `dns` only.
+fn resolving_with(dns: &std::net::SocketAddr, grant: &str) -> TestHost {
+    HostBuilder::new()
+        .plugins(&["probe-http"])
+        .config(&format!(
+            "[outbound]\nnameservers = [\"{dns}\"]\n\n[[route]]\npath = \"/probe/{{*rest}}\"\nplugin = \"probe-http\"\n\n[plugin.probe-http]\nrpc = [\"probe\"]\n{grant}\n"
+        ))
+        .start()
+}
+
 #[tokio::test]
 async fn outbound_http_connects_to_the_addresses_it_checked() {
     let (port, _server, accepted) = upstream().await;
     let (dns, asked) = rebinding_dns().await;
     let deadline = Duration::from_millis(1500);
-    let host = HostBuilder::new()
-        .plugins(&["probe-http"])
-        .config(&format!(
-            r#"
-[outbound]
-nameservers = ["{dns}"]
-
-[[route]]
-path = "/probe/{{*rest}}"
-plugin = "probe-http"
-
-[plugin.probe-http]
-rpc = ["probe"]
-# A wildcard: a non-public address is reached only through a grant naming its host.
-http = ["http://*.test:{port}"]
-limits = {{ deadline_ms = {} }}
-"#,
-            deadline.as_millis()
-        ))
-        .start();
+    // A wildcard: a non-public address is reached only through a grant naming its host.
+    let grant = format!(
+        "http = [\"http://*.test:{port}\"]\nlimits = {{ deadline_ms = {} }}",
+        deadline.as_millis()
+    );
+    let host = resolving_with(&dns, &grant);
 
     // DNS rebinding: the check sees the public address, a second lookup would see loopback.
     let started = Instant::now();
@@ -270,23 +266,7 @@ async fn outbound_https_speaks_tls_to_the_checked_address_with_the_uri_host_as_s
         buf
     });
     let (dns, _) = rebinding_dns().await;
-    let host = HostBuilder::new()
-        .plugins(&["probe-http"])
-        .config(&format!(
-            r#"
-[outbound]
-nameservers = ["{dns}"]
-
-[[route]]
-path = "/probe/{{*rest}}"
-plugin = "probe-http"
-
-[plugin.probe-http]
-rpc = ["probe"]
-http = ["https://tls.test:{port}"]
-"#
-        ))
-        .start();
+    let host = resolving_with(&dns, &format!("http = [\"https://tls.test:{port}\"]"));
 
     let (status, body) = fetch(&host, &format!("https://tls.test:{port}/")).await;
     assert_eq!(status, 502, "no TLS server answered: {body}");

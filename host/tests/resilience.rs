@@ -22,12 +22,6 @@ async fn call(host: &TestHost, method: &str, payload: Value) -> (u16, Value, Opt
     (answer.status, answer.body, answer.retry_after)
 }
 
-async fn invocations(host: &TestHost, plugin: &str) -> u64 {
-    host.plugin_stats(plugin).await["invocations"]
-        .as_u64()
-        .unwrap()
-}
-
 #[tokio::test]
 async fn an_open_breaker_never_invokes_the_callee() {
     let host =
@@ -47,7 +41,7 @@ async fn an_open_breaker_never_invokes_the_callee() {
         );
         assert!(retry_after.is_some(), "circuit_open carries Retry-After");
     }
-    assert_eq!(invocations(&host, "probe").await, 4);
+    assert_eq!(host.invocations("probe").await, 4);
     assert_eq!(host.breaker("probe.fail").await["state"], "open");
     host.wait_for_log(&["circuit breaker transition", "probe.fail"]);
 }
@@ -60,7 +54,7 @@ async fn application_errors_never_trip_the_breaker() {
         assert_eq!(body["error"]["code"], "nope", "{status}");
     }
     assert_eq!(host.breaker("probe.app-error").await["state"], "closed");
-    assert_eq!(invocations(&host, "probe").await, 30);
+    assert_eq!(host.invocations("probe").await, 30);
 }
 
 #[tokio::test]
@@ -161,7 +155,7 @@ async fn half_open_lets_exactly_one_probe_through_then_recovers() {
         (status, body["error"]["code"].as_str()),
         (503, Some("circuit_open"))
     );
-    let before = invocations(&host, "probe").await;
+    let before = host.invocations("probe").await;
 
     tokio::time::sleep(Duration::from_millis(1600)).await;
     let batch = (0..5).map(|_| call(&host, "sleep", json!({ "ms": 200 })));
@@ -181,7 +175,7 @@ async fn half_open_lets_exactly_one_probe_through_then_recovers() {
         "{statuses:?}"
     );
     assert_eq!(
-        invocations(&host, "probe").await,
+        host.invocations("probe").await,
         before + 1,
         "only the probe ran"
     );
@@ -244,7 +238,7 @@ async fn a_call_cycle_hits_the_depth_limit_fast() {
         (503, Some("unavailable"))
     );
     assert!(started.elapsed() < Duration::from_secs(2));
-    assert!(invocations(&host, "probe").await <= 9);
+    assert!(host.invocations("probe").await <= 9);
 }
 
 #[tokio::test]

@@ -292,6 +292,34 @@ impl TestHost {
             .unwrap_or_else(|| panic!("plugin {name} not loaded: {all}"))
     }
 
+    /// How many times `name` has been invoked, from `/admin/plugins`.
+    pub async fn invocations(&self, name: &str) -> u64 {
+        self.plugin_stats(name).await["invocations"]
+            .as_u64()
+            .unwrap()
+    }
+
+    /// Waits (up to 15 s) until `/admin/health/ready` answers 200.
+    pub async fn wait_ready(&self) {
+        let started = Instant::now();
+        loop {
+            let response = client()
+                .get(format!("{}/admin/health/ready", self.admin))
+                .send()
+                .await
+                .unwrap();
+            if response.status() == 200 {
+                return;
+            }
+            let body = response.text().await.unwrap();
+            assert!(
+                started.elapsed() < Duration::from_secs(15),
+                "not ready: {body}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
     /// `GET /admin/breakers`, the entry of `command`.
     pub async fn breaker(&self, command: &str) -> serde_json::Value {
         let all = admin_json(self, "/admin/breakers").await;
