@@ -120,6 +120,15 @@ async fn fetch(host: &TestHost, url: &str) -> (u16, Value) {
     (response.status().as_u16(), response.json().await.unwrap())
 }
 
+/// Fetching `url` is denied (502 `HttpRequestDenied`), and logged with `logged`.
+async fn denied(host: &TestHost, url: &str, logged: &str) {
+    let (status, body) = fetch(host, url).await;
+    assert_eq!(status, 502, "{body}");
+    let message = body["error"]["message"].as_str().unwrap();
+    assert!(message.contains("HttpRequestDenied"), "{body}");
+    host.wait_for_log(&["outbound HTTP denied", logged]);
+}
+
 #[tokio::test]
 async fn outbound_http_follows_its_grants_and_its_breaker() {
     let (port, server, _) = upstream().await;
@@ -157,16 +166,12 @@ sleep_window_ms = 60000
     );
 
     // Another port on the same host is not granted.
-    let (status, body) = fetch(&host, &format!("http://127.0.0.1:{other_port}/ping")).await;
-    assert_eq!(status, 502, "{body}");
-    assert!(
-        body["error"]["message"]
-            .as_str()
-            .unwrap()
-            .contains("HttpRequestDenied"),
-        "{body}"
-    );
-    host.wait_for_log(&["outbound HTTP denied", "probe-http"]);
+    denied(
+        &host,
+        &format!("http://127.0.0.1:{other_port}/ping"),
+        "probe-http",
+    )
+    .await;
 
     // The upstream dies: its breaker opens after the volume threshold.
     server.abort();
@@ -240,16 +245,12 @@ async fn outbound_http_connects_to_the_addresses_it_checked() {
 
     // A name answering loopback to the check is refused, as before: only a literal grant
     // reaches a non-public address.
-    let (status, body) = fetch(&host, &format!("http://loopback.test:{port}/")).await;
-    assert_eq!(status, 502, "{body}");
-    assert!(
-        body["error"]["message"]
-            .as_str()
-            .unwrap()
-            .contains("HttpRequestDenied"),
-        "{body}"
-    );
-    host.wait_for_log(&["outbound HTTP denied", "loopback.test"]);
+    denied(
+        &host,
+        &format!("http://loopback.test:{port}/"),
+        "loopback.test",
+    )
+    .await;
     assert_eq!(accepted.load(Ordering::SeqCst), 0);
 }
 
