@@ -1,6 +1,6 @@
 //! The vocabulary every config section is written in, below everything that reads one:
-//! secrets that never print (and are checked without leaking through timing), and a plugin's `[plugin.<name>]` table as each capability
-//! reads its own keys from it.
+//! secrets that never print (and are checked without leaking through timing), and a
+//! plugin's `[plugin.<name>]` table as each capability reads its own keys from it.
 //!
 //! A capability owns the keys it grants (`sql = true`, `rpc = [...]`): it deserializes just
 //! those from the plugin's table, so adding a capability never touches a shared struct.
