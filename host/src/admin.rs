@@ -214,8 +214,8 @@ fn login_limit(config: &Config) -> serde_json::Value {
     })
 }
 
-/// Ready when plugins are loaded, the database answers, and every service a loaded plugin
-/// may call can be found. Without the token (a kubelet probe) only the verdict is told.
+/// Ready when plugins are loaded, the database answers, every service a loaded plugin may
+/// call can be found, and the host is not stopping. Without the token (a kubelet probe) only the verdict is told.
 async fn ready(host: &Host, detailed: bool) -> Response<HyperOutgoingBody> {
     let database = host.database().ping().await.is_ok();
     let loaded = host.lifecycle().table().all();
@@ -225,7 +225,8 @@ async fn ready(host: &Host, detailed: bool) -> Response<HyperOutgoingBody> {
         .flat_map(|p| p.configured().grants.rpc.services().to_vec())
         .filter(|service| host.registry().endpoints(service).is_empty())
         .collect();
-    let status = if database && plugins && missing.is_empty() {
+    let stopping = host.stopper().is_draining();
+    let status = if database && plugins && missing.is_empty() && !stopping {
         StatusCode::OK
     } else {
         StatusCode::SERVICE_UNAVAILABLE
@@ -240,6 +241,7 @@ async fn ready(host: &Host, detailed: bool) -> Response<HyperOutgoingBody> {
             "database": database,
             "plugins": plugins,
             "missing_services": missing,
+            "stopping": stopping,
         }),
     )
 }

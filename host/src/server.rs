@@ -1,9 +1,11 @@
 //! `micro-api serve`: start the host, bind the public, admin and (with more than one node)
 //! internal rpc listeners, and run until SIGINT or SIGTERM.
 //!
-//! Shutdown is graceful and ordered so that no accepted request fails: deregister from the
-//! registry, keep serving for `shutdown_grace_ms` while other nodes notice, then stop
-//! accepting and let requests in flight finish, up to `drain_timeout_ms`.
+//! Shutdown is graceful and ordered so that no accepted request fails: fail readiness,
+//! announce the close on every HTTP/1.1 answer and deregister from the registry, keep
+//! serving for `shutdown_grace_ms` while other nodes and clients notice, then stop
+//! accepting (after the connections already waiting) and let requests in flight finish,
+//! up to `drain_timeout_ms`.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -72,13 +74,7 @@ impl Server {
             plugins = host.lifecycle().table().all().len(),
             "micro-api listening"
         );
-        let (stop, stopped) = tokio::sync::watch::channel(false);
-        let until_stopped = move || {
-            let mut stopped = stopped.clone();
-            async move {
-                let _ = stopped.wait_for(|s| *s).await;
-            }
-        };
+        let until_stopped = || host.stopper().signal();
         // Each listener is held to limits of its own; the internal ones (admin, rpc) to the
         // same `[front]` limits as the public one. Only the rpc listener speaks TLS (with
         // `[cluster.tls]`).
@@ -117,11 +113,15 @@ impl Server {
 
         shutdown_signal().await;
         let server = &config.server;
+        // Not ready from now on, and every HTTP/1.1 answer announces the close; the node
+        // leaves the shared registry, so other nodes stop calling it, while its own calls
+        // still run here.
         tracing::info!("shutting down: deregistering");
+        host.stopper().drain();
         host.registry().withdraw().await;
         tokio::time::sleep(Duration::from_millis(server.shutdown_grace_ms)).await;
         tracing::info!("shutting down: draining requests in flight");
-        let _ = stop.send(true);
+        host.stopper().stop();
         let drained = tokio::time::timeout(Duration::from_millis(server.drain_timeout_ms), async {
             while let Some(done) = servers.join_next().await {
                 done??;

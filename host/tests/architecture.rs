@@ -209,7 +209,7 @@ async fn each_listener_is_held_to_the_limits_it_is_given() {
             limits,
             metrics.clone(),
             |_request| async { error::json(http::StatusCode::OK, &serde_json::json!({})) },
-            std::future::pending(),
+            front::StopSignal::never(),
         ));
     }
     let big = "x".repeat(20 * 1024);

@@ -37,6 +37,8 @@ pub(super) struct Activity {
     born: Instant,
     /// Requests whose response has not been sent whole yet.
     in_flight: AtomicUsize,
+    /// A request has begun on it (it is not a connection still waiting for its first).
+    used: AtomicBool,
     /// Bytes arrived since the connection last went idle: a request is on its way.
     receiving: AtomicBool,
     /// The connection speaks HTTP/2 (its first bytes are the HTTP/2 preface).
@@ -54,6 +56,7 @@ impl Activity {
         Arc::new(Self {
             born: Instant::now(),
             in_flight: AtomicUsize::new(0),
+            used: AtomicBool::new(false),
             receiving: AtomicBool::new(false),
             http2: AtomicBool::new(false),
             idle_since_ms: AtomicU64::new(0),
@@ -66,7 +69,14 @@ impl Activity {
     /// by the response body) is dropped.
     pub(super) fn begin(self: &Arc<Self>) -> Busy {
         self.in_flight.fetch_add(1, Relaxed);
+        self.used.store(true, Relaxed);
         Busy(self.clone())
+    }
+
+    /// An HTTP/1.1 connection on which no request has begun yet: its client has just
+    /// connected, and its first request may be on the wire.
+    pub(super) fn awaits_first_request(&self) -> bool {
+        !self.used.load(Relaxed) && !self.http2.load(Relaxed)
     }
 
     /// When the connection went idle, or `None` while it is serving or receiving a request.

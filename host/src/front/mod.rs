@@ -18,6 +18,7 @@ pub mod metrics;
 pub mod router;
 mod serve;
 mod shed;
+mod stop;
 
 use std::net::SocketAddr;
 
@@ -27,6 +28,7 @@ pub use gateway::{Gateway, GatewayConfig};
 pub use metrics::FrontMetrics;
 pub use serve::serve;
 pub use shed::ShedSettings;
+pub use stop::{StopSignal, Stopper};
 
 /// The client's address, in every request's extensions.
 #[derive(Debug, Clone, Copy)]

@@ -22,6 +22,7 @@ use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
 use super::budget::{AddressSlots, BodyBudget};
 use super::conn::{self, Over, Socket};
 use super::metrics::FrontMetrics;
+use super::stop::StopSignal;
 use super::{ClientAddr, FrontConfig, MIN_HEADER_BYTES, TlsPeer};
 
 /// hyper's builder with the `[front]` limits hyper enforces itself.
@@ -88,7 +89,7 @@ pub async fn serve<H, F>(
     limits: FrontConfig,
     metrics: Arc<FrontMetrics>,
     handler: H,
-    shutdown: impl Future<Output = ()>,
+    mut stop: StopSignal,
 ) -> std::io::Result<()>
 where
     H: Fn(Request<Incoming>) -> F + Clone + Send + Sync + 'static,
@@ -104,19 +105,42 @@ where
     let bodies = BodyBudget::listener(limits.max_body_bytes_buffered);
     let overflow = conn::Overflow::new();
     let (closing, closed) = tokio::sync::watch::channel(false);
-    tokio::pin!(shutdown);
+    // Once stopped, the connections already waiting in the backlog are still taken (the
+    // kernel accepted them: closing the listener would reset them), straight from the
+    // socket (tokio's readiness may not have seen the newest yet), then no more.
+    let mut listener = Some(listener);
+    let mut backlog: Option<std::net::TcpListener> = None;
     loop {
-        let (stream, peer) = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok(accepted) => accepted,
-                Err(e) => {
-                    // Out of file descriptors and the like: keep serving the others.
-                    tracing::warn!(error = %e, "accept failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
+        let accepted = match (&backlog, &listener) {
+            (Some(queue), _) => match queue.accept() {
+                Ok((stream, peer)) => stream
+                    .set_nonblocking(true)
+                    .and_then(|()| TcpStream::from_std(stream))
+                    .map(|stream| (stream, peer)),
+                // Empty (`WouldBlock`), or failing: no more.
+                Err(_) => break,
+            },
+            (None, Some(open)) => tokio::select! {
+                accepted = open.accept() => accepted,
+                () = stop.stopped() => {
+                    backlog = listener.take().and_then(|l| l.into_std().ok());
+                    if backlog.is_none() {
+                        break;
+                    }
                     continue;
                 }
             },
-            () = &mut shutdown => break,
+            (None, None) => break,
+        };
+        let (stream, peer) = match accepted {
+            Ok(accepted) => accepted,
+            Err(_) if backlog.is_some() => continue,
+            Err(e) => {
+                // Out of file descriptors and the like: keep serving the others.
+                tracing::warn!(error = %e, "accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
         };
         let Ok(permit) = open.clone().try_acquire_owned() else {
             overflow.refuse(
@@ -136,7 +160,7 @@ where
         let _ = stream.set_nodelay(true);
         let handler = handler.clone();
         let budget = BodyBudget::new(limits.max_body_bytes_per_connection, bodies.clone());
-        let (builder, tls) = (builder.clone(), tls.clone());
+        let (builder, tls, draining) = (builder.clone(), tls.clone(), stop.clone());
         let mut closed = closed.clone();
         let metrics = metrics.clone();
         tokio::spawn(async move {
@@ -164,8 +188,20 @@ where
                     request.extensions_mut().insert(tls_peer.clone());
                 }
                 let busy = requests.begin();
+                let http1 = request.version() < http::Version::HTTP_2;
                 let response = handler(request);
-                async move { Ok::<_, Infallible>(busy.until_sent(response.await)) }
+                let draining = draining.clone();
+                async move {
+                    let mut response = response.await;
+                    // The host is stopping: this client had better reconnect elsewhere.
+                    if http1 && draining.is_draining() {
+                        let close = http::HeaderValue::from_static("close");
+                        response
+                            .headers_mut()
+                            .insert(http::header::CONNECTION, close);
+                    }
+                    Ok::<_, Infallible>(busy.until_sent(response))
+                }
             });
             let io = TokioIo::new(conn::Metered::new(socket, activity.clone(), write_timeout));
             let connection = builder.serve_connection_with_upgrades(io, service);
@@ -183,7 +219,13 @@ where
                         stopping = Some(Instant::now());
                     }
                     _ = closed.wait_for(|closed| *closed), if stopping.is_none() => {
-                        connection.as_mut().graceful_shutdown();
+                        // hyper would close a connection still waiting for its first
+                        // request at once, resetting a request already on the wire: it is
+                        // left to answer that one with `Connection: close` (the host is
+                        // draining), or to the close grace if nothing comes.
+                        if !activity.awaits_first_request() {
+                            connection.as_mut().graceful_shutdown();
+                        }
                         stopping = Some(Instant::now());
                     }
                     // Asked to close, nothing in progress, still open: the client holds it
@@ -201,6 +243,9 @@ where
             metrics.connections_open.dec();
         });
     }
+    // Closed now, not when the connections below are done: the kernel would go on
+    // completing handshakes into a backlog no one takes, and reset them all at the end.
+    drop((listener, backlog));
     let _ = closing.send(true);
     // Each connection holds a permit until it ends: having them all back means every
     // connection has finished.

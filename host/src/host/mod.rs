@@ -16,7 +16,7 @@ use crate::broker::{Broker, BrokerStatus};
 use crate::capability::{InitError, Shared, World};
 use crate::config::Config;
 use crate::config::live::LiveConfig;
-use crate::front::{FrontMetrics, Gateway, GatewayConfig};
+use crate::front::{FrontMetrics, Gateway, GatewayConfig, Stopper};
 use crate::node::allow::Permissions;
 use crate::node::listener::RpcListener;
 use crate::node::login_checks::LoginChecks;
@@ -54,6 +54,8 @@ pub struct Host {
     database: Arc<dyn Database>,
     broker: Broker,
     rpc_listener: Arc<RpcListener>,
+    /// Tells the listeners (and readiness) that the host is stopping.
+    stopper: Stopper,
 }
 
 impl Host {
@@ -145,6 +147,7 @@ impl Host {
             database,
             broker,
             rpc_listener,
+            stopper: Stopper::default(),
         });
         host.lifecycle
             .reload()
@@ -181,6 +184,11 @@ impl Host {
 
     pub fn front_metrics(&self) -> &Arc<FrontMetrics> {
         &self.front_metrics
+    }
+
+    /// The listeners' stop signal and readiness' stopping flag.
+    pub fn stopper(&self) -> &Stopper {
+        &self.stopper
     }
 
     pub fn rpc_listener(&self) -> &Arc<RpcListener> {

@@ -75,13 +75,16 @@ impl Transport for Dispatch {
         payload: Vec<u8>,
         call: CallContext,
     ) -> Result<Vec<u8>, Error> {
-        let endpoints = self.registry.endpoints(service);
-        if endpoints.iter().any(|e| e.local)
-            && let Some(lifecycle) = self.lifecycle.upgrade()
-            && lifecycle.get(service).is_some()
+        // Served here: run here, whatever the registry says (a stopping node has left it,
+        // and still answers what it accepted).
+        if let Some(lifecycle) = self.lifecycle.upgrade()
+            && lifecycle
+                .get(service)
+                .is_some_and(|p| p.world == World::Service)
         {
             return Self::call_local(&lifecycle, service, method, payload, call).await;
         }
+        let endpoints = self.registry.endpoints(service);
         match self.remote.choose(&endpoints) {
             Some(endpoint) => self.remote.call(endpoint, method, payload, call).await,
             None => Err(Error::Unavailable(format!("no endpoint serves {service}"))),
