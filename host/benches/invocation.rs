@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use criterion::{Criterion, criterion_group, criterion_main};
-use http_body_util::{BodyExt, Full};
+use http_body_util::{BodyExt, Empty, Full};
 use micro_api::bindings::micro_api::host::sql::{self as wit_sql, Host as _};
 use micro_api::breaker::{Breaker, BreakerSettings, Outcome};
 use micro_api::capability::{CallContext, Capability, Invocation};
@@ -171,7 +171,7 @@ fn http(c: &mut Criterion, fx: &Fixture) {
     let hello = fx.plugin("hello");
     let request = || {
         http::Request::get("http://localhost/hello")
-            .body(Full::new(Bytes::new()))
+            .body(Empty::new().map_err(|never| match never {}).boxed_unsync())
             .expect("a request")
     };
     let mut group = c.benchmark_group("http");

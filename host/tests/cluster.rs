@@ -360,6 +360,69 @@ async fn sigterm_deregisters_and_drains_without_failing_accepted_requests() {
     eprintln!("during SIGTERM: {ok} served, {refused} refused before being accepted");
 }
 
+#[tokio::test]
+async fn a_callee_node_stopping_costs_its_callers_nothing() {
+    let Some(etcd) = etcd_endpoint("a_callee_node_stopping_costs_its_callers_nothing") else {
+        return;
+    };
+    let prefix = unique_prefix();
+    let mut b1 = node(&etcd, &prefix, "b1", &["probe"], PROBES);
+    let _b2 = node(&etcd, &prefix, "b2", &["probe"], PROBES);
+    let front = node(&etcd, &prefix, "front", &["probe-http"], PROBES);
+    let services = ["/services/probe/b1", "/services/probe/b2"];
+    wait_for_keys(&etcd, &prefix, &services, Duration::from_secs(10)).await;
+    // Eight clients call probe.echo on the other nodes through the front node, while b1
+    // is told to stop: every call must still be answered 200.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let url = front.url("/probe/call/probe/echo");
+    let clients: Vec<_> = (0..8)
+        .map(|_| {
+            let (http, url, stop) = (client(), url.clone(), stop.clone());
+            tokio::spawn(async move {
+                let (mut ok, mut failed) = (0, Vec::new());
+                while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                    match http.post(&url).body("{}").send().await {
+                        Ok(response) if response.status() == 200 => ok += 1,
+                        Ok(response) => {
+                            let status = response.status();
+                            failed.push(format!(
+                                "{status} {}",
+                                response.text().await.unwrap_or_default()
+                            ));
+                        }
+                        Err(e) => failed.push(format!("{e}")),
+                    }
+                }
+                (ok, failed)
+            })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    b1.signal("TERM");
+    let exited = tokio::task::spawn_blocking(move || b1.wait_exit(Duration::from_secs(15)))
+        .await
+        .unwrap()
+        .expect("b1 exits");
+    assert!(exited.success(), "exit {exited}");
+    // And on after b1 has gone: its last connections closed, the callers moved to b2.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    let (mut ok, mut failed) = (0, Vec::new());
+    for answers in clients {
+        let (served, lost) = answers.await.unwrap();
+        ok += served;
+        failed.extend(lost);
+    }
+    eprintln!(
+        "through b1's SIGTERM: {ok} answered 200, {} not",
+        failed.len()
+    );
+    assert!(ok > 50, "served throughout: {ok}");
+    assert!(failed.is_empty(), "lost to a callee's shutdown: {failed:?}");
+    let breaker = front.breaker("probe.echo").await;
+    assert_eq!(breaker["state"], "closed", "{breaker}");
+}
+
 /// Added latency of a cross-node rpc hop over an in-process one; run with
 /// `cargo xtask test --test cluster -- --ignored --nocapture hop_latency_figures`.
 #[tokio::test]

@@ -33,6 +33,7 @@ const TEST_PLUGINS: &[&str] = &[
     "config-reader",
     "signer",
     "no-answer",
+    "stream-echo",
 ];
 /// The examples of `plugins/examples/`, built and exercised by the tests so none rots.
 const EXAMPLES: &[&str] = &["example-hello", "example-greeting", "example-subscriber"];

@@ -16,6 +16,7 @@ use bytes::Bytes;
 use http::Method;
 use hyper::body::{Body, Frame, SizeHint};
 
+use super::request_body::BodyWatch;
 use crate::telemetry::ACCESS_LOG_TARGET;
 
 /// What the line says of one request, filled in as the request goes through the gateway.
@@ -28,8 +29,11 @@ pub struct AccessRecord {
     trace_id: String,
     /// The plugin and version that answered, once the request reached one.
     pub plugin: Option<(Arc<str>, Arc<str>)>,
-    /// Request body bytes read.
+    /// Request body bytes read, for a body read whole.
     pub bytes_in: usize,
+    /// A streamed body's progress, read when the line is written (the plugin may read on
+    /// after its answer began).
+    pub streamed_in: Option<Arc<BodyWatch>>,
     status: u16,
     bytes_out: u64,
 }
@@ -52,6 +56,7 @@ impl AccessRecord {
             trace_id,
             plugin: None,
             bytes_in: 0,
+            streamed_in: None,
             status: 0,
             bytes_out: 0,
         }
@@ -85,7 +90,7 @@ impl AccessRecord {
             route = self.route.as_deref(),
             path = %self.path,
             status = self.status,
-            bytes_in = self.bytes_in,
+            bytes_in = self.streamed_in.as_ref().map_or(self.bytes_in, |w| w.bytes_read()),
             bytes_out = self.bytes_out,
             duration_us = self.started.elapsed().as_micros() as u64,
             plugin,

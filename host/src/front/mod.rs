@@ -1,8 +1,8 @@
 //! The front doors. [`serve`] accepts connections (HTTP/1.1 and HTTP/2) on one listener
 //! and holds them to the limits it is given ([`conn`], [`budget`]); the public listener's
 //! handler is the [`Gateway`], which routes each request ([`router`]) to its HTTP plugin
-//! through a few steps (the route's token check [`auth`], the body limit, the login
-//! limiter [`login_limit`], the load shedder [`shed`]) and turns every failure into the
+//! through a few steps (the route's token check [`auth`], the body streamed within its
+//! limits [`request_body`], the login limiter [`login_limit`], the load shedder [`shed`]) and turns every failure into the
 //! gateway's JSON error shape ([`error`]). Every refusal is counted in [`metrics`]; with
 //! the access log on, every request writes one line ([`access_log`]).
 
@@ -15,6 +15,7 @@ pub mod error;
 mod gateway;
 pub mod login_limit;
 pub mod metrics;
+mod request_body;
 pub mod router;
 mod serve;
 mod shed;

@@ -3,7 +3,6 @@
 //! parameters (names and scheme in `micro_api_contracts::headers`). The verified claims of
 //! a protected route are `front::auth`'s.
 
-use bytes::Bytes;
 use http::{HeaderMap, HeaderName, HeaderValue, Request};
 use micro_api_contracts::headers as contracts;
 
@@ -14,7 +13,7 @@ use crate::front::router::Params;
 
 /// Replaces any client-supplied [`CLIENT_ADDR_HEADER`] with the peer's address, so a plugin
 /// can trust it (for an audit trail, say).
-pub(super) fn with_client_addr(mut request: Request<Bytes>) -> Request<Bytes> {
+pub(super) fn with_client_addr<B>(mut request: Request<B>) -> Request<B> {
     let peer = request.extensions().get::<ClientAddr>().map(|c| c.0.ip());
     let headers = request.headers_mut();
     headers.remove(CLIENT_ADDR_HEADER);

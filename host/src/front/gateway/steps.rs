@@ -1,6 +1,6 @@
 //! The steps a routed request goes through, in order, each a small function that either
 //! passes the request on or answers it: authority, address slot, route, token, plugin,
-//! load shedding, body, login limit, invoke, settle. Plain functions rather than tower
+//! load shedding, body (streamed, or read whole for the login limit), invoke, settle. Plain functions rather than tower
 //! layers: every step needs the route the first one found, and the hot path pays nothing
 //! for boxing.
 
@@ -8,16 +8,19 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use http::{HeaderValue, Request, Response, StatusCode, header};
-use http_body_util::{BodyExt, Full};
-use hyper::body::Incoming;
+use http_body_util::{BodyExt, Empty, Full};
+use hyper::body::{Body as _, Incoming};
 use tokio::time::Instant;
+use tokio::time::error::Elapsed;
+use wasmtime_wasi_http::WasiBody;
 use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
 
 use super::Gateway;
 use super::headers::{set_route_params, with_client_addr};
 use crate::front::access_log::AccessRecord;
 use crate::front::budget::AddressSlot;
-use crate::front::login_limit::{self, Attempt, Subject, Throttled, Unreadable};
+use crate::front::login_limit::{self, Attempt, LoginLimiter, Subject, Throttled, Unreadable};
+use crate::front::request_body::{self, BodyRefusal, BodyWatch, Guarded, Streamed};
 use crate::front::router::{Params, Route, RouteAuth, Routed};
 use crate::front::shed::Flight;
 use crate::front::{BodyBudget, BodyBytes, ClientAddr, auth, error};
@@ -59,13 +62,34 @@ impl Gateway {
         // Only requests that reach a plugin: they are what the host carries.
         let _flight = self.shed(in_flight.as_ref())?;
         let deadline = Instant::now() + self.request_timeout;
-        // The body's bytes count against the body budgets until the response is ready.
+        if declared_past(&request, self.body_limit) {
+            return Err(self.refuse_body(BodyRefusal::TooLarge));
+        }
+        let login = self
+            .login_limit
+            .as_ref()
+            .filter(|l| l.applies_to(request.uri().path()));
+        let Some(limiter) = login else {
+            // Streamed: the plugin reads the body as it arrives.
+            let (request, watch) = self.stream_body(request);
+            if let (Some(access), Some(watch)) = (access, &watch) {
+                access.streamed_in = Some(watch.clone());
+            }
+            return Ok(self.invoke(&plugin, request, trace, deadline, watch).await);
+        };
+        // The limiter reads the user name from the form before the plugin runs: read whole,
+        // its bytes counted against the body budgets until the response is ready.
         let (request, _body_bytes) = self.read_body(request, deadline).await?;
         if let Some(access) = access {
             access.bytes_in = request.body().len();
         }
-        let attempt = self.login_attempt(&request)?;
-        let response = self.invoke(&plugin, request, trace, deadline).await;
+        let attempt = self.login_attempt(limiter, &request)?;
+        let request = request.map(|bytes| {
+            Full::new(bytes)
+                .map_err(|never| match never {})
+                .boxed_unsync()
+        });
+        let response = self.invoke(&plugin, request, trace, deadline, None).await;
         if let Some(attempt) = attempt {
             attempt.finish(login_limit::Outcome::of(response.status()));
         }
@@ -135,65 +159,97 @@ impl Gateway {
     }
 
     /// Reads the whole body by `deadline`, refusing it with 413 as soon as it passes the
-    /// limit (before reading it all when `Content-Length` says so) and with 503 when its
-    /// connection or the listener has no body budget left for it. The bytes stay counted
-    /// against the budgets until the returned [`BodyBytes`] is dropped.
+    /// limit and with 503 when its connection or the listener has no body budget left for
+    /// it. The bytes stay counted against the budgets until the returned [`BodyBytes`] is
+    /// dropped.
     async fn read_body(
         &self,
         request: Request<Incoming>,
         deadline: Instant,
     ) -> Result<(Request<Bytes>, Option<BodyBytes>), Refused> {
-        let limit = self.body_limit;
-        let declared = request
-            .headers()
-            .get(header::CONTENT_LENGTH)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.parse::<u64>().ok());
-        if declared.is_some_and(|len| len > limit as u64) {
-            return Err(BodyRefusal::TooLarge.response(limit));
-        }
         let (parts, body) = request.into_parts();
         let budget = parts.extensions.get::<Arc<BodyBudget>>();
-        let read = tokio::time::timeout_at(deadline, collect_body(body, limit, budget)).await;
-        match read {
+        let read = tokio::time::timeout_at(
+            deadline,
+            request_body::collect(body, self.body_limit, budget),
+        );
+        match read.await {
             Ok(Ok((bytes, held))) => Ok((Request::from_parts(parts, bytes), held)),
-            Ok(Err(refusal)) => {
-                if matches!(refusal, BodyRefusal::OverBudget)
-                    && let Some(total) = self.metrics.bodies_over_budget.hit()
-                {
+            Ok(Err(refusal)) => Err(self.refuse_body(refusal)),
+            Err(_elapsed) => Err(self.refuse_body(BodyRefusal::TooSlow)),
+        }
+    }
+
+    /// The request with its body as a stream the plugin reads as it arrives, held to the
+    /// body limit and budgets while it streams, and the watch that says if it failed.
+    fn stream_body(
+        &self,
+        request: Request<Incoming>,
+    ) -> (Request<WasiBody>, Option<Arc<BodyWatch>>) {
+        let (parts, body) = request.into_parts();
+        if body.is_end_stream() {
+            // Nothing to stream (a GET, `Content-Length: 0`): no watch to keep.
+            let empty = Empty::new().map_err(|never| match never {}).boxed_unsync();
+            return (Request::from_parts(parts, empty), None);
+        }
+        let budget = parts.extensions.get::<Arc<BodyBudget>>().cloned();
+        let streamed = Streamed::new(body, self.body_limit, budget);
+        let watch = streamed.watch();
+        (
+            Request::from_parts(parts, streamed.boxed_unsync()),
+            Some(watch),
+        )
+    }
+
+    /// The client's answer for a body that was not read whole, counted and logged.
+    fn refuse_body(&self, refusal: BodyRefusal) -> Refused {
+        let limit = self.body_limit;
+        Box::new(match refusal {
+            BodyRefusal::TooLarge => error::error(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "payload_too_large",
+                &format!("the request body is larger than {limit} bytes"),
+            ),
+            BodyRefusal::OverBudget => {
+                if let Some(total) = self.metrics.bodies_over_budget.hit() {
                     tracing::warn!(
                         total,
                         "503: request body past its connection's or the listener's body budget"
                     );
                 }
-                Err(refusal.response(limit))
+                error::unavailable(
+                    "busy",
+                    "too many request bodies are being received at once; try again shortly",
+                )
             }
-            Err(_elapsed) => {
+            BodyRefusal::Unreadable => error::error(
+                StatusCode::BAD_REQUEST,
+                "bad_request",
+                "the request body could not be read",
+            ),
+            BodyRefusal::TooSlow => {
                 if let Some(total) = self.metrics.body_timeouts.hit() {
                     tracing::warn!(
                         total,
                         "408: request body not received within request_timeout_ms"
                     );
                 }
-                Err(Box::new(error::error(
+                error::error(
                     StatusCode::REQUEST_TIMEOUT,
                     "request_timeout",
                     "the request body was not received in time",
-                )))
+                )
             }
-        }
+        })
     }
 
     /// For the login route: lets the attempt through (to be finished with the answer), or
     /// says how long its user name or address must wait.
-    fn login_attempt(&self, request: &Request<Bytes>) -> Result<Option<Attempt<'_>>, Refused> {
-        let Some(limiter) = self
-            .login_limit
-            .as_ref()
-            .filter(|l| l.applies_to(request.uri().path()))
-        else {
-            return Ok(None);
-        };
+    fn login_attempt<'a>(
+        &'a self,
+        limiter: &'a LoginLimiter,
+        request: &Request<Bytes>,
+    ) -> Result<Option<Attempt<'a>>, Refused> {
         let content_type = request
             .headers()
             .get(header::CONTENT_TYPE)
@@ -225,21 +281,46 @@ impl Gateway {
     }
 
     /// Runs the plugin on the request by `deadline`; its failures in the gateway's error
-    /// shape. The outcome goes to the lifecycle, which judges a new version by it.
+    /// shape. The outcome goes to the lifecycle, which judges a new version by it, unless the
+    /// request's streamed body failed (`watch`): then the answer is the client's refusal.
     async fn invoke(
         &self,
         plugin: &Arc<Plugin>,
-        request: Request<Bytes>,
+        request: Request<WasiBody>,
         trace: TraceContext,
         deadline: Instant,
+        watch: Option<Arc<BodyWatch>>,
     ) -> Response<HyperOutgoingBody> {
-        let request = with_client_addr(request).map(Full::new);
+        let request = with_client_addr(request);
         let runtime = self.lifecycle.runtime();
         let invoked = tokio::time::timeout_at(
             deadline,
             invoke::handle_http(runtime, plugin, request, trace),
         )
         .await;
+        let Some(watch) = watch else {
+            return self.settle(plugin, invoked);
+        };
+        let out_of_time = matches!(invoked, Err(_) | Ok(Err(HttpInvokeError::Timeout)));
+        if let Some(refusal) = watch.refusal(out_of_time) {
+            watch.cut(refusal);
+            return *self.refuse_body(refusal);
+        }
+        let answered = self.settle(plugin, invoked);
+        if watch.settled() {
+            return answered;
+        }
+        // Answered before the body ended: the body may still fail, and the answer with it.
+        answered.map(|body| Guarded::new(body, watch).boxed_unsync())
+    }
+
+    /// The plugin's answer, or its failure in the gateway's error shape; judged for the
+    /// version's probation.
+    fn settle(
+        &self,
+        plugin: &Plugin,
+        invoked: Result<Result<Response<HyperOutgoingBody>, HttpInvokeError>, Elapsed>,
+    ) -> Response<HyperOutgoingBody> {
         // Whether the plugin itself failed, for its probation: a trap, a deadline kill, or
         // a 500 of its own. A 502, 503 or 504 it answers passes on a dependency's state
         // (an open breaker a client may have tripped on purpose), and a full pool is the
@@ -357,69 +438,14 @@ fn too_many_requests(message: &str, seconds: u64) -> Refused {
     Box::new(response)
 }
 
-/// Why a request body was not read whole.
-enum BodyRefusal {
-    /// 413: past `[server] body_limit`.
-    TooLarge,
-    /// 503: past its connection's or the listener's body budget.
-    OverBudget,
-    /// 400: the client broke off or sent a malformed body.
-    Unreadable,
-}
-
-impl BodyRefusal {
-    fn response(self, limit: usize) -> Refused {
-        Box::new(match self {
-            Self::TooLarge => error::error(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "payload_too_large",
-                &format!("the request body is larger than {limit} bytes"),
-            ),
-            Self::OverBudget => error::unavailable(
-                "busy",
-                "too many request bodies are being received at once; try again shortly",
-            ),
-            Self::Unreadable => error::error(
-                StatusCode::BAD_REQUEST,
-                "bad_request",
-                "the request body could not be read",
-            ),
-        })
-    }
-}
-
-/// The body's bytes, at most `limit` of them, each counted against `budget` as it arrives
-/// (a request without one, from a caller other than [`crate::front::serve`], counts none).
-async fn collect_body(
-    mut body: Incoming,
-    limit: usize,
-    budget: Option<&Arc<BodyBudget>>,
-) -> Result<(Bytes, Option<BodyBytes>), BodyRefusal> {
-    let mut chunks: Vec<Bytes> = Vec::new();
-    let mut len = 0;
-    let mut held = None;
-    while let Some(frame) = body.frame().await {
-        let Ok(data) = frame.map_err(|_| BodyRefusal::Unreadable)?.into_data() else {
-            continue; // trailers
-        };
-        len += data.len();
-        if len > limit {
-            return Err(BodyRefusal::TooLarge);
-        }
-        if let Some(budget) = budget
-            && !budget.reserve(data.len(), &mut held)
-        {
-            return Err(BodyRefusal::OverBudget);
-        }
-        chunks.push(data);
-    }
-    // Most bodies arrive as one frame: no copy then.
-    let bytes = match chunks.len() {
-        0 => Bytes::new(),
-        1 => chunks.swap_remove(0),
-        _ => chunks.concat().into(),
-    };
-    Ok((bytes, held))
+/// Whether `Content-Length` says the body is past `limit`: then 413 before a byte is read.
+fn declared_past<B>(request: &Request<B>, limit: usize) -> bool {
+    request
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok())
+        .is_some_and(|len| len > limit as u64)
 }
 
 #[cfg(test)]

@@ -7,12 +7,10 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Instant;
 
-use bytes::Bytes;
-use http_body_util::Full;
-use wasmtime_wasi_http::WasiHttpView;
 use wasmtime_wasi_http::handler::ProxyPre;
 use wasmtime_wasi_http::p2::bindings::http::types::Scheme;
 use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
+use wasmtime_wasi_http::{WasiBody, WasiHttpView};
 
 use super::{Ended, ended};
 use crate::capability::CallContext;
@@ -41,7 +39,7 @@ pub enum HttpInvokeError {
 pub async fn handle_http(
     runtime: &Arc<Runtime>,
     plugin: &Arc<Plugin>,
-    request: http::Request<Full<Bytes>>,
+    request: http::Request<WasiBody>,
     trace: TraceContext,
 ) -> Result<http::Response<HyperOutgoingBody>, HttpInvokeError> {
     let Entry::Http(pre) = &plugin.entry else {
@@ -60,7 +58,7 @@ async fn on_fresh_instance(
     runtime: &Arc<Runtime>,
     plugin: &Arc<Plugin>,
     pre: wasmtime_wasi_http::p2::bindings::ProxyPre<PluginState>,
-    request: http::Request<Full<Bytes>>,
+    request: http::Request<WasiBody>,
     trace: TraceContext,
 ) -> Result<http::Response<HyperOutgoingBody>, HttpInvokeError> {
     plugin.counters.count(Event::Invoked);

@@ -7,8 +7,7 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
+use wasmtime_wasi_http::WasiBody;
 use wasmtime_wasi_http::handler::{ExpirationError, InstantiationError, TrapOrPanicError};
 use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
 
@@ -24,7 +23,7 @@ use super::http::HttpInvokeError;
 pub(super) async fn handle(
     plugin: &Arc<Plugin>,
     reused: &Reused,
-    request: http::Request<Full<Bytes>>,
+    request: http::Request<WasiBody>,
     trace: TraceContext,
 ) -> Result<http::Response<HyperOutgoingBody>, HttpInvokeError> {
     plugin.counters.count(Event::Invoked);
@@ -33,7 +32,6 @@ pub(super) async fn handle(
         depth: 0,
         trace,
     };
-    let request = request.map(|body| body.map_err(|never| match never {}).boxed_unsync());
     let outcome = reused.handle(RequestMeta { call }, request).await;
     outcome.map_err(|error| failed(plugin, error, call.deadline))
 }
