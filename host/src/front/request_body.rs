@@ -15,9 +15,9 @@ use std::task::{Context, Poll, Waker};
 use parking_lot::Mutex;
 
 use bytes::Bytes;
-use http_body_util::BodyExt;
+use http_body_util::{BodyExt, Full};
 use hyper::body::{Body, Frame, Incoming, SizeHint};
-use wasmtime_wasi_http::Error as WasiHttpError;
+use wasmtime_wasi_http::{Error as WasiHttpError, WasiBody};
 
 use super::budget::{BodyBudget, BodyBytes};
 
@@ -66,6 +66,13 @@ pub async fn collect(
         _ => chunks.concat().into(),
     };
     Ok((bytes, held))
+}
+
+/// A body already whole (read by the login limiter, or empty), in the type the plugin reads.
+pub fn whole(bytes: Bytes) -> WasiBody {
+    Full::new(bytes)
+        .map_err(|never| match never {})
+        .boxed_unsync()
 }
 
 /// What became of a [`Streamed`] body, seen by the gateway while the guest reads it, and
@@ -194,7 +201,8 @@ impl Body for Streamed {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, WasiHttpError>>> {
         let this = &mut *self;
-        let polled = {
+        // One lock per frame: the poll, and whether that frame was the last.
+        let (polled, ended) = {
             let mut stream = this.watch.stream.lock();
             let Some(body) = stream.body.as_mut() else {
                 return match this.watch.refusal(false) {
@@ -209,7 +217,7 @@ impl Body for Streamed {
                 Poll::Ready(Some(Ok(_))) if body.is_end_stream() => stream.body = None,
                 _ => {}
             }
-            polled
+            (polled, stream.body.is_none())
         };
         let frame = match polled {
             Poll::Pending => {
@@ -240,7 +248,6 @@ impl Body for Streamed {
                 );
             }
         }
-        let ended = this.watch.stream.lock().body.is_none();
         this.watch.set(if ended { COMPLETE } else { READING });
         Poll::Ready(Some(Ok(frame)))
     }

@@ -1,14 +1,14 @@
 //! The steps a routed request goes through, in order, each a small function that either
 //! passes the request on or answers it: authority, address slot, route, token, plugin,
-//! load shedding, body (streamed, or read whole for the login limit), invoke, settle. Plain functions rather than tower
-//! layers: every step needs the route the first one found, and the hot path pays nothing
-//! for boxing.
+//! load shedding, body (streamed, or read whole for the login limit), invoke, settle.
+//! Plain functions rather than tower layers: every step needs the route the first one
+//! found, and the hot path pays nothing for boxing.
 
 use std::sync::Arc;
 
 use bytes::Bytes;
 use http::{HeaderValue, Request, Response, StatusCode, header};
-use http_body_util::{BodyExt, Empty, Full};
+use http_body_util::BodyExt;
 use hyper::body::{Body as _, Incoming};
 use tokio::time::Instant;
 use tokio::time::error::Elapsed;
@@ -84,11 +84,7 @@ impl Gateway {
             access.bytes_in = request.body().len();
         }
         let attempt = self.login_attempt(limiter, &request)?;
-        let request = request.map(|bytes| {
-            Full::new(bytes)
-                .map_err(|never| match never {})
-                .boxed_unsync()
-        });
+        let request = request.map(request_body::whole);
         let response = self.invoke(&plugin, request, trace, deadline, None).await;
         if let Some(attempt) = attempt {
             attempt.finish(login_limit::Outcome::of(response.status()));
@@ -189,8 +185,10 @@ impl Gateway {
         let (parts, body) = request.into_parts();
         if body.is_end_stream() {
             // Nothing to stream (a GET, `Content-Length: 0`): no watch to keep.
-            let empty = Empty::new().map_err(|never| match never {}).boxed_unsync();
-            return (Request::from_parts(parts, empty), None);
+            return (
+                Request::from_parts(parts, request_body::whole(Bytes::new())),
+                None,
+            );
         }
         let budget = parts.extensions.get::<Arc<BodyBudget>>().cloned();
         let streamed = Streamed::new(body, self.body_limit, budget);
