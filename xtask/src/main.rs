@@ -96,8 +96,14 @@ fn main() -> Result<()> {
     }
 }
 
+/// The workspace this run of `cargo xtask` was started in. `cargo run` sets
+/// `CARGO_MANIFEST_DIR` at run time too; the compile-time value is only the fallback, because
+/// two clones sharing one `CARGO_TARGET_DIR` (as CI's does) share one xtask binary that cargo
+/// considers fresh for both.
 fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
+    std::env::var_os("CARGO_MANIFEST_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")))
         .parent()
         .expect("xtask lives in the workspace")
         .to_path_buf()
