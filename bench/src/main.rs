@@ -49,9 +49,10 @@ struct Args {
     /// The token signing key, the same as the micro-api it is compared with.
     #[arg(long, env = "MICRO_API__AUTH__SIGNING_KEY")]
     signing_key: String,
-    /// As `[database] max_connections`.
-    #[arg(long, default_value_t = 10)]
-    max_connections: u32,
+    /// As `[database] max_connections` (unset: the host's default for the database), read
+    /// from the host's own variable so one export sets both servers of a benchmark alike.
+    #[arg(long, env = "MICRO_API__DATABASE__MAX_CONNECTIONS")]
+    max_connections: Option<u32>,
 }
 
 struct Native {
@@ -75,7 +76,12 @@ async fn serve(args: Args) -> anyhow::Result<()> {
         signing_key: Some(args.signing_key),
         ..AuthConfig::default()
     })?;
-    let database = micro_api::sql::connect(&args.database, args.max_connections).await?;
+    let database = micro_api::sql::connect(
+        &args.database,
+        args.max_connections
+            .unwrap_or_else(|| micro_api::sql::default_pool_size(&args.database)),
+    )
+    .await?;
     let native = Arc::new(Native { crypto, database });
     let listener = tokio::net::TcpListener::bind(args.listen).await?;
     println!(

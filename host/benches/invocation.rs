@@ -262,7 +262,7 @@ fn sql(c: &mut Criterion, fx: &Fixture) {
             .journal_mode(sqlx::sqlite::SqliteJournalMode::Wal)
             .busy_timeout(Duration::from_secs(5));
         sqlx::sqlite::SqlitePoolOptions::new()
-            .max_connections(config.capabilities.database.max_connections)
+            .max_connections(config.capabilities.database.pool_size())
             .connect_with(options)
             .await
             .expect("open the database")

@@ -19,7 +19,7 @@ use wasmtime::component::{HasSelf, Linker};
 
 pub use crate::bindings::micro_api::host::sql::{Rows, Value};
 pub use backend::connect;
-pub use config::DatabaseConfig;
+pub use config::{DatabaseConfig, default_pool_size};
 
 use crate::capability::{Capability, InitError, Invocation, PluginSpec, Shared, StateOf};
 use crate::telemetry::metrics::{Histograms, histograms};
@@ -170,7 +170,7 @@ impl Capability for Sql {
     }
 
     async fn init(config: &DatabaseConfig, shared: &mut Shared<'_>) -> Result<Self, InitError> {
-        let database: Arc<dyn Database> = connect(&config.url, config.max_connections)
+        let database: Arc<dyn Database> = connect(&config.url, config.pool_size())
             .await
             .map_err(|e| InitError::new("database", e))?
             .into();
