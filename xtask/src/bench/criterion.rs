@@ -1,5 +1,6 @@
 //! The criterion micro-benchmarks of `host/benches/`: run after the load cases, their
-//! medians read back from the `estimates.json` files criterion wrote during this run.
+//! medians read back from the `estimates.json` files criterion wrote during this run. The
+//! `allocations` group is measured in allocations per iteration, not nanoseconds.
 
 use std::path::Path;
 use std::time::SystemTime;
@@ -35,13 +36,25 @@ pub(super) fn micro_benchmarks(root: &Path, options: &Options) -> Result<()> {
     let mut medians = Vec::new();
     collect_medians(&target_dir(root).join("criterion"), started, &mut medians)?;
     medians.sort_by(|a, b| a.0.cmp(&b.0));
+    let (counts, times): (Vec<_>, Vec<_>) = medians
+        .into_iter()
+        .partition(|(id, _)| id.starts_with(ALLOCATIONS_GROUP));
     println!("\n## Micro-benchmarks (criterion medians)\n");
     println!("| benchmark | median |\n|---|---:|");
-    for (id, ns) in medians {
+    for (id, ns) in times {
         println!("| {id} | {} |", latency(ns / 1e3));
+    }
+    if !counts.is_empty() {
+        println!("\n| benchmark | allocations per iteration (median) |\n|---|---:|");
+        for (id, allocations) in counts {
+            println!("| {id} | {allocations:.0} |");
+        }
     }
     Ok(())
 }
+
+/// The criterion group of `host/benches/invocation.rs` that counts allocations.
+const ALLOCATIONS_GROUP: &str = "allocations/";
 
 /// `(group/function, median ns)` of every criterion estimate written since `since`.
 fn collect_medians(dir: &Path, since: SystemTime, out: &mut Vec<(String, f64)>) -> Result<()> {
