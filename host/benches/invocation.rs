@@ -207,6 +207,27 @@ fn call_context() -> CallContext {
     }
 }
 
+/// `probe`'s `echo` through the whole `invoke::call_service` path.
+async fn invoke_echo(fx: &Fixture, probe: &Arc<Plugin>) -> Vec<u8> {
+    invoke::call_service(fx.runtime(), probe, "echo", ECHO_PAYLOAD, call_context())
+        .await
+        .answer
+        .expect("an answer")
+}
+
+/// `hello` behind `invoke::handle_http`, its body read to the end.
+async fn invoke_hello(fx: &Fixture, hello: &Arc<Plugin>) -> Bytes {
+    let response = invoke::handle_http(
+        fx.runtime(),
+        hello,
+        hello_request(),
+        TraceContext::new_root(),
+    )
+    .await
+    .expect("a response");
+    collect(response).await
+}
+
 /// What `probe`'s `echo` does, natively.
 fn native_echo(method: &str, payload: &[u8]) -> Result<Vec<u8>, Error> {
     match method {
@@ -247,12 +268,7 @@ fn instantiate(c: &mut Criterion, fx: &Fixture) {
         })
     });
     group.bench_function("invoke::call_service echo", |b| {
-        b.to_async(&fx.runtime).iter(|| async {
-            invoke::call_service(fx.runtime(), &probe, "echo", ECHO_PAYLOAD, call_context())
-                .await
-                .answer
-                .expect("an answer")
-        })
+        b.to_async(&fx.runtime).iter(|| invoke_echo(fx, &probe))
     });
     group.finish();
 }
@@ -296,17 +312,7 @@ fn http(c: &mut Criterion, fx: &Fixture) {
             .iter(|| async { collect(native_hello(hello_request())).await })
     });
     group.bench_function("invoke::handle_http hello", |b| {
-        b.to_async(&fx.runtime).iter(|| async {
-            let response = invoke::handle_http(
-                fx.runtime(),
-                &hello,
-                hello_request(),
-                TraceContext::new_root(),
-            )
-            .await
-            .expect("a response");
-            collect(response).await
-        })
+        b.to_async(&fx.runtime).iter(|| invoke_hello(fx, &hello))
     });
     group.finish();
 }
@@ -326,12 +332,7 @@ fn rpc(c: &mut Criterion, fx: &Fixture) {
         })
     });
     group.bench_function("invoke::call_service echo (no rpc)", |b| {
-        b.to_async(&fx.runtime).iter(|| async {
-            invoke::call_service(fx.runtime(), &probe, "echo", ECHO_PAYLOAD, call_context())
-                .await
-                .answer
-                .expect("an answer")
-        })
+        b.to_async(&fx.runtime).iter(|| invoke_echo(fx, &probe))
     });
     group.bench_function("rpc hop probe.echo", |b| {
         b.to_async(&fx.runtime).iter(|| async {
@@ -440,25 +441,10 @@ fn allocations(c: &mut Criterion<Allocations>, fx: &Fixture) {
             .iter(|| async { collect(native_hello(hello_request())).await })
     });
     group.bench_function("invoke::handle_http hello", |b| {
-        b.to_async(&fx.runtime).iter(|| async {
-            let response = invoke::handle_http(
-                fx.runtime(),
-                &hello,
-                hello_request(),
-                TraceContext::new_root(),
-            )
-            .await
-            .expect("a response");
-            collect(response).await
-        })
+        b.to_async(&fx.runtime).iter(|| invoke_hello(fx, &hello))
     });
     group.bench_function("invoke::call_service echo", |b| {
-        b.to_async(&fx.runtime).iter(|| async {
-            invoke::call_service(fx.runtime(), &probe, "echo", ECHO_PAYLOAD, call_context())
-                .await
-                .answer
-                .expect("an answer")
-        })
+        b.to_async(&fx.runtime).iter(|| invoke_echo(fx, &probe))
     });
     group.finish();
 }
