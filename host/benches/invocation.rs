@@ -309,7 +309,7 @@ fn http(c: &mut Criterion, fx: &Fixture) {
     let mut group = c.benchmark_group("http");
     group.bench_function("native hello", |b| {
         b.to_async(&fx.runtime)
-            .iter(|| async { collect(native_hello(hello_request())).await })
+            .iter(|| collect(native_hello(hello_request())))
     });
     group.bench_function("invoke::handle_http hello", |b| {
         b.to_async(&fx.runtime).iter(|| invoke_hello(fx, &hello))
@@ -438,7 +438,7 @@ fn allocations(c: &mut Criterion<Allocations>, fx: &Fixture) {
     let mut group = c.benchmark_group("allocations");
     group.bench_function("native hello", |b| {
         b.to_async(&fx.runtime)
-            .iter(|| async { collect(native_hello(hello_request())).await })
+            .iter(|| collect(native_hello(hello_request())))
     });
     group.bench_function("invoke::handle_http hello", |b| {
         b.to_async(&fx.runtime).iter(|| invoke_hello(fx, &hello))
